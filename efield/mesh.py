@@ -1,0 +1,192 @@
+"""Immutable tetrahedral head mesh with SimNIBS tissue tags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from types import MappingProxyType
+from typing import Mapping
+
+import numpy as np
+
+TISSUE_NAMES = MappingProxyType({
+    1: "WM", 2: "GM", 3: "CSF", 4: "bone", 5: "scalp", 6: "eyes",
+    7: "compact bone", 8: "spongy bone", 9: "blood", 10: "muscle",
+})
+"""SimNIBS tissue numbers; a surface between tissues carries 1000 + tag."""
+
+
+def _frozen(a, dtype, shape_tail, name):
+    arr = np.array(a, dtype=dtype, copy=True)
+    if arr.size == 0:
+        arr = arr.reshape((0,) + shape_tail)
+    if arr.ndim != 1 + len(shape_tail) or arr.shape[1:] != shape_tail:
+        raise ValueError(f"TetMesh.{name}: expected shape (n, {', '.join(map(str, shape_tail))}), "
+                         f"got {arr.shape}")
+    arr.flags.writeable = False
+    return arr
+
+
+def _frozen_data(data: Mapping[str, np.ndarray] | None, n: int, what: str) -> Mapping:
+    out = {}
+    for name, values in (data or {}).items():
+        arr = np.array(values, copy=True)
+        if arr.shape[0] != n:
+            raise ValueError(f"TetMesh.{what}[{name!r}]: {arr.shape[0]} rows for {n} entries")
+        arr.flags.writeable = False
+        out[name] = arr
+    return MappingProxyType(out)
+
+
+@dataclass(frozen=True, eq=False)
+class TetMesh:
+    """Tetrahedral mesh in millimetres.
+
+    nodes: (n, 3) float64 coordinates in mm.
+    tets: (m, 4) int64 zero-based node indices.
+    tags: (m,) int tissue numbers (SimNIBS: 1 WM, 2 GM, 3 CSF, 4 bone, 5 scalp, ...).
+    tris, tri_tags: optional surface triangles (k, 3) and their tags (1000 + tissue).
+    element_data, node_data: named arrays per tetrahedron / per node (e.g. "E" in V/m).
+    """
+
+    nodes: np.ndarray
+    tets: np.ndarray
+    tags: np.ndarray
+    tris: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.int64))
+    tri_tags: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    element_data: Mapping[str, np.ndarray] = field(default_factory=dict)
+    node_data: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self):
+        set_ = object.__setattr__
+        set_(self, "nodes", _frozen(self.nodes, np.float64, (3,), "nodes"))
+        set_(self, "tets", _frozen(self.tets, np.int64, (4,), "tets"))
+        set_(self, "tags", _frozen(self.tags, np.int64, (), "tags"))
+        set_(self, "tris", _frozen(self.tris, np.int64, (3,), "tris"))
+        set_(self, "tri_tags", _frozen(self.tri_tags, np.int64, (), "tri_tags"))
+        if len(self.tags) != len(self.tets):
+            raise ValueError(f"TetMesh: {len(self.tags)} tags for {len(self.tets)} tetrahedra")
+        if len(self.tri_tags) != len(self.tris):
+            raise ValueError(f"TetMesh: {len(self.tri_tags)} tri_tags for {len(self.tris)} triangles")
+        for name, idx in (("tets", self.tets), ("tris", self.tris)):
+            if idx.size and (idx.min() < 0 or idx.max() >= len(self.nodes)):
+                raise ValueError(f"TetMesh.{name}: node index out of range [0, {len(self.nodes)})")
+        set_(self, "element_data", _frozen_data(self.element_data, len(self.tets), "element_data"))
+        set_(self, "node_data", _frozen_data(self.node_data, len(self.nodes), "node_data"))
+
+    def __repr__(self):
+        tissues = ", ".join(f"{t}:{c}" for t, c in zip(*np.unique(self.tags, return_counts=True)))
+        return (f"TetMesh({len(self.nodes)} nodes, {len(self.tets)} tets [{tissues}], "
+                f"{len(self.tris)} triangles)")
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.nodes)
+
+    @property
+    def n_tets(self) -> int:
+        return len(self.tets)
+
+    @cached_property
+    def tissues(self) -> tuple[int, ...]:
+        """Tissue tags present, ascending."""
+        return tuple(int(t) for t in np.unique(self.tags))
+
+    @cached_property
+    def volumes(self) -> np.ndarray:
+        """Unsigned tetrahedron volumes, mm^3."""
+        return np.abs(self.signed_volumes)
+
+    @cached_property
+    def signed_volumes(self) -> np.ndarray:
+        """Signed volumes, mm^3 (positive for right-handed node order)."""
+        p = self.nodes[self.tets]
+        d = p[:, 1:] - p[:, :1]
+        return np.einsum("ij,ij->i", d[:, 0], np.cross(d[:, 1], d[:, 2])) / 6.0
+
+    @cached_property
+    def barycenters(self) -> np.ndarray:
+        """Tetrahedron barycentres, (m, 3) mm."""
+        return self.nodes[self.tets].mean(axis=1)
+
+    def tissue_volume(self, tag: int) -> float:
+        """Total volume of one tissue, mm^3."""
+        return float(self.volumes[self.tags == tag].sum())
+
+    def subset(self, tags) -> "TetMesh":
+        """The tetrahedra whose tissue is in `tags`, with unused nodes removed.
+
+        Surface triangles and data follow; triangles kept are those whose nodes all remain.
+        """
+        tags = np.atleast_1d(tags)
+        keep = np.isin(self.tags, tags)
+        if not keep.any():
+            raise ValueError(f"TetMesh.subset: no tetrahedra with tags {tags.tolist()} "
+                             f"(mesh has {list(self.tissues)})")
+        used = np.zeros(self.n_nodes, bool)
+        used[self.tets[keep].ravel()] = True
+        new_index = np.full(self.n_nodes, -1, np.int64)
+        new_index[used] = np.arange(used.sum())
+        tri_keep = used[self.tris].all(axis=1) if len(self.tris) else np.zeros(0, bool)
+        return TetMesh(
+            nodes=self.nodes[used], tets=new_index[self.tets[keep]], tags=self.tags[keep],
+            tris=new_index[self.tris[tri_keep]], tri_tags=self.tri_tags[tri_keep],
+            element_data={k: v[keep] for k, v in self.element_data.items()},
+            node_data={k: v[used] for k, v in self.node_data.items()},
+        )
+
+    def with_data(self, element_data=None, node_data=None) -> "TetMesh":
+        """A copy with data added (or replaced) by name."""
+        return TetMesh(self.nodes, self.tets, self.tags, self.tris, self.tri_tags,
+                       {**self.element_data, **(element_data or {})},
+                       {**self.node_data, **(node_data or {})})
+
+    @cached_property
+    def boundary_faces(self) -> np.ndarray:
+        """Faces that belong to exactly one tetrahedron, (k, 3), oriented outward."""
+        faces, _ = _tet_faces(self.tets, self.signed_volumes)
+        key = np.sort(faces, axis=1)
+        _, inverse, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+        return faces[counts[inverse.ravel()] == 1]
+
+    @cached_property
+    def outer_surface(self) -> tuple[np.ndarray, np.ndarray]:
+        """The outer (scalp) surface: (nodes (p, 3) mm, triangles (k, 3)) oriented outward.
+
+        It is the largest closed component of the mesh boundary by area, so internal holes
+        (cavities) are excluded.
+        """
+        faces = self.boundary_faces
+        labels = _face_components(faces)
+        p = self.nodes[faces]
+        area = 0.5 * np.linalg.norm(np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]), axis=1)
+        best = np.argmax(np.bincount(labels, weights=area))
+        faces = faces[labels == best]
+        used, inverse = np.unique(faces, return_inverse=True)
+        return self.nodes[used], inverse.reshape(-1, 3)
+
+
+_FACE_LOCAL = np.array([[1, 2, 3], [0, 3, 2], [0, 1, 3], [0, 2, 1]])
+"""Faces of a tetrahedron (0,1,2,3) with outward orientation when its volume is positive."""
+
+
+def _tet_faces(tets: np.ndarray, signed_volumes: np.ndarray):
+    """All faces (4m, 3), oriented outward, and the tetrahedron each came from."""
+    t = tets.copy()
+    negative = signed_volumes < 0
+    t[negative, 0], t[negative, 1] = tets[negative, 1], tets[negative, 0]
+    faces = t[:, _FACE_LOCAL].reshape(-1, 3)
+    return faces, np.repeat(np.arange(len(tets)), 4)
+
+
+def _face_components(faces: np.ndarray) -> np.ndarray:
+    """Connected-component label of each triangle (sharing a node connects)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = int(faces.max()) + 1
+    rows = np.repeat(np.arange(len(faces)), 3)
+    incidence = coo_matrix((np.ones(rows.size), (rows, faces.ravel())), shape=(len(faces), n))
+    node_graph = (incidence.T @ incidence).tocsr()
+    _, node_label = connected_components(node_graph, directed=False)
+    return node_label[faces[:, 0]]

@@ -1,0 +1,1 @@
+"""tmsim.neurons: jitted spiking networks with STDP and BDNF modulation (in development)."""

@@ -381,8 +381,8 @@ class _Reader:
         else:
             flat = self.numbers(self.ascii_body(name), np.float64)
             if flat.size != n * (1 + n_comp):
-                self.fail(f"{label!r}: {n} entries of {n_comp} components announced, "
-                          f"but {flat.size} values found")
+                self.fail(f"{label!r}: {n} entries announced ({1 + n_comp} values each with "
+                          f"the number), but {flat.size} values found")
             flat = flat.reshape(n, 1 + n_comp)
             numbers, values = flat[:, 0], flat[:, 1:]
         self.data[name][label] = (np.asarray(numbers, np.int64), values.astype(np.float64))
@@ -391,7 +391,8 @@ class _Reader:
 
     def assemble(self) -> TetMesh:
         if self.node_numbers is None:
-            self.fail("no $Nodes section")
+            self.section = "$Nodes"
+            self.fail("no $Nodes section (truncated?)")
         self.section = "$Elements"
         tets, tags, tet_numbers = self.connectivity(_TET)
         if not len(tets):
@@ -510,8 +511,14 @@ def _triangle_owner(tris: np.ndarray, tets: np.ndarray, n_nodes: int) -> np.ndar
     faces = tets[candidates][:, _TET_FACES].reshape(-1, 3)
     face_tet = np.repeat(candidates, 4)
     keep = on_surface[faces].all(axis=1)
-    keys = np.sort(np.concatenate([tris, faces[keep]]), axis=1)
-    _, inverse = np.unique(keys, axis=0, return_inverse=True)
+    compact = np.cumsum(on_surface) - 1                # surface nodes numbered 0..p-1
+    rows = np.sort(compact[np.concatenate([tris, faces[keep]])], axis=1)
+    p = int(on_surface.sum())
+    if p < 2**21:                                      # p^3 fits in int64
+        keys = (rows[:, 0] * p + rows[:, 1]) * p + rows[:, 2]
+    else:
+        keys = np.ascontiguousarray(rows).view(np.dtype((np.void, rows.itemsize * 3))).ravel()
+    _, inverse = np.unique(keys, return_inverse=True)
     inverse = inverse.ravel()
     tet_of_key = np.full(inverse.max(initial=-1) + 1, -1, np.int64)
     tet_of_key[inverse[len(tris):]] = face_tet[keep]

@@ -526,9 +526,13 @@ def _triangle_owner(tris: np.ndarray, tets: np.ndarray, n_nodes: int) -> np.ndar
 
 
 def _data_header(name: str, values: np.ndarray) -> list[bytes]:
-    """String tag (name), real tag (time 0.0), integer tags (step 0, components, entries)."""
-    return [b"1", b'"%s"' % name.encode(), b"1", b"0.0", b"3", b"0",
-            b"%d" % values.shape[1], b"%d" % len(values)]
+    """Header lines of a data block.
+
+    String tag (name), real tag (time 0.0), integer tags as gmsh writes them: time step 0,
+    components, entries, partition 0.
+    """
+    return [b"1", b'"%s"' % name.encode(), b"1", b"0.0", b"4", b"0",
+            b"%d" % values.shape[1], b"%d" % len(values), b"0"]
 
 
 def _write_elements(f, mesh: TetMesh, binary: bool):

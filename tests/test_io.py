@@ -4,6 +4,7 @@ import os
 import re
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import gmsh
 import meshio
@@ -248,7 +249,7 @@ def test_reads_gmsh_files(ball, version, binary):
 
 def test_gmsh_41_with_parametric_nodes(ball):
     files, _ = ball
-    text = open(files["parametric"]).read()
+    text = Path(files["parametric"]).read_text()
     nodes = text[text.index("$Nodes"):text.index("$EndNodes")]
     assert re.search(r"\n[123] \d+ 1 [1-9]\d*\n", nodes)     # a block with u (v, w) coordinates
     mesh, plain = read_msh(files["parametric"]), read_msh(files[4.1, 0])
@@ -408,7 +409,8 @@ BROKEN = {
     "partial node data": (msh22(NODES, ELEMENTS, data22("NodeData", "v", 0, ["7 1.0"])),
                           ["$NodeData", "'v'", "1 of 6 nodes"]),
     "data size": (msh22(NODES, ELEMENTS, data22("ElementData", "E", 0, ["7 1.0"])
-                        .replace("\n1\n7 1.0", "\n2\n7 1.0")), ["$ElementData", "2 entries announced"]),
+                        .replace("\n1\n7 1.0", "\n2\n7 1.0")),     # 2 entries, 1 given
+                  ["$ElementData", "2 entries announced"]),
     "text in numbers": (msh22(NODES[:-1] + ["99 5 x 5"], ELEMENTS), ["$Nodes", "non-numeric"]),
     "missing end": (msh22(NODES, ELEMENTS).replace("$EndNodes\n", ""), ["$Nodes", "$EndNodes"]),
 }

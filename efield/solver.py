@@ -32,18 +32,22 @@ class FieldSolver:
         (fastest on CPUs), "jax" runs the same method on JAX's device (GPUs); "auto" picks
         "jax" when JAX's default backend is not the CPU.
     rtol: relative residual ||b - K x|| / ||b|| at which each solve stops.
+    recovered: report E with the recovered potential gradient (`fem.recover_gradient`,
+        second-order inside each tissue) instead of the raw element gradient.
     Both backends share the smoothed-aggregation hierarchy (pyamg, float32) and reach the
     same tolerance in float64; solutions are differentiable with respect to the right-hand
     side on either backend.
     """
 
     def __init__(self, mesh: TetMesh, conductivity: Mapping[int, float] | None = None, *,
-                 backend: str = "auto", rtol: float = 1e-8, maxiter: int = 500):
+                 backend: str = "auto", rtol: float = 1e-8, maxiter: int = 500,
+                 recovered: bool = True):
         if backend not in BACKENDS:
             raise ValueError(f"backend={backend!r}: choose one of {BACKENDS}")
         if backend == "auto":
             backend = "scipy" if jax.default_backend() == "cpu" else "jax"
         self.mesh, self.backend, self.rtol, self.maxiter = mesh, backend, float(rtol), int(maxiter)
+        self.recovered = bool(recovered)
         self.timings: dict[str, float] = {}
         self.iterations: list[int] = []
         with self._timed("assembly"):
@@ -117,7 +121,7 @@ class FieldSolver:
         """
         b = _batched_rhs(self.geometry, dadt_nodes)
         phi = self.potential(b.T).T
-        return _batched_field(self.geometry, phi, dadt_nodes), phi
+        return _batched_field(self.geometry, phi, dadt_nodes, self.recovered), phi
 
     def solve(self, coil, placements, didt: float = 1e6, progress: bool = True,
               batch_size: int = 16) -> list:
@@ -150,7 +154,8 @@ class FieldSolver:
 
 
 _batched_rhs = jax.jit(jax.vmap(fem.rhs, in_axes=(None, 0)))
-_batched_field = jax.jit(jax.vmap(fem.total_field, in_axes=(None, 0, 0)))
+_batched_field = jax.jit(jax.vmap(fem.total_field, in_axes=(None, 0, 0, None)),
+                         static_argnums=3)
 
 
 def _symmetric_solve(apply):

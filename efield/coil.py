@@ -121,10 +121,10 @@ class Coil:
         closed: join the last point back to the first. Other keyword arguments go to Coil.
         """
         path = _vectors(path_mm, "wire path")
-        if closed:
-            path = np.vstack([path, path[:1]])
         if len(path) < 2:
             raise ValueError("Coil.from_wire: a wire path needs at least two points")
+        if closed:
+            path = np.vstack([path, path[:1]])
         return cls(segment_positions=0.5 * (path[1:] + path[:-1]),
                    segment_vectors=np.diff(path, axis=0), **kwargs)
 
@@ -219,9 +219,8 @@ class Coil:
                              "a Coil carries a single current")
         didt_max, header = _tcd_stimulator(tcd, stimulators.pop(), path)
         header.update({k: str(tcd[k]) for k in ("brand", "version") if k in tcd})
-        stack = lambda arrays: np.vstack(arrays) if arrays else _empty()  # noqa: E731
-        return cls(dipole_positions=stack(parts[1][0]), dipole_moments=stack(parts[1][1]),
-                   segment_positions=stack(parts[2][0]), segment_vectors=stack(parts[2][1]),
+        return cls(dipole_positions=_stack(parts[1][0]), dipole_moments=_stack(parts[1][1]),
+                   segment_positions=_stack(parts[2][0]), segment_vectors=_stack(parts[2][1]),
                    didt_max=didt_max, name=str(tcd.get("name") or path.stem), header=header)
 
 
@@ -296,6 +295,10 @@ def _tcd_array(value, where: str) -> np.ndarray:
     return arr
 
 
+def _stack(arrays: list[np.ndarray]) -> np.ndarray:
+    return np.vstack(arrays) if arrays else _empty()
+
+
 def _check_deformations(tcd: dict, element: dict, where: str) -> None:
     """Refuse elements whose deformations are not the identity at their initial value."""
     deform_list = tcd.get("deformList", [])
@@ -303,7 +306,10 @@ def _check_deformations(tcd: dict, element: dict, where: str) -> None:
     for index in element.get("deformations", []):
         try:
             deform = deform_list[index]
-            initial = deform["initial"] if "initial" in deform else ranges[deform["deformRange"]]["initial"]
+            # older files keep "initial" in the deformation, newer ones in deformRangeList
+            initial = deform.get("initial")
+            if initial is None:
+                initial = ranges[deform["deformRange"]]["initial"]
         except (IndexError, KeyError, TypeError):
             raise ValueError(f"{where}: deformation {index} is missing or has no initial "
                              "value") from None

@@ -101,12 +101,15 @@ class Placement:
         return cls(m)
 
 
-def check_clearance(mesh: TetMesh, coil: Coil, placement: Placement) -> float:
+def check_clearance(mesh: TetMesh, coil: Coil, placement) -> float:
     """Raise ValueError if any coil element lies inside the head's outer surface.
 
-    Checks dipole positions and segment midpoints. Returns the smallest distance (mm) from an
-    element to the scalp when all are outside.
+    placement: a Placement or a matsimnibs matrix. Checks dipole positions and segment
+    midpoints. Returns the smallest distance (mm) from an element to the scalp when all are
+    outside.
     """
+    if not isinstance(placement, Placement):
+        placement = Placement(placement)
     head = placement.apply(coil)
     points = np.vstack([head.dipole_positions, head.segment_positions])
     if len(points) == 0:
@@ -275,7 +278,9 @@ def _closest_on_triangles(p, a, b, c):
     """
     dot = lambda u, v: np.einsum("...i,...i->...", u, v)  # noqa: E731
     ab, ac, ap, bp, cp = b - a, c - a, p - a, p - b, p - c
-    d1, d2, d3, d4, d5, d6 = dot(ab, ap), dot(ac, ap), dot(ab, bp), dot(ac, bp), dot(ab, cp), dot(ac, cp)
+    d1, d2 = dot(ab, ap), dot(ac, ap)
+    d3, d4 = dot(ab, bp), dot(ac, bp)
+    d5, d6 = dot(ab, cp), dot(ac, cp)
     va, vb, vc = d3 * d6 - d5 * d4, d5 * d2 - d1 * d6, d1 * d4 - d3 * d2
     regions = [
         (d1 <= 0) & (d2 <= 0),                                  # corner a

@@ -16,7 +16,7 @@ from .coil import Coil
 from .mesh import TetMesh
 
 ORTHONORMAL_TOL = 1e-6
-"""Tolerance on R^T R = I and det R = 1 for the rotation part of matsimnibs."""
+"""Tolerance on R^T R = I for the rotation part of matsimnibs and on its last row."""
 
 DEFAULT_HANDLE = np.array([0.0, -1.0, 0.0])
 """Handle direction when none is given: posterior (-y of the head frame) ..."""
@@ -122,9 +122,9 @@ def check_clearance(mesh: TetMesh, coil: Coil, placement) -> float:
         centre = surface.signed_distance(placement.centre_mm[None])[0]
         raise ValueError(
             f"{inside.sum()} of {len(points)} elements of {coil.name!r} lie inside the head, "
-            f"the deepest {depth:.2f} mm below the scalp; the coil centre is {centre:.2f} mm "
-            f"outside the scalp, so a distance_mm of at least about {centre + depth:.2f} is "
-            f"needed")
+            f"the deepest {depth:.2f} mm below the scalp; the coil centre is {centre:+.2f} mm "
+            f"from the scalp (positive outside), so a distance_mm of at least about "
+            f"{centre + depth:.2f} is needed")
     return float(distance.min())
 
 
@@ -135,7 +135,7 @@ def _check_matsimnibs(m: np.ndarray) -> None:
         raise ValueError(f"matsimnibs must be 4x4, got shape {m.shape}")
     if not np.isfinite(m).all():
         raise ValueError("matsimnibs contains NaN or infinite values")
-    if not np.array_equal(m[3], [0.0, 0.0, 0.0, 1.0]):
+    if np.abs(m[3] - [0.0, 0.0, 0.0, 1.0]).max() > ORTHONORMAL_TOL:
         raise ValueError(f"matsimnibs' last row must be [0, 0, 0, 1], got {m[3].tolist()}")
     rotation = m[:3, :3]
     error = np.abs(rotation.T @ rotation - np.eye(3)).max()

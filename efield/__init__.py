@@ -8,6 +8,21 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
+from .analytic import analytic_sphere_field  # noqa: E402
+from .coil import Coil, circular_coil, figure8_70mm, figure8_coil  # noqa: E402
+from .conductivity import DEFAULT_CONDUCTIVITY  # noqa: E402
+from .io import MshFormatError, read_msh, write_msh  # noqa: E402
 from .mesh import TISSUE_NAMES, TetMesh  # noqa: E402
+from .placement import Placement, check_clearance  # noqa: E402
+from .primary import coil_dadt  # noqa: E402
+from .result import EFieldResult  # noqa: E402
+from .simulate import simulate  # noqa: E402
+from .solver import FieldSolver, SolverError  # noqa: E402
+from .sphere import sphere_head  # noqa: E402
 
-__all__ = ["TISSUE_NAMES", "TetMesh"]
+__all__ = [
+    "Coil", "DEFAULT_CONDUCTIVITY", "EFieldResult", "FieldSolver", "MshFormatError",
+    "Placement", "SolverError", "TISSUE_NAMES", "TetMesh", "analytic_sphere_field",
+    "check_clearance", "circular_coil", "coil_dadt", "figure8_70mm", "figure8_coil",
+    "read_msh", "simulate", "sphere_head", "write_msh",
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from contextlib import contextmanager
 from functools import cached_property
 from typing import Mapping, Sequence
@@ -50,6 +51,7 @@ class FieldSolver:
         self.recovered = bool(recovered)
         self.timings: dict[str, float] = {}
         self.iterations: list[int] = []
+        self.failures: list[str] = []
         with self._timed("assembly"):
             self.sigma = element_conductivity(mesh.tags, conductivity)
             geometry = fem.p1_geometry(mesh.nodes, mesh.tets, self.sigma)
@@ -107,21 +109,33 @@ class FieldSolver:
         return x
 
     def _check(self, iterations, converged):
-        """Record a solve's iteration count; raise if it missed the tolerance."""
+        """Record a solve's iteration count and whether it reached the tolerance.
+
+        Called from inside JAX computations, so it only records (and warns); the eager
+        entry points raise SolverError afterwards.
+        """
         self.iterations.append(int(iterations))
         if not converged:
-            raise SolverError(f"conjugate gradients did not reach rtol={self.rtol:.1e} in "
-                              f"{int(iterations)} iterations (maxiter={self.maxiter})")
+            self.failures.append(f"conjugate gradients did not reach rtol={self.rtol:.1e} in "
+                                 f"{int(iterations)} iterations (maxiter={self.maxiter})")
+            warnings.warn(self.failures[-1], RuntimeWarning, stacklevel=2)
 
     def fields(self, dadt_nodes: jax.Array) -> tuple[jax.Array, jax.Array]:
         """E per tetrahedron (k, m, 3) V/m and potential per node (k, n) V.
 
         dadt_nodes: (k, n, 3) dA/dt at the mesh nodes, V/m, one row per placement.
-        Differentiable (jax.grad/vjp) with respect to dadt_nodes.
+        Differentiable (jax.grad/vjp) with respect to dadt_nodes. Called eagerly, it raises
+        SolverError if a solve missed its tolerance; under a JAX transformation it warns.
         """
+        failed = len(self.failures)
         b = _batched_rhs(self.geometry, dadt_nodes)
         phi = self.potential(b.T).T
-        return _batched_field(self.geometry, phi, dadt_nodes, self.recovered), phi
+        E = _batched_field(self.geometry, phi, dadt_nodes, self.recovered)
+        if not isinstance(phi, jax.core.Tracer):
+            jax.block_until_ready(phi)
+            if len(self.failures) > failed:
+                raise SolverError(self.failures[-1])
+        return E, phi
 
     def solve(self, coil, placements, didt: float = 1e6, progress: bool = True,
               batch_size: int = 16) -> list:

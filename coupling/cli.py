@@ -1,0 +1,161 @@
+"""The `tmsim` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+BUILTIN_COILS = ("fig8-70", "circular")
+
+
+def main(argv=None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args)
+    except (ValueError, TypeError, OSError) as err:
+        print(f"tmsim {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tmsim", description=(
+        "Simulate what a TMS protocol at a coil placement does to a brain."))
+    sub = parser.add_subparsers(dest="command")
+    ef = sub.add_parser("efield", help="E-field of one coil placement", description=(
+        "Compute the E-field of a coil at one placement and write a results folder: "
+        "efield.msh (E, magnE per element; v, D per node; opens in Gmsh and SimNIBS), "
+        "efield.h5 (summary and fields), efield.png and summary.json."))
+    head = ef.add_mutually_exclusive_group()
+    head.add_argument("--head", choices=["sphere"], default="sphere",
+                      help="built-in head model (default: sphere, radii 85/90/95 mm)")
+    head.add_argument("--mesh", type=Path, help="head mesh file (.msh, e.g. from SimNIBS charm)")
+    ef.add_argument("--max-edge", type=float, default=4.0, metavar="MM",
+                    help="largest tetrahedron edge of the built-in sphere head (default 4 mm)")
+    ef.add_argument("--coil", default="fig8-70",
+                    help=f"built-in coil ({', '.join(BUILTIN_COILS)}) or a .ccd/.tcd file "
+                         "(default fig8-70: Magstim 70 mm figure-8 model)")
+    ef.add_argument("--centre", type=_xyz, metavar="X,Y,Z",
+                    help="point on or near the scalp under the coil centre, mm "
+                         "(default for the sphere: the top, 0,0,95)")
+    ef.add_argument("--handle", type=_xyz, metavar="X,Y,Z",
+                    help="point the coil handle points to, mm (SimNIBS pos_ydir)")
+    ef.add_argument("--distance", type=float, default=4.0, metavar="MM",
+                    help="coil bottom to scalp, mm (default 4)")
+    ef.add_argument("--matsimnibs", type=Path, metavar="PATH",
+                    help="4x4 coil pose (text or .npy) instead of --centre/--handle/--distance")
+    ef.add_argument("--didt", type=float, default=1e6, metavar="A_PER_S",
+                    help="rate of change of the coil current, A/s (default 1e6 = 1 A/us)")
+    ef.add_argument("--backend", choices=["auto", "scipy", "jax"], default="auto",
+                    help="linear-solver backend (default: scipy on CPU, jax on GPU)")
+    ef.add_argument("--out", type=Path, default=Path("results/efield"), metavar="DIR",
+                    help="results folder (default results/efield)")
+    ef.add_argument("--quiet", action="store_true", help="no progress bar")
+    ef.set_defaults(run=_run_efield)
+    return parser
+
+
+def _xyz(text: str) -> np.ndarray:
+    try:
+        values = np.array([float(v) for v in text.split(",")])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected three numbers X,Y,Z in mm") from None
+    if values.shape != (3,):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected three numbers X,Y,Z in mm")
+    return values
+
+
+def _run_efield(args) -> int:
+    from tqdm.auto import tqdm
+
+    import efield
+    from efield.plot import plot_result
+
+    steps = ["coil", "head", "placement", "solver set-up", "solve", "write"]
+    with tqdm(total=len(steps), desc="tmsim efield", unit="step", disable=args.quiet) as bar:
+        def step(i):
+            bar.set_postfix_str(steps[i])
+
+        step(0)
+        coil = _coil(args.coil)
+        bar.update()
+        step(1)
+        mesh = efield.read_msh(args.mesh) if args.mesh else efield.sphere_head(
+            max_edge_mm=args.max_edge)
+        bar.update()
+        step(2)
+        placement = _placement(args, mesh)
+        bar.update()
+        step(3)
+        solver = efield.FieldSolver(mesh, backend=args.backend)
+        bar.update()
+        step(4)
+        result = solver.solve(coil, [placement], didt=args.didt, progress=False)[0]
+        bar.update()
+        step(5)
+        args.out.mkdir(parents=True, exist_ok=True)
+        result.save(args.out / "efield.msh")
+        result.save(args.out / "efield.h5")
+        plot_result(result, args.out / "efield.png")
+        summary = result.summary()
+        summary.update(mesh=str(args.mesh or f"sphere, max edge {args.max_edge} mm"),
+                       n_tets=mesh.n_tets, cg_iterations=solver.iterations,
+                       timings_s=solver.timings)
+        _write_json(args.out / "summary.json", summary)
+        bar.update()
+    print(f"peak |E| {summary['max']:.1f} V/m (99.9th percentile {summary['p99_9']:.1f} V/m) "
+          f"at {np.round(summary['max_location_mm'], 1).tolist()} mm; results in {args.out}/")
+    return 0
+
+
+def _coil(spec: str):
+    import efield
+
+    if spec == "fig8-70":
+        return efield.figure8_70mm()
+    if spec == "circular":
+        return efield.circular_coil()
+    path = Path(spec)
+    if path.suffix == ".ccd":
+        return efield.Coil.from_ccd(path)
+    if path.suffix == ".tcd":
+        return efield.Coil.from_tcd(path)
+    raise ValueError(f"--coil {spec!r}: expected one of {BUILTIN_COILS} or a .ccd/.tcd file")
+
+
+def _placement(args, mesh):
+    import efield
+
+    if args.matsimnibs is not None:
+        path = args.matsimnibs
+        matrix = np.load(path) if path.suffix == ".npy" else np.loadtxt(path, delimiter=_delimiter(path))
+        return efield.Placement(matrix)
+    centre = args.centre
+    if centre is None:
+        if args.mesh is not None:
+            raise ValueError("--centre (or --matsimnibs) is required with --mesh")
+        centre = np.array([0.0, 0.0, 95.0])
+    handle = args.handle if args.handle is not None or args.mesh is not None else centre + [0, 50, 0]
+    return efield.Placement.on_scalp(mesh, centre, handle, distance_mm=args.distance)
+
+
+def _delimiter(path: Path):
+    return "," if "," in path.read_text() else None
+
+
+def _write_json(path: Path, data: dict):
+    from efield.atomic import atomic_output
+
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, default=float))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Pictures of E-fields: |E| on a slice through the coil and on a tissue surface.
+
+matplotlib is imported when a function is called, not with the package.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .mesh import TISSUE_NAMES
+from .result import EFieldResult
+
+
+def plot_result(result: EFieldResult, path=None, tissue: int | None = None, dpi: int = 120):
+    """Two panels: |E| on the slice through the coil centre along the handle, and on the
+    outer surface of `tissue` (default: the innermost tissue) seen from the coil.
+
+    Returns the matplotlib Figure; with `path`, also saves it (PNG by suffix).
+    """
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), constrained_layout=True)
+    field_on_slice(axes[0], result)
+    field_on_surface(axes[1], result, tissue)
+    if path is not None:
+        from .atomic import atomic_output
+
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format=str(path).rsplit(".", 1)[-1])
+        plt.close(fig)
+    return fig
+
+
+def field_on_slice(ax, result: EFieldResult, thickness_mm: float | None = None):
+    """|E| (V/m) of the tetrahedra cut by the plane through the coil centre spanned by the
+    coil's y (handle) and z (depth) axes, in coil coordinates (mm)."""
+    mesh, pos = result.mesh, result.placement
+    rel = mesh.barycenters - pos.centre_mm
+    if thickness_mm is None:
+        thickness_mm = 1.5 * np.cbrt(np.median(mesh.volumes))
+    near = np.abs(rel @ pos.x_axis) < thickness_mm / 2
+    u, v = rel[near] @ pos.y_axis, -(rel[near] @ pos.z_axis)
+    art = ax.tripcolor(u, v, result.magnE[near], shading="gouraud", cmap="viridis")
+    ax.set_aspect("equal")
+    ax.set_xlabel("along handle (mm)")
+    ax.set_ylabel("along coil axis (mm; coil at 0, head below)")
+    ax.set_title(f"|E| in the coil's y-z plane, dI/dt = {result.didt:.3g} A/s")
+    ax.figure.colorbar(art, ax=ax, label="|E| (V/m)")
+    return art
+
+
+def field_on_surface(ax, result: EFieldResult, tissue: int | None = None):
+    """|E| (V/m) on the outer surface of one tissue, the side facing the coil, projected on
+    the coil's x-y plane (mm)."""
+    mesh, pos = result.mesh, result.placement
+    tissue = mesh.tissues[0] if tissue is None else int(tissue)
+    sub = mesh.subset(tissue)
+    values = _node_average(sub.tets, sub.volumes, result.magnE[mesh.tags == tissue], sub.n_nodes)
+    surf_nodes, tris = sub.outer_surface
+    index = _match_rows(sub.nodes, surf_nodes)
+    corners = surf_nodes[tris]
+    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    facing = normals @ pos.z_axis < 0
+    rel = surf_nodes - pos.centre_mm
+    x, y = rel @ pos.x_axis, rel @ pos.y_axis
+    art = ax.tripcolor(x, y, tris[facing], values[index], shading="gouraud", cmap="inferno")
+    ax.set_aspect("equal")
+    ax.set_xlabel("coil x (mm)")
+    ax.set_ylabel("coil y, handle (mm)")
+    ax.set_title(f"|E| on the {TISSUE_NAMES.get(tissue, tissue)} surface facing the coil")
+    ax.figure.colorbar(art, ax=ax, label="|E| (V/m)")
+    return art
+
+
+def _node_average(tets, volumes, values, n_nodes):
+    """Volume-weighted mean of element values over the elements around each node."""
+    total = np.zeros(n_nodes)
+    weight = np.zeros(n_nodes)
+    np.add.at(total, tets.ravel(), np.repeat(values * volumes, 4))
+    np.add.at(weight, tets.ravel(), np.repeat(volumes, 4))
+    return total / np.maximum(weight, np.finfo(float).tiny)
+
+
+def _match_rows(nodes, points):
+    """Index in `nodes` of each row of `points` (exact copies)."""
+    from scipy.spatial import cKDTree
+
+    return cKDTree(nodes).query(points)[1]

@@ -36,6 +36,7 @@ def cube_mesh(n: int = 3, with_tris: bool = True) -> TetMesh:
 
 
 def with_fields(mesh: TetMesh) -> TetMesh:
+    """The mesh with scalar, vector and tensor element data and scalar, vector node data."""
     rng = np.random.default_rng(0)
     return mesh.with_data(
         element_data={"magnE": rng.random(mesh.n_tets), "E": rng.normal(size=(mesh.n_tets, 3)),
@@ -300,6 +301,50 @@ def test_hand_written_22_ascii_with_sparse_numbers_and_mixed_tags(tmp_path):
     np.testing.assert_array_equal(mesh.node_data["n"], np.arange(6) + 0.5)
 
 
+MSH41 = """$MeshFormat
+4.1 0 8
+$EndMeshFormat
+$Entities
+0 0 0 1
+7 0 0 0 1 1 1 1 3 0
+$EndEntities
+$Nodes
+1 4 3 40
+3 7 0 4
+3
+10
+20
+40
+0 0 0
+1 0 0
+0 1 0
+0 0 1
+$EndNodes
+$Elements
+1 1 5 5
+3 7 4 1
+5 3 10 20 40
+$EndElements
+"""
+
+
+def test_hand_written_41_ascii(tmp_path):
+    path = tmp_path / "hand.msh"
+    path.write_text(MSH41)
+    mesh = read_msh(path)
+    np.testing.assert_array_equal(mesh.tets, [[0, 1, 2, 3]])
+    np.testing.assert_array_equal(mesh.tags, [3])                  # physical, not entity 7
+    for old, new, words in [("3 7 4 1\n5 3 10 20 40", "3 7 5 1\n5 3 10 20 40 3 10 20 40",
+                             ["$Elements", "type 5"]),
+                            ("1 1 5 5\n", "1 2 5 5\n", ["$Elements", "2 elements announced"]),
+                            ("1 4 3 40\n", "1 5 3 40\n", ["$Nodes", "5 nodes announced"]),
+                            ("5 3 10 20 40", "5 3 10 20 41", ["$Elements", "unknown node 41"]),
+                            ("0 0 1\n$EndNodes", "0 0\n$EndNodes", ["$Nodes", "ends before"])]:
+        assert old in MSH41
+        path.write_text(MSH41.replace(old, new))
+        assert_fails(path, *words)
+
+
 def binary22(endian: str) -> bytes:
     """A 2.2 binary file in the given byte order: a triangle with 3 tags, a point, a tet."""
     i4, f8 = np.dtype(endian + "i4"), np.dtype(endian + "f8")
@@ -344,21 +389,30 @@ def assert_fails(path, *words):
     return message
 
 
+def assert_truncations_fail(raw: bytes, folder, n_cuts: int = 40):
+    """Every prefix of `raw` at n_cuts offsets fails, except complete smaller files."""
+    checked = 0
+    for cut in sorted({*np.linspace(0, len(raw) - 1, n_cuts).astype(int), 5, 20, len(raw) - 3}):
+        if b"$EndElements" in raw[:cut] and re.search(rb"\$End\w+\s*$", raw[:cut]):
+            continue
+        path = folder / f"cut{cut}.msh"
+        path.write_bytes(raw[:cut])
+        assert_fails(path)
+        checked += 1
+    assert checked >= n_cuts * 3 // 4
+
+
 @pytest.mark.parametrize("binary", [True, False])
 def test_truncated_files(tmp_path, binary):
     source = tmp_path / "full.msh"
     write_msh(source, with_fields(cube_mesh()), binary=binary)
-    raw = source.read_bytes()
-    cuts = sorted({*np.linspace(0, len(raw) - 1, 40).astype(int), 5, 20, len(raw) - 3})
-    checked = 0
-    for cut in cuts:
-        if re.search(rb"\$End(Elements|ElementData|NodeData)\s*$", raw[:cut]):
-            continue                                  # a complete, smaller file
-        path = tmp_path / f"cut{cut}.msh"
-        path.write_bytes(raw[:cut])
-        assert_fails(path)
-        checked += 1
-    assert checked >= 30
+    assert_truncations_fail(source.read_bytes(), tmp_path)
+
+
+@pytest.mark.parametrize("version, binary", BALL_FILES)
+def test_truncated_gmsh_files(ball, tmp_path, version, binary):
+    files, _ = ball
+    assert_truncations_fail(Path(files[version, binary]).read_bytes(), tmp_path)
 
 
 @pytest.mark.parametrize("content", [b"", b"hello\nworld\n", bytes(range(256)) * 8,

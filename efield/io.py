@@ -7,12 +7,11 @@ tetrahedra (Gmsh type 4) and triangles (type 2) are kept; points and lines are s
 from __future__ import annotations
 
 import os
-import secrets
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_output
 from .mesh import TetMesh
 
 __all__ = ["MshFormatError", "read_msh", "write_msh"]
@@ -466,7 +465,7 @@ def write_msh(path, mesh: TetMesh, element_data=None, node_data=None, binary: bo
         edata = {name: np.concatenate([np.where(owner[:, None] >= 0, v[owner], 0.0), v])
                  for name, v in edata.items()}
     put = _write_binary if binary else _write_ascii
-    with _atomic_file(path) as f:
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
         f.write(b"$MeshFormat\n2.2 %d 8\n" % binary)
         if binary:
             f.write(np.int32(1).tobytes() + b"\n")
@@ -574,17 +573,3 @@ def _write_ascii(f, numbers: np.ndarray, values: np.ndarray, chunk: int = 100_00
     for i in range(0, len(numbers), chunk):
         rows = np.column_stack([numbers[i:i + chunk], values[i:i + chunk]])
         f.write(((line * len(rows)) % tuple(rows.ravel().tolist())).encode())
-
-
-@contextmanager
-def _atomic_file(path: Path):
-    """A binary file that replaces `path` only once fully written."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

@@ -6,7 +6,7 @@ import time
 import warnings
 from contextlib import contextmanager
 from functools import cached_property
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import jax
 import jax.numpy as jnp

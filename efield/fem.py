@@ -54,11 +54,9 @@ def _tissue_nodes(tets: np.ndarray, sigma: np.ndarray):
 
     Returns the (m, 4) copy index of each tetrahedron corner and the number of copies.
     """
-    _, conductivity_class = np.unique(sigma, return_inverse=True)
-    pairs = np.stack([np.asarray(tets).ravel(),
-                      np.repeat(conductivity_class.ravel(), 4)], axis=1)
-    _, copy_index = np.unique(pairs, axis=0, return_inverse=True)
-    copy_index = copy_index.ravel()
+    _, region = np.unique(sigma, return_inverse=True)
+    key = np.asarray(tets, np.int64) * (int(region.max()) + 1) + region.reshape(-1, 1)
+    _, copy_index = np.unique(key.ravel(), return_inverse=True)
     return copy_index.reshape(-1, 4), int(copy_index.max()) + 1
 
 

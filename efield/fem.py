@@ -36,13 +36,17 @@ class P1Geometry:
 def p1_geometry(nodes_mm: np.ndarray, tets: np.ndarray, sigma: np.ndarray) -> P1Geometry:
     """Hat-function gradients and volumes of every tetrahedron (nodes in mm, results SI)."""
     p = np.asarray(nodes_mm, np.float64)[tets] * 1e-3
-    edges = p[:, 1:] - p[:, :1]                      # rows: p1-p0, p2-p0, p3-p0
-    det = np.linalg.det(edges)
-    if np.any(np.abs(det) <= 1e-14 * np.abs(edges).max() ** 3):
-        bad = int(np.argmin(np.abs(det)))
+    e1, e2, e3 = (p[:, i] - p[:, 0] for i in (1, 2, 3))
+    c23, c31, c12 = np.cross(e2, e3), np.cross(e3, e1), np.cross(e1, e2)
+    det = np.einsum("ij,ij->i", e1, c23)                 # 6 x signed volume
+    scale = np.sqrt(np.einsum("ij,ij->i", e1, e1) * np.einsum("ij,ij->i", e2, e2)
+                    * np.einsum("ij,ij->i", e3, e3))
+    if np.any(np.abs(det) <= 1e-12 * scale):
+        bad = int(np.argmin(np.abs(det) / scale))
         raise ValueError(f"degenerate tetrahedron {bad} (zero volume): the mesh cannot be solved")
-    inv = np.linalg.inv(edges)                       # columns: gradients of lambda_1..3
-    g123 = np.swapaxes(inv, 1, 2)
+    # the rows of the edge matrix are e1, e2, e3; its inverse has columns c23, c31, c12 / det,
+    # which are the gradients of the barycentric coordinates lambda_1..3
+    g123 = np.stack([c23, c31, c12], axis=1) / det[:, None, None]
     grads = np.concatenate([-g123.sum(axis=1, keepdims=True), g123], axis=1)
     tissue_nodes, n_tissue_nodes = _tissue_nodes(tets, sigma)
     return P1Geometry(np.asarray(tets, np.int64), grads, np.abs(det) / 6.0,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import warnings
 from contextlib import contextmanager
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Mapping
 
 import jax
@@ -176,9 +176,16 @@ class FieldSolver:
         return results
 
 
-_batched_rhs = jax.jit(jax.vmap(fem.rhs, in_axes=(None, 0)))
-_batched_field = jax.jit(jax.vmap(fem.total_field, in_axes=(None, 0, 0, None)),
-                         static_argnums=3)
+@jax.jit
+def _batched_rhs(geometry, dadt_nodes):
+    """fem.rhs for each placement, one at a time so that memory does not grow with the batch."""
+    return jax.lax.map(lambda a: fem.rhs(geometry, a), dadt_nodes)
+
+
+@partial(jax.jit, static_argnums=3)
+def _batched_field(geometry, potential, dadt_nodes, recovered):
+    """fem.total_field for each placement, one at a time."""
+    return jax.lax.map(lambda pa: fem.total_field(geometry, *pa, recovered), (potential, dadt_nodes))
 
 
 def _symmetric_solve(apply):

@@ -29,7 +29,7 @@ import numpy as np
 RTOL = 1e-8
 DIDT = 1e6
 BATCH = 16
-SIZES_MM = (5.2, 2.5)   # about 100k and 1M tetrahedra
+SIZES_MM = (5.8, 2.5)   # about 100k and 1M tetrahedra
 
 
 def peak_rss_mb() -> float:
@@ -79,6 +79,13 @@ def run_tmsim(mesh_file: str, backend: str) -> dict:
     exact = efield.analytic_sphere_field(where, moments, DIDT, mesh.barycenters)
     out["rdm"] = float(np.linalg.norm(one.E / np.linalg.norm(one.E) - exact / np.linalg.norm(exact)))
     out["mag"] = float(abs(np.log(np.linalg.norm(one.E) / np.linalg.norm(exact))))
+    msh = Path(mesh_file).with_suffix(".msh")
+    t0 = time.perf_counter()
+    one.save(msh)
+    out["write_msh_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    efield.read_msh(msh)
+    out["read_msh_s"] = time.perf_counter() - t0
     b = np.asarray(efield.fem.rhs(solver.geometry, one.dadt))
     np.save(mesh_file.replace(".npz", "_rhs.npy"), b)
     out["peak_rss_mb"] = peak_rss_mb()
@@ -187,7 +194,8 @@ def print_row(row):
           f" one placement {t['one_placement_s']:.2f} s (primary {t['one_primary_s']:.2f},"
           f" solve+field {t['one_solve_s']:.2f}, {t['iterations']} its);"
           f" batch of {BATCH}: {t['batch_per_placement_s']:.2f} s/placement;"
-          f" RDM {t['rdm']:.3f}, MAG {t['mag']:.4f}; peak {t['peak_rss_mb']:.0f} MB")
+          f" RDM {t['rdm']:.3f}, MAG {t['mag']:.4f}; peak {t['peak_rss_mb']:.0f} MB;"
+          f" .msh write {t['write_msh_s']:.2f} s, read {t['read_msh_s']:.2f} s")
     if "baseline" in row:
         b = row["baseline"]
         print(f"  skfem+pyamg: basis {b['basis_s']:.2f} s, assembly {b['assembly_s']:.2f} s,"

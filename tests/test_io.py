@@ -2,7 +2,6 @@
 
 import os
 import re
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -512,11 +511,11 @@ def test_failed_write_keeps_old_file(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["c.msh"]
 
 
-def test_reading_a_million_tetrahedra_is_fast(tmp_path):
+def test_a_million_tetrahedra_round_trip(tmp_path):
     mesh = cube_mesh(55, with_tris=False)                # 998,250 tetrahedra
     path = tmp_path / "big.msh"
-    write_msh(path, mesh, element_data={"E": np.ones((mesh.n_tets, 3))})
-    start = time.perf_counter()
+    E = np.random.default_rng(0).standard_normal((mesh.n_tets, 3))
+    write_msh(path, mesh, element_data={"E": E})
     back = read_msh(path)
-    elapsed = time.perf_counter() - start
-    assert back.n_tets == mesh.n_tets and elapsed < 3.0
+    np.testing.assert_array_equal(back.tets, mesh.tets)
+    np.testing.assert_array_equal(back.element_data["E"], E)

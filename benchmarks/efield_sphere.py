@@ -132,6 +132,16 @@ def run_baseline(mesh_file: str) -> dict:
             "iterations": len(residuals) - 1, "peak_rss_mb": peak_rss_mb()}
 
 
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def environment() -> dict:
     import importlib.metadata as md
 
@@ -143,7 +153,7 @@ def environment() -> dict:
             versions[name] = md.version(name)
         except md.PackageNotFoundError:
             versions[name] = None
-    return {"machine": platform.machine(), "processor": platform.processor(),
+    return {"machine": platform.machine(), "processor": cpu_model(),
             "cpu_count": mp.cpu_count(), "python": platform.python_version(),
             "jax_backend": jax.default_backend(), "jax_devices": [str(d) for d in jax.devices()],
             "versions": versions}

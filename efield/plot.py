@@ -45,12 +45,8 @@ def field_on_slice(ax, result: EFieldResult, thickness_mm: float | None = None):
     near = np.abs(rel @ pos.x_axis) < thickness_mm / 2
     u, v = rel[near] @ pos.y_axis, -(rel[near] @ pos.z_axis)
     art = ax.tripcolor(u, v, result.magnE[near], shading="gouraud", cmap="viridis")
-    ax.set_aspect("equal")
-    ax.set_xlabel("along handle (mm)")
-    ax.set_ylabel("along coil axis (mm; coil at 0, head below)")
-    ax.set_title(f"|E| in the coil's y-z plane, dI/dt = {result.didt:.3g} A/s")
-    ax.figure.colorbar(art, ax=ax, label="|E| (V/m)")
-    return art
+    return _label(ax, art, "along handle (mm)", "along coil axis (mm; coil at 0, head below)",
+                  f"|E| in the coil's y-z plane, dI/dt = {result.didt:.3g} A/s")
 
 
 def field_on_surface(ax, result: EFieldResult, tissue: int | None = None):
@@ -68,10 +64,14 @@ def field_on_surface(ax, result: EFieldResult, tissue: int | None = None):
     rel = surf_nodes - pos.centre_mm
     x, y = rel @ pos.x_axis, rel @ pos.y_axis
     art = ax.tripcolor(x, y, tris[facing], values[index], shading="gouraud", cmap="inferno")
+    return _label(ax, art, "coil x (mm)", "coil y, handle (mm)",
+                  f"|E| on the {TISSUE_NAMES.get(tissue, tissue)} surface facing the coil")
+
+
+def _label(ax, art, xlabel: str, ylabel: str, title: str):
+    """Equal axes, labels, title and a |E| colour bar."""
     ax.set_aspect("equal")
-    ax.set_xlabel("coil x (mm)")
-    ax.set_ylabel("coil y, handle (mm)")
-    ax.set_title(f"|E| on the {TISSUE_NAMES.get(tissue, tissue)} surface facing the coil")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.figure.colorbar(art, ax=ax, label="|E| (V/m)")
     return art
 

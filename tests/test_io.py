@@ -2,7 +2,6 @@
 
 import os
 import re
-from contextlib import contextmanager
 from pathlib import Path
 
 import gmsh
@@ -13,6 +12,7 @@ import pytest
 import efield.io as msh_io
 from efield.io import MshFormatError, read_msh, write_msh
 from efield.mesh import TetMesh
+from efield.sphere import gmsh_session
 
 # ----------------------------------------------------------------------------- meshes
 
@@ -46,19 +46,6 @@ def with_fields(mesh: TetMesh) -> TetMesh:
 def assert_same_mesh(a: TetMesh, b: TetMesh):
     for name in ("nodes", "tets", "tags", "tris", "tri_tags"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
-
-
-@contextmanager
-def gmsh_session():
-    started = not gmsh.isInitialized()
-    if started:
-        gmsh.initialize(interruptible=False)
-    gmsh.option.setNumber("General.Terminal", 0)
-    try:
-        yield
-    finally:
-        if started:
-            gmsh.finalize()
 
 
 def enclosed_volume(points: np.ndarray, tris: np.ndarray) -> float:

@@ -115,6 +115,7 @@ def check_clearance(mesh: TetMesh, coil: Coil, placement) -> float:
     if len(points) == 0:
         raise ValueError(f"{coil!r} has no elements")
     surface = _surface(mesh)
+    points = points[_may_matter(mesh, surface, points)]
     distance = surface.signed_distance(points)
     inside = distance < 0
     if inside.any():
@@ -179,6 +180,32 @@ def _handle_axis(centre: np.ndarray, handle: np.ndarray | None, z: np.ndarray) -
 
 _TIE = 1e-9
 """Relative tolerance for triangles tied at the closest distance."""
+
+def _may_matter(mesh: TetMesh, surface: "_Surface", points: np.ndarray) -> np.ndarray:
+    """Mask of the points whose exact signed distance can matter to the clearance check.
+
+    A point may be inside the head only if it lies within the largest barycentre-to-corner
+    distance of some tetrahedron's barycentre; and the point closest to the scalp has a
+    nearest triangle centroid within (smallest such distance) + (largest centroid-to-corner
+    distance). Every other point is outside and not the closest, so it needs no exact test.
+    """
+    tree, reach = _volume_index(mesh)
+    near_centroid = surface.tree.query(points)[0]
+    maybe_inside = np.isfinite(tree.query(points, distance_upper_bound=reach)[0])
+    return maybe_inside | (near_centroid <= near_centroid.min() + surface.reach)
+
+
+_VOLUME_INDEX: "weakref.WeakKeyDictionary[TetMesh, tuple]" = weakref.WeakKeyDictionary()
+
+
+def _volume_index(mesh: TetMesh):
+    """KD-tree of tetrahedron barycentres and the largest barycentre-to-corner distance."""
+    if mesh not in _VOLUME_INDEX:
+        corners = mesh.nodes[mesh.tets]
+        reach = np.linalg.norm(corners - mesh.barycenters[:, None], axis=2).max()
+        _VOLUME_INDEX[mesh] = (cKDTree(mesh.barycenters), float(reach))
+    return _VOLUME_INDEX[mesh]
+
 
 _SURFACES: "weakref.WeakKeyDictionary[TetMesh, _Surface]" = weakref.WeakKeyDictionary()
 

@@ -40,8 +40,9 @@ class FieldSolver:
 
     mesh: the head (mm); conductivity: {tag: S/m} overriding SimNIBS defaults.
     backend: "scipy" runs the conjugate gradients with compiled SciPy/pyamg kernels on the host
-        (fastest on CPUs), "jax" runs the same method on JAX's device (GPUs); "auto" picks
-        "jax" when JAX's default backend is not the CPU.
+        (fastest on CPUs; Gauss-Seidel smoothing), "jax" runs them on JAX's device (GPUs)
+        with Chebyshev smoothing and all columns at once; "auto" picks "jax" when JAX's
+        default backend is not the CPU.
     rtol: relative residual ||b - K x|| / ||b|| at which each solve stops.
     recovered: report E with the recovered potential gradient (`fem.recover_gradient`,
         second-order inside each tissue) instead of the raw element gradient.

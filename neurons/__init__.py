@@ -1,1 +1,20 @@
-"""tmsim.neurons: jitted spiking networks with STDP and BDNF modulation (in development)."""
+"""tmsim.neurons: JAX-jitted spiking networks of point neurons with sparse delayed synapses.
+
+Units: ms, mV, nS, pA, pF; positions in mm. State is float32 on whatever device JAX picks.
+"""
+
+from .connectivity import DistanceDependent, FixedInDegree, FixedProbability, Projection, connect
+from .engine import NetworkState
+from .inputs import CurrentInjection
+from .io import write_sonata_network, write_sonata_spikes
+from .models import brunel, coba, cuba
+from .network import Network, NeuronParams, PoissonInput, Population
+from .result import SimulationResult, SpikeTrains, Traces
+from .simulate import simulate
+
+__all__ = [
+    "CurrentInjection", "DistanceDependent", "FixedInDegree", "FixedProbability", "Network",
+    "NetworkState", "NeuronParams", "PoissonInput", "Population", "Projection", "SimulationResult",
+    "SpikeTrains", "Traces", "brunel", "coba", "connect", "cuba", "simulate", "write_sonata_network",
+    "write_sonata_spikes",
+]

@@ -1,0 +1,155 @@
+"""The jitted chunk: `lax.scan` of one time step over a chunk of steps.
+
+Step k (time k*dt) does, in order: count down refractoriness; integrate v, synapses and
+adaptation over dt (refractory neurons held at v_reset); add the synaptic events due at step
+k (delay ring slot k mod D) and the external Poisson input; detect spikes (threshold, or
+forced) and reset; gather the indices of the neurons that spiked into a fixed buffer of K
+(`jnp.nonzero(size=K)`) and scatter-add their outgoing ELL rows into ring slot
+(k + delay) mod D. More than K spikes in a step sets `overflow`; the host then re-runs the
+chunk from its start state with a larger K, so no spike is lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .connectivity import RECEPTORS
+from .dynamics import NeuronConstants, integrate
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class NetworkState:
+    """Everything that changes during a run. step: index of the next step (int32);
+    v (N,) mV; syn (2, N) pA or nS (exc, inh); w (N,) pA; refractory (N,) steps left;
+    ring (D, 2, N) events due per future step; weights: one (n_pre, max_out) array per
+    projection (pA or nS); overflow: a step had more spikes than the gather buffer."""
+
+    step: jax.Array
+    v: jax.Array
+    syn: jax.Array
+    w: jax.Array
+    refractory: jax.Array
+    ring: jax.Array
+    weights: tuple
+    overflow: jax.Array
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class EllProjection:
+    """Device arrays of one projection: target (n_pre, max_out) int32, flat index
+    receptor * N + global post index, N * 2 at padding; delay_steps (n_pre, max_out) int32."""
+
+    target: jax.Array
+    delay_steps: jax.Array
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class StaticInputs:
+    """Arrays fixed during a run: base PRNG key, neurons receiving injected current (k,),
+    neurons whose traces are recorded (m,)."""
+
+    key: jax.Array
+    injection_ids: jax.Array
+    record_ids: jax.Array
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Static configuration (hashable; a change recompiles).
+
+    population_slices: (offset, n) per population; projection_pre: (offset, n_pre) per
+    projection; poisson: (offset, n, mean count per step, weight, receptor index) per input.
+    """
+
+    neuron: str
+    synapse: str
+    n_neurons: int
+    dt_ms: float
+    ring_slots: int
+    max_spikes: int
+    population_slices: tuple
+    projection_pre: tuple
+    poisson: tuple
+
+
+def initial_state(v_init, weights, ring_slots: int) -> NetworkState:
+    n = v_init.shape[0]
+    f32 = jnp.float32
+    return NetworkState(
+        step=jnp.zeros((), jnp.int32), v=jnp.asarray(v_init, dtype=f32), syn=jnp.zeros((2, n), f32),
+        w=jnp.zeros(n, f32), refractory=jnp.zeros(n, jnp.int32),
+        ring=jnp.zeros((ring_slots, len(RECEPTORS), n), f32),
+        weights=tuple(jnp.asarray(wt, dtype=f32) for wt in weights), overflow=jnp.zeros((), bool))
+
+
+def _step(cfg: EngineConfig, c: NeuronConstants, projections, inputs: StaticInputs, state, x):
+    injected, forced = x
+    n, slots, K = cfg.n_neurons, cfg.ring_slots, cfg.max_spikes
+    key = jax.random.fold_in(inputs.key, state.step)
+
+    refractory = jnp.maximum(state.refractory - 1, 0)
+    clamped = refractory > 0
+    I_ext = c.I_bias.at[inputs.injection_ids].add(injected)
+    v, syn, w = integrate(c, state.v, state.syn, state.w, I_ext, cfg.dt_ms, cfg.neuron, cfg.synapse)
+    v = jnp.where(clamped, c.v_reset, v)
+
+    slot = state.step % slots
+    syn = syn + state.ring[slot]
+    ring = state.ring.at[slot].set(0.0)
+    for i, (offset, size, mean_count, weight, receptor) in enumerate(cfg.poisson):
+        counts = jax.random.poisson(jax.random.fold_in(key, i), mean_count, (size,), dtype=jnp.int32)
+        syn = syn.at[receptor, offset:offset + size].add(counts.astype(jnp.float32) * jnp.float32(weight))
+
+    spiked = (v >= c.v_spike) & ~clamped
+    spiked = spiked | jnp.zeros(n, bool).at[forced].set(True, mode="drop")
+    v = jnp.where(spiked, c.v_reset, v)
+    w = jnp.where(spiked, w + c.b, w)
+    refractory = jnp.where(spiked, c.refractory_steps, refractory)
+
+    n_spikes = jnp.sum(spiked, dtype=jnp.int32)
+    spike_ids = jnp.nonzero(spiked, size=K, fill_value=n)[0].astype(jnp.int32)
+    ring_flat = ring.reshape(-1)
+    for (offset, n_pre), proj, weights in zip(cfg.projection_pre, projections, state.weights):
+        local = spike_ids - offset
+        is_pre = (local >= 0) & (local < n_pre)
+        row = jnp.where(is_pre, local, 0)
+        target = proj.target[row]
+        due = (state.step + proj.delay_steps[row]) % slots
+        flat = jnp.where(is_pre[:, None] & (target < 2 * n), due * (2 * n) + target, slots * 2 * n)
+        ring_flat = ring_flat.at[flat].add(weights[row], mode="drop")
+    ring = ring_flat.reshape(slots, len(RECEPTORS), n)
+
+    counts = jnp.stack([jnp.sum(spiked[o:o + m], dtype=jnp.int32) for o, m in cfg.population_slices])
+    rec = inputs.record_ids
+    record = (spike_ids, counts, v[rec], syn[:, rec].T, w[rec])
+    new_state = NetworkState(step=state.step + 1, v=v, syn=syn, w=w, refractory=refractory, ring=ring,
+                             weights=state.weights, overflow=state.overflow | (n_spikes > K))
+    return new_state, record
+
+
+@partial(jax.jit, static_argnames="cfg")
+def run_chunk(cfg: EngineConfig, constants: NeuronConstants, projections, inputs: StaticInputs,
+              state: NetworkState, injected, forced):
+    """Run len(injected) steps. injected: (steps, k) pA for inputs.injection_ids; forced:
+    (steps, F) int32 global ids to fire (N = none). Returns the final state and per-step
+    records: spike ids (steps, K) (N = none), spike counts per population (steps, P),
+    v (steps, m) mV, syn (steps, m, 2), w (steps, m) pA of the recorded neurons."""
+    return jax.lax.scan(partial(_step, cfg, constants, projections, inputs), state, (injected, forced))
+
+
+def device_projection(ell, receptor: int, post_offset: int, n_neurons: int, dt_ms: float, name: str):
+    """EllProjection from host EllSynapses; delays rounded to whole steps (>= 1)."""
+    delay_steps = np.rint(ell.delay_ms / dt_ms).astype(np.int64)
+    if np.any(delay_steps[ell.valid] < 1):
+        raise ValueError(f"projection {name!r}: delay_ms must be at least one step (dt_ms={dt_ms})")
+    target = np.where(ell.valid, receptor * n_neurons + post_offset + ell.post, 2 * n_neurons)
+    return EllProjection(target=jnp.asarray(target, dtype=jnp.int32),
+                         delay_steps=jnp.asarray(np.where(ell.valid, delay_steps, 1), dtype=jnp.int32))

@@ -1,0 +1,83 @@
+"""Simulation results as plain numpy arrays, with spike statistics and a SONATA writer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class SpikeTrains:
+    """Spikes of one population sorted by time: times_ms (float64), ids (int64, local)."""
+
+    times_ms: np.ndarray
+    ids: np.ndarray
+    n_neurons: int
+
+    def __iter__(self):  # unpacks as (times_ms, ids)
+        return iter((self.times_ms, self.ids))
+
+    def __len__(self) -> int:
+        return int(self.times_ms.size)
+
+    def per_neuron(self) -> list[np.ndarray]:
+        """Spike times (ms) of each neuron."""
+        order = np.lexsort((self.times_ms, self.ids))
+        return np.split(self.times_ms[order], np.cumsum(np.bincount(self.ids, minlength=self.n_neurons))[:-1])
+
+    def cv_isi(self, min_spikes: int = 3) -> float:
+        """Mean over neurons with >= min_spikes spikes of std(ISI)/mean(ISI); nan if none."""
+        cvs = [np.std(d) / np.mean(d) for t in self.per_neuron() if t.size >= min_spikes
+               for d in [np.diff(t)]]
+        return float(np.mean(cvs)) if cvs else float("nan")
+
+
+@dataclass(frozen=True, eq=False)
+class Traces:
+    """Recorded neurons of one population: ids (local), v_mV (steps, m), syn (steps, m, 2) pA or
+    nS (exc, inh), w_pA (steps, m) adaptation current."""
+
+    ids: np.ndarray
+    v_mV: np.ndarray
+    syn: np.ndarray
+    w_pA: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class SimulationResult:
+    """Output of `neurons.simulate`.
+
+    spikes: population -> SpikeTrains; spike_counts: population -> (steps,) spikes per step;
+    traces: population -> Traces for the recorded neurons; times_ms: (steps,) time of each
+    step (the label of the spikes and samples of that step); final_state: NetworkState.
+    """
+
+    dt_ms: float
+    duration_ms: float
+    times_ms: np.ndarray
+    spikes: dict
+    spike_counts: dict
+    traces: dict
+    final_state: object
+
+    def mean_rate_Hz(self, population: str) -> float:
+        """Mean firing rate of the population over the run, Hz."""
+        trains = self.spikes[population]
+        return len(trains) / (trains.n_neurons * self.duration_ms * 1e-3)
+
+    def rate_Hz(self, population: str, bin_ms: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(bin start times ms, population rate Hz) in bins of bin_ms (default: one step)."""
+        per_bin = max(1, int(round((bin_ms or self.dt_ms) / self.dt_ms)))
+        counts = self.spike_counts[population]
+        n_bins = counts.size // per_bin
+        binned = counts[:n_bins * per_bin].reshape(n_bins, per_bin).sum(axis=1)
+        rate = binned / (self.spikes[population].n_neurons * per_bin * self.dt_ms * 1e-3)
+        return self.times_ms[:n_bins * per_bin:per_bin], rate
+
+    def save_sonata(self, path) -> Path:
+        """Write the spikes as a SONATA spike file (HDF5); see neurons.io.write_sonata_spikes."""
+        from .io import write_sonata_spikes
+
+        return write_sonata_spikes(path, self.spikes)

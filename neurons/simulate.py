@@ -1,0 +1,135 @@
+"""`simulate`: run a network in chunks of jitted steps, moving monitors to the host."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from .connectivity import RECEPTORS
+from .dynamics import neuron_constants
+from .engine import EngineConfig, StaticInputs, device_projection, initial_state, run_chunk
+from .inputs import CurrentInjection, ForcedSpikes
+from .network import Network
+from .result import SimulationResult, SpikeTrains, Traces
+
+
+def simulate(net: Network, duration_ms: float, dt_ms: float = 0.1, seed: int = 0, *,
+             record: dict | None = None, current_injections: tuple[CurrentInjection, ...] = (),
+             forced_spikes=(), max_spikes_per_step: int | None = None, chunk_steps: int = 2000,
+             progress: bool = True) -> SimulationResult:
+    """Simulate `net` for duration_ms (steps of dt_ms) and return a SimulationResult.
+
+    seed: the run's randomness (Poisson input); the same seed gives the same spikes.
+    record: population -> neuron ids whose v, synaptic variables and w are kept every step.
+    current_injections: CurrentInjection stimuli. forced_spikes: (time_ms, population,
+    neuron_id) triples; a forced spike fires regardless of threshold and refractoriness and
+    propagates like any other. max_spikes_per_step: initial size K of the per-step spike buffer
+    (default 2% of the neurons); a chunk with a step above K is re-run with a larger buffer.
+    chunk_steps: steps per jitted chunk (memory of the per-step monitors is bounded by it).
+    """
+    if duration_ms <= 0 or dt_ms <= 0:
+        raise ValueError(f"simulate: duration_ms and dt_ms must be > 0, got {duration_ms}, {dt_ms}")
+    if chunk_steps < 1:
+        raise ValueError(f"simulate: chunk_steps must be >= 1, got {chunk_steps}")
+    n_steps = int(round(duration_ms / dt_ms))
+    offsets, sizes = net.offsets, {p.name: p.n for p in net.populations}
+    n = net.n_neurons
+
+    params = {}
+    for pop in net.populations:
+        for name, values in pop.params.arrays(pop.n, pop.name).items():
+            params.setdefault(name, []).append(values)
+    constants = neuron_constants({k: np.concatenate(v) for k, v in params.items()}, dt_ms, net.neuron)
+
+    projections, weights, max_delay = [], [], 1
+    for proj in net.projections:
+        dev = device_projection(proj.ell, RECEPTORS.index(proj.receptor), offsets[proj.post], n, dt_ms,
+                                proj.name)
+        projections.append(dev)
+        weights.append(proj.ell.weight)
+        max_delay = max(max_delay, int(dev.delay_steps.max()))
+
+    record = record or {}
+    record_ids, record_split = [], []
+    for population, ids in record.items():
+        ids = np.atleast_1d(np.asarray(ids, np.int64))
+        if population not in offsets or ids.size and (ids.min() < 0 or ids.max() >= sizes[population]):
+            raise ValueError(f"simulate: record[{population!r}] names neurons outside the population")
+        record_split.append((population, ids))
+        record_ids.append(offsets[population] + ids)
+    injection_ids = [offsets[inj.population] + np.atleast_1d(np.asarray(inj.neuron_ids, np.int64))
+                     for inj in current_injections]
+    for inj in current_injections:
+        if inj.population not in offsets:
+            raise ValueError(f"simulate: CurrentInjection into unknown population {inj.population!r}")
+    forced = ForcedSpikes.from_events(forced_spikes, offsets, sizes, dt_ms, n_steps)
+
+    cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0, np.int64)  # noqa: E731
+    inputs = StaticInputs(key=jax.random.key(seed),
+                          injection_ids=jnp.asarray(cat(injection_ids), dtype=jnp.int32),
+                          record_ids=jnp.asarray(cat(record_ids), dtype=jnp.int32))
+    base_K = max_spikes_per_step or max(16, math.ceil(0.02 * n))
+    base_cfg = EngineConfig(
+        neuron=net.neuron, synapse=net.synapse, n_neurons=n, dt_ms=float(dt_ms), ring_slots=max_delay + 1,
+        max_spikes=_pow2(base_K),
+        population_slices=tuple((offsets[p.name], p.n) for p in net.populations),
+        projection_pre=tuple((offsets[p.pre], p.n_pre) for p in net.projections),
+        poisson=tuple((offsets[i.population], sizes[i.population], i.n_sources * i.rate_Hz * dt_ms * 1e-3,
+                       float(i.weight), RECEPTORS.index(i.receptor)) for i in net.poisson))
+
+    v_init = np.concatenate([np.broadcast_to(np.asarray(p.v_init_mV, np.float64), (p.n,))
+                             for p in net.populations])
+    state = initial_state(v_init, weights, base_cfg.ring_slots)
+    forced_width = forced.max_per_step
+    records = []
+    starts = range(0, n_steps, chunk_steps)
+    for first in tqdm(starts, desc="simulate", unit="chunk", disable=not progress):
+        steps = min(chunk_steps, n_steps - first)
+        injected = jnp.asarray(np.concatenate(
+            [inj.rows(first, steps, dt_ms) for inj in current_injections] or [np.zeros((steps, 0), np.float32)],
+            axis=1), dtype=jnp.float32)
+        forced_rows = jnp.asarray(forced.rows(first, steps, forced_width, n), dtype=jnp.int32)
+        cfg = base_cfg if forced_width <= base_cfg.max_spikes else \
+            _with_capacity(base_cfg, _pow2(forced_width))
+        while True:
+            new_state, out = run_chunk(cfg, constants, projections, inputs, state, injected, forced_rows)
+            if not bool(new_state.overflow):
+                break
+            most = int(np.asarray(out[1]).sum(axis=1).max())
+            cfg = _with_capacity(cfg, _pow2(max(2 * cfg.max_spikes, most)))
+        state = new_state
+        spike_ids, counts, v, syn, w = jax.tree_util.tree_map(np.asarray, out)
+        step_in_chunk, slot = np.nonzero(spike_ids < n)
+        records.append((first + step_in_chunk, spike_ids[step_in_chunk, slot].astype(np.int64), counts, v, syn, w))
+    return _result(net, records, record_split, state, dt_ms, n_steps)
+
+
+def _pow2(k: int) -> int:
+    return 1 << max(0, int(k) - 1).bit_length()
+
+
+def _with_capacity(cfg: EngineConfig, max_spikes: int) -> EngineConfig:
+    from dataclasses import replace
+
+    return replace(cfg, max_spikes=max_spikes)
+
+
+def _result(net, records, record_split, state, dt_ms, n_steps) -> SimulationResult:
+    spike_steps, spike_ids, counts, v, syn, w = (np.concatenate([r[k] for r in records]) for k in range(6))
+    spikes, spike_counts = {}, {}
+    for i, pop in enumerate(net.populations):
+        offset = net.offsets[pop.name]
+        mine = (spike_ids >= offset) & (spike_ids < offset + pop.n)
+        spikes[pop.name] = SpikeTrains(spike_steps[mine] * dt_ms, spike_ids[mine] - offset, pop.n)
+        spike_counts[pop.name] = counts[:, i]
+    traces, column = {}, 0
+    for population, rec_ids in record_split:
+        cols = slice(column, column + rec_ids.size)
+        traces[population] = Traces(rec_ids, v[:, cols], syn[:, cols], w[:, cols])
+        column += rec_ids.size
+    return SimulationResult(dt_ms=dt_ms, duration_ms=n_steps * dt_ms, times_ms=np.arange(n_steps) * dt_ms,
+                            spikes=spikes, spike_counts=spike_counts, traces=traces, final_state=state)

@@ -3,10 +3,10 @@
 Step k (time k*dt) does, in order: count down refractoriness; integrate v, synapses and
 adaptation over dt (refractory neurons held at v_reset); add the synaptic events due at step
 k (delay ring slot k mod D) and the external Poisson input; detect spikes (threshold, or
-forced) and reset; gather the indices of the neurons that spiked into a fixed buffer of K
-(`jnp.nonzero(size=K)`) and scatter-add their outgoing ELL rows into ring slot
-(k + delay) mod D. More than K spikes in a step sets `overflow`; the host then re-runs the
-chunk from its start state with a larger K, so no spike is lost.
+forced) and reset; gather the indices of the neurons that spiked, per population, into a
+fixed buffer of K_p (`jnp.nonzero(size=K_p)`) and scatter-add their outgoing ELL rows into
+ring slot (k + delay) mod D. More than K_p spikes in a step sets `overflow`; the host then
+re-runs the chunk from its start state with a larger K_p, so no spike is lost.
 """
 
 from __future__ import annotations
@@ -65,8 +65,10 @@ class StaticInputs:
 class EngineConfig:
     """Static configuration (hashable; a change recompiles).
 
-    population_slices: (offset, n) per population; projection_pre: (offset, n_pre) per
-    projection; poisson: (offset, n, mean count per step, weight, receptor index) per input.
+    max_spikes: spike buffer size K per population; population_slices: (offset, n) per
+    population; projection_pre: index of the pre population of each projection;
+    poisson: (offset, n, CDF of the count per step, weight, receptor index) per input (counts
+    are drawn by inverting the CDF, see `poisson_cdf`).
     """
 
     neuron: str
@@ -74,10 +76,19 @@ class EngineConfig:
     n_neurons: int
     dt_ms: float
     ring_slots: int
-    max_spikes: int
+    max_spikes: tuple
     population_slices: tuple
     projection_pre: tuple
     poisson: tuple
+
+
+def poisson_cdf(mean_count: float) -> tuple:
+    """CDF P(X <= k) of a Poisson count, k = 0 ... kmax, with P(X > kmax) < 1e-12 (below the
+    2**-24 resolution of the float32 uniform that inverts it)."""
+    kmax = int(np.ceil(mean_count + 14.0 * np.sqrt(mean_count) + 14.0))
+    k = np.arange(kmax + 1)
+    log_pmf = k * np.log(max(mean_count, 1e-300)) - mean_count - np.cumsum(np.log(np.maximum(k, 1)))
+    return tuple(float(x) for x in np.minimum(np.cumsum(np.exp(log_pmf)), 1.0))
 
 
 def initial_state(v_init, weights, ring_slots: int) -> NetworkState:
@@ -92,7 +103,7 @@ def initial_state(v_init, weights, ring_slots: int) -> NetworkState:
 
 def _step(cfg: EngineConfig, c: NeuronConstants, projections, inputs: StaticInputs, state, x):
     injected, forced = x
-    n, slots, K = cfg.n_neurons, cfg.ring_slots, cfg.max_spikes
+    n, slots = cfg.n_neurons, cfg.ring_slots
     key = jax.random.fold_in(inputs.key, state.step)
 
     refractory = jnp.maximum(state.refractory - 1, 0)
@@ -104,8 +115,9 @@ def _step(cfg: EngineConfig, c: NeuronConstants, projections, inputs: StaticInpu
     slot = state.step % slots
     syn = syn + state.ring[slot]
     ring = state.ring.at[slot].set(0.0)
-    for i, (offset, size, mean_count, weight, receptor) in enumerate(cfg.poisson):
-        counts = jax.random.poisson(jax.random.fold_in(key, i), mean_count, (size,), dtype=jnp.int32)
+    for i, (offset, size, cdf, weight, receptor) in enumerate(cfg.poisson):
+        u = jax.random.uniform(jax.random.fold_in(key, i), (size,), dtype=jnp.float32)
+        counts = jnp.searchsorted(jnp.asarray(cdf, dtype=jnp.float32), u, side="right")
         syn = syn.at[receptor, offset:offset + size].add(counts.astype(jnp.float32) * jnp.float32(weight))
 
     spiked = (v >= c.v_spike) & ~clamped
@@ -114,24 +126,25 @@ def _step(cfg: EngineConfig, c: NeuronConstants, projections, inputs: StaticInpu
     w = jnp.where(spiked, w + c.b, w)
     refractory = jnp.where(spiked, c.refractory_steps, refractory)
 
-    n_spikes = jnp.sum(spiked, dtype=jnp.int32)
-    spike_ids = jnp.nonzero(spiked, size=K, fill_value=n)[0].astype(jnp.int32)
+    counts = jnp.stack([jnp.sum(spiked[o:o + m], dtype=jnp.int32) for o, m in cfg.population_slices])
+    spike_ids = tuple(jnp.nonzero(spiked[o:o + m], size=k, fill_value=m)[0].astype(jnp.int32)
+                      for (o, m), k in zip(cfg.population_slices, cfg.max_spikes))
+    overflow = state.overflow | jnp.any(counts > jnp.asarray(cfg.max_spikes, dtype=jnp.int32))
     ring_flat = ring.reshape(-1)
-    for (offset, n_pre), proj, weights in zip(cfg.projection_pre, projections, state.weights):
-        local = spike_ids - offset
-        is_pre = (local >= 0) & (local < n_pre)
-        row = jnp.where(is_pre, local, 0)
+    for pre, proj, weights in zip(cfg.projection_pre, projections, state.weights):
+        local = spike_ids[pre]
+        row = jnp.minimum(local, cfg.population_slices[pre][1] - 1)
         target = proj.target[row]
         due = (state.step + proj.delay_steps[row]) % slots
-        flat = jnp.where(is_pre[:, None] & (target < 2 * n), due * (2 * n) + target, slots * 2 * n)
+        fired = (local < cfg.population_slices[pre][1])[:, None] & (target < 2 * n)
+        flat = jnp.where(fired, due * (2 * n) + target, slots * 2 * n)
         ring_flat = ring_flat.at[flat].add(weights[row], mode="drop")
     ring = ring_flat.reshape(slots, len(RECEPTORS), n)
 
-    counts = jnp.stack([jnp.sum(spiked[o:o + m], dtype=jnp.int32) for o, m in cfg.population_slices])
     rec = inputs.record_ids
-    record = (spike_ids, counts, v[rec], syn[:, rec].T, w[rec])
+    record = (counts, spike_ids, v[rec], syn[:, rec].T, w[rec])
     new_state = NetworkState(step=state.step + 1, v=v, syn=syn, w=w, refractory=refractory, ring=ring,
-                             weights=state.weights, overflow=state.overflow | (n_spikes > K))
+                             weights=state.weights, overflow=overflow)
     return new_state, record
 
 
@@ -140,8 +153,8 @@ def run_chunk(cfg: EngineConfig, constants: NeuronConstants, projections, inputs
               state: NetworkState, injected, forced):
     """Run len(injected) steps. injected: (steps, k) pA for inputs.injection_ids; forced:
     (steps, F) int32 global ids to fire (N = none). Returns the final state and per-step
-    records: spike ids (steps, K) (N = none), spike counts per population (steps, P),
-    v (steps, m) mV, syn (steps, m, 2), w (steps, m) pA of the recorded neurons."""
+    records: spike counts per population (steps, P); spike ids per population (steps, K_p),
+    local, n_p = none; v (steps, m) mV, syn (steps, m, 2), w (steps, m) pA of the recorded neurons."""
     return jax.lax.scan(partial(_step, cfg, constants, projections, inputs), state, (injected, forced))
 
 

@@ -66,9 +66,10 @@ def brunel(n_neurons: int = 2500, seed: int = 0, *, g: float = 5.0, eta: float =
     reset 10 mV (rest 0 mV), refractory 2 ms, and C_E external Poisson inputs at
     eta * nu_thr, nu_thr = theta / (J C_E tau_m). Default g=5, eta=2: asynchronous irregular.
 
-    Scaled down from N = 12500 (C_E = 1000, J = 0.1 mV): J = 100 mV / C_E keeps the mean
-    recurrent and external input (J C_E) of the paper, so nu_thr stays 10 Hz; fluctuations grow
-    by sqrt(1000 / C_E). The paper's delta synapses are exponential currents with
+    Scaled down from N = 12500 (C_E = 1000, J = 0.1 mV): J = 0.1 mV sqrt(1000 / C_E) keeps
+    the recurrent input fluctuations (J^2 C_E) of the paper, and nu_thr follows from J and C_E
+    (the external mean input eta * theta is the paper's); with N = 2500 the default gives
+    ~55 Hz with CV(ISI) ~0.34. The paper's delta synapses are exponential currents with
     tau_syn_ms (0.5 ms) carrying the same charge (a PSP of total area J tau_m)."""
     C_pF, tau_m, theta = 250.0, 20.0, 20.0
     params = NeuronParams(C_pF=C_pF, g_leak_nS=C_pF / tau_m, E_leak_mV=0.0, v_threshold_mV=theta,
@@ -76,7 +77,7 @@ def brunel(n_neurons: int = 2500, seed: int = 0, *, g: float = 5.0, eta: float =
     rng = np.random.default_rng(seed)
     exc, inh = _exc_inh(n_neurons, params, lambda r, n: r.uniform(0.0, theta, n), rng)
     C_E, C_I = max(1, int(round(epsilon * exc.n))), max(1, int(round(epsilon * inh.n)))
-    J_mV = 100.0 / C_E
+    J_mV = 0.1 * np.sqrt(1000.0 / C_E)
     w_exc = J_mV * C_pF / tau_syn_ms
     seeds = rng.integers(0, 2**63, size=4)
     projections = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +12,7 @@ from tqdm.auto import tqdm
 
 from .connectivity import RECEPTORS
 from .dynamics import neuron_constants
-from .engine import EngineConfig, StaticInputs, device_projection, initial_state, run_chunk
+from .engine import EngineConfig, StaticInputs, device_projection, initial_state, poisson_cdf, run_chunk
 from .inputs import CurrentInjection, ForcedSpikes
 from .network import Network
 from .result import SimulationResult, SpikeTrains, Traces
@@ -19,7 +20,7 @@ from .result import SimulationResult, SpikeTrains, Traces
 
 def simulate(net: Network, duration_ms: float, dt_ms: float = 0.1, seed: int = 0, *,
              record: dict | None = None, current_injections: tuple[CurrentInjection, ...] = (),
-             forced_spikes=(), max_spikes_per_step: int | None = None, chunk_steps: int = 2000,
+             forced_spikes=(), max_spikes_per_step: int | None = None, chunk_steps: int = 1000,
              progress: bool = True) -> SimulationResult:
     """Simulate `net` for duration_ms (steps of dt_ms) and return a SimulationResult.
 
@@ -72,13 +73,12 @@ def simulate(net: Network, duration_ms: float, dt_ms: float = 0.1, seed: int = 0
     inputs = StaticInputs(key=jax.random.key(seed),
                           injection_ids=jnp.asarray(cat(injection_ids), dtype=jnp.int32),
                           record_ids=jnp.asarray(cat(record_ids), dtype=jnp.int32))
-    base_K = max_spikes_per_step or max(16, math.ceil(0.02 * n))
     base_cfg = EngineConfig(
         neuron=net.neuron, synapse=net.synapse, n_neurons=n, dt_ms=float(dt_ms), ring_slots=max_delay + 1,
-        max_spikes=_pow2(base_K),
+        max_spikes=tuple(_pow2(max_spikes_per_step or max(16, math.ceil(0.02 * p.n))) for p in net.populations),
         population_slices=tuple((offsets[p.name], p.n) for p in net.populations),
-        projection_pre=tuple((offsets[p.pre], p.n_pre) for p in net.projections),
-        poisson=tuple((offsets[i.population], sizes[i.population], i.n_sources * i.rate_Hz * dt_ms * 1e-3,
+        projection_pre=tuple([p.name for p in net.populations].index(q.pre) for q in net.projections),
+        poisson=tuple((offsets[i.population], sizes[i.population], poisson_cdf(i.n_sources * i.rate_Hz * dt_ms * 1e-3),
                        float(i.weight), RECEPTORS.index(i.receptor)) for i in net.poisson))
 
     v_init = np.concatenate([np.broadcast_to(np.asarray(p.v_init_mV, np.float64), (p.n,))
@@ -92,19 +92,22 @@ def simulate(net: Network, duration_ms: float, dt_ms: float = 0.1, seed: int = 0
         injected = jnp.asarray(np.concatenate(
             [inj.rows(first, steps, dt_ms) for inj in current_injections] or [np.zeros((steps, 0), np.float32)],
             axis=1), dtype=jnp.float32)
-        forced_rows = jnp.asarray(forced.rows(first, steps, forced_width, n), dtype=jnp.int32)
-        cfg = base_cfg if forced_width <= base_cfg.max_spikes else \
-            _with_capacity(base_cfg, _pow2(forced_width))
+        forced_rows = forced.rows(first, steps, forced_width, n)
+        cfg = _with_capacity(base_cfg, _forced_per_population(forced_rows, base_cfg.population_slices))
         while True:
-            new_state, out = run_chunk(cfg, constants, projections, inputs, state, injected, forced_rows)
+            new_state, out = run_chunk(cfg, constants, projections, inputs, state, injected,
+                                       jnp.asarray(forced_rows, dtype=jnp.int32))
             if not bool(new_state.overflow):
                 break
-            most = int(np.asarray(out[1]).sum(axis=1).max())
-            cfg = _with_capacity(cfg, _pow2(max(2 * cfg.max_spikes, most)))
+            most = np.asarray(out[0]).max(axis=0)
+            cfg = _with_capacity(cfg, tuple(max(2 * k, m) if m > k else k for k, m in zip(cfg.max_spikes, most)))
         state = new_state
-        spike_ids, counts, v, syn, w = jax.tree_util.tree_map(np.asarray, out)
-        step_in_chunk, slot = np.nonzero(spike_ids < n)
-        records.append((first + step_in_chunk, spike_ids[step_in_chunk, slot].astype(np.int64), counts, v, syn, w))
+        counts, spike_ids, v, syn, w = jax.tree_util.tree_map(np.asarray, out)
+        chunk_spikes = []
+        for (offset, size), ids in zip(base_cfg.population_slices, spike_ids):
+            step_in_chunk, slot = np.nonzero(ids < size)
+            chunk_spikes.append((first + step_in_chunk, ids[step_in_chunk, slot].astype(np.int64)))
+        records.append((chunk_spikes, counts, v, syn, w))
     return _result(net, records, record_split, state, dt_ms, n_steps)
 
 
@@ -112,19 +115,24 @@ def _pow2(k: int) -> int:
     return 1 << max(0, int(k) - 1).bit_length()
 
 
-def _with_capacity(cfg: EngineConfig, max_spikes: int) -> EngineConfig:
-    from dataclasses import replace
+def _with_capacity(cfg: EngineConfig, at_least: tuple) -> EngineConfig:
+    """cfg with spike buffers of at least `at_least` per population (powers of two)."""
+    return replace(cfg, max_spikes=tuple(max(k, _pow2(m)) for k, m in zip(cfg.max_spikes, at_least)))
 
-    return replace(cfg, max_spikes=max_spikes)
+
+def _forced_per_population(forced_rows: np.ndarray, population_slices) -> tuple:
+    """Most forced spikes in one step of the chunk, per population."""
+    return tuple(int(((forced_rows >= o) & (forced_rows < o + m)).sum(axis=1).max(initial=0))
+                 for o, m in population_slices)
 
 
 def _result(net, records, record_split, state, dt_ms, n_steps) -> SimulationResult:
-    spike_steps, spike_ids, counts, v, syn, w = (np.concatenate([r[k] for r in records]) for k in range(6))
+    counts, v, syn, w = (np.concatenate([r[k] for r in records]) for k in (1, 2, 3, 4))
     spikes, spike_counts = {}, {}
     for i, pop in enumerate(net.populations):
-        offset = net.offsets[pop.name]
-        mine = (spike_ids >= offset) & (spike_ids < offset + pop.n)
-        spikes[pop.name] = SpikeTrains(spike_steps[mine] * dt_ms, spike_ids[mine] - offset, pop.n)
+        steps = np.concatenate([r[0][i][0] for r in records])
+        ids = np.concatenate([r[0][i][1] for r in records])
+        spikes[pop.name] = SpikeTrains(steps * dt_ms, ids, pop.n)
         spike_counts[pop.name] = counts[:, i]
     traces, column = {}, 0
     for population, rec_ids in record_split:

@@ -1,12 +1,15 @@
 """The jitted chunk: `lax.scan` of one time step over a chunk of steps.
 
-Step k (time k*dt) does, in order: count down refractoriness; integrate v, synapses and
-adaptation over dt (refractory neurons held at v_reset); add the synaptic events due at step
-k (delay ring slot k mod D) and the external Poisson input; detect spikes (threshold, or
-forced) and reset; gather the indices of the neurons that spiked, per population, into a
-fixed buffer of K_p (`jnp.nonzero(size=K_p)`) and scatter-add their outgoing ELL rows into
-ring slot (k + delay) mod D. More than K_p spikes in a step sets `overflow`; the host then
-re-runs the chunk from its start state with a larger K_p, so no spike is lost.
+Step k covers [t_k, t_k + dt], t_k = k dt, and does, in order: add the synaptic events due at
+t_k (delay ring slot k mod D) and the external Poisson input to the synaptic variables;
+sample the recorded traces (state at t_k); count down refractoriness; integrate v, synapses
+and adaptation to t_k + dt (refractory neurons held at v_reset); detect spikes (threshold at
+t_k + dt, or forced) and reset; a spike carries the label t_k, as in Brian2. The indices of the
+neurons that spiked are gathered, per population, into a fixed buffer of K_p
+(`jnp.nonzero(size=K_p)`) and their outgoing ELL rows scatter-added into ring slot
+(k + delay) mod D, so a spike at t_k reaches its targets at exactly t_k + delay. More than K_p
+spikes in a step sets `overflow`; the host then re-runs the chunk from its start state with a
+larger K_p, so no spike is lost.
 """
 
 from __future__ import annotations
@@ -106,19 +109,21 @@ def _step(cfg: EngineConfig, c: NeuronConstants, projections, inputs: StaticInpu
     n, slots = cfg.n_neurons, cfg.ring_slots
     key = jax.random.fold_in(inputs.key, state.step)
 
-    refractory = jnp.maximum(state.refractory - 1, 0)
-    clamped = refractory > 0
-    I_ext = c.I_bias.at[inputs.injection_ids].add(injected)
-    v, syn, w = integrate(c, state.v, state.syn, state.w, I_ext, cfg.dt_ms, cfg.neuron, cfg.synapse)
-    v = jnp.where(clamped, c.v_reset, v)
-
     slot = state.step % slots
-    syn = syn + state.ring[slot]
+    syn = state.syn + state.ring[slot]
     ring = state.ring.at[slot].set(0.0)
     for i, (offset, size, cdf, weight, receptor) in enumerate(cfg.poisson):
         u = jax.random.uniform(jax.random.fold_in(key, i), (size,), dtype=jnp.float32)
-        counts = jnp.searchsorted(jnp.asarray(cdf, dtype=jnp.float32), u, side="right")
-        syn = syn.at[receptor, offset:offset + size].add(counts.astype(jnp.float32) * jnp.float32(weight))
+        n_events = jnp.searchsorted(jnp.asarray(cdf, dtype=jnp.float32), u, side="right")
+        syn = syn.at[receptor, offset:offset + size].add(n_events.astype(jnp.float32) * jnp.float32(weight))
+    rec = inputs.record_ids
+    trace = (state.v[rec], syn[:, rec].T, state.w[rec])
+
+    refractory = jnp.maximum(state.refractory - 1, 0)
+    clamped = refractory > 0
+    I_ext = c.I_bias.at[inputs.injection_ids].add(injected)
+    v, syn, w = integrate(c, state.v, syn, state.w, I_ext, cfg.dt_ms, cfg.neuron, cfg.synapse)
+    v = jnp.where(clamped, c.v_reset, v)
 
     spiked = (v >= c.v_spike) & ~clamped
     spiked = spiked | jnp.zeros(n, bool).at[forced].set(True, mode="drop")
@@ -141,8 +146,7 @@ def _step(cfg: EngineConfig, c: NeuronConstants, projections, inputs: StaticInpu
         ring_flat = ring_flat.at[flat].add(weights[row], mode="drop")
     ring = ring_flat.reshape(slots, len(RECEPTORS), n)
 
-    rec = inputs.record_ids
-    record = (counts, spike_ids, v[rec], syn[:, rec].T, w[rec])
+    record = (counts, spike_ids) + trace
     new_state = NetworkState(step=state.step + 1, v=v, syn=syn, w=w, refractory=refractory, ring=ring,
                              weights=state.weights, overflow=overflow)
     return new_state, record

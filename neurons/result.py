@@ -36,8 +36,9 @@ class SpikeTrains:
 
 @dataclass(frozen=True, eq=False)
 class Traces:
-    """Recorded neurons of one population: ids (local), v_mV (steps, m), syn (steps, m, 2) pA or
-    nS (exc, inh), w_pA (steps, m) adaptation current."""
+    """Recorded neurons of one population, sampled at the start of every step (times_ms of the
+    result; synaptic events due at that time included): ids (local), v_mV (steps, m),
+    syn (steps, m, 2) pA or nS (exc, inh), w_pA (steps, m) adaptation current."""
 
     ids: np.ndarray
     v_mV: np.ndarray

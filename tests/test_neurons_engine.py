@@ -1,0 +1,120 @@
+"""Event propagation, inputs, overflow handling and determinism of the simulation engine."""
+
+import numpy as np
+import pytest
+
+import neurons
+from neurons import CurrentInjection, Network, NeuronParams, PoissonInput, Population, Projection
+
+QUIET = NeuronParams(v_threshold_mV=1e3, tau_exc_ms=4.0, tau_inh_ms=8.0)
+
+
+def _spikes_equal(a, b):
+    for pop in a.spikes:
+        np.testing.assert_array_equal(a.spikes[pop].times_ms, b.spikes[pop].times_ms)
+        np.testing.assert_array_equal(a.spikes[pop].ids, b.spikes[pop].ids)
+
+
+def test_a_forced_spike_arrives_after_each_synapse_delay_with_its_weight():
+    dt, t_spike = 0.1, 2.0
+    src = Population("src", 3, QUIET)
+    dst = Population("dst", 10, QUIET)
+    targets, delays, weights = np.array([1, 4, 7]), np.array([0.5, 1.0, 2.3]), np.array([10.0, 20.0, -30.0])
+    proj = Projection("s2d", "src", "dst", 3, 10, "inh", np.array([2, 2, 2]), targets, weights, delays)
+    other = Projection("s2d_exc", "src", "dst", 3, 10, "exc", np.array([0]), np.array([9]), np.array([5.0]),
+                       np.array([1.5]))
+    net = Network((src, dst), (proj, other), synapse="current")
+    res = neurons.simulate(net, 10.0, dt, record={"dst": np.arange(10)}, forced_spikes=[(t_spike, "src", 2)],
+                           progress=False)
+    np.testing.assert_array_equal(res.spikes["src"].times_ms, [t_spike])
+    np.testing.assert_array_equal(res.spikes["src"].ids, [2])
+    syn = res.traces["dst"].syn
+    assert np.all(syn[:, :, 0] == 0)  # the exc projection's source never fired
+    for post in range(10):
+        trace = syn[:, post, 1]
+        if post in targets:
+            i = list(targets).index(post)
+            k = int(round((t_spike + delays[i]) / dt))
+            assert np.all(trace[:k] == 0)
+            assert trace[k] == np.float32(weights[i])
+            np.testing.assert_allclose(trace[k + 1], weights[i] * np.exp(-dt / 8.0), rtol=1e-6)
+        else:
+            assert np.all(trace == 0)
+
+
+def test_forced_spikes_fire_at_their_times_and_drive_targets_over_threshold():
+    src = Population("src", 5, NeuronParams())
+    dst = Population("dst", 2, NeuronParams(tau_exc_ms=0.2))
+    proj = Projection("s2d", "src", "dst", 5, 2, "exc", np.array([0, 3]), np.array([0, 1]),
+                      np.array([1e5, 1e5]), np.array([1.0, 1.0]))
+    net = Network((src, dst), (proj,), synapse="current")
+    forced = [(3.0, "src", 0), (7.5, "src", 3), (7.5, "src", 4), (12.0, "src", 0)]
+    res = neurons.simulate(net, 20.0, 0.1, forced_spikes=forced, progress=False)
+    np.testing.assert_allclose(res.spikes["src"].times_ms, [3.0, 7.5, 7.5, 12.0])
+    np.testing.assert_array_equal(res.spikes["src"].ids, [0, 3, 4, 0])
+    times, ids = res.spikes["dst"]
+    # a brief 100 nA current crosses threshold in the step that starts at arrival (t + delay)
+    np.testing.assert_allclose(times, [4.0, 8.5, 13.0])
+    np.testing.assert_array_equal(ids, [0, 1, 0])
+
+
+def test_poisson_input_count_matches_rate():
+    n, n_sources, rate, w, dt, T = 400, 50, 8.0, 1.5, 0.1, 500.0
+    params = NeuronParams(v_threshold_mV=1e3, tau_exc_ms=1e12)  # no decay: syn counts every event
+    net = Network((Population("p", n, params),), poisson=(PoissonInput("p", n_sources, rate, w, "exc"),),
+                  synapse="current")
+    res = neurons.simulate(net, T, dt, record={"p": np.arange(n)}, progress=False)
+    counts = res.traces["p"].syn[-1, :, 0] / w  # events in steps 0 .. n_steps - 1
+    np.testing.assert_allclose(counts, np.round(counts), atol=1e-3)
+    mean = n_sources * rate * 1e-3 * dt * (round(T / dt))
+    assert abs(counts.mean() - mean) < 5 * np.sqrt(mean / n)
+    assert counts.var(ddof=1) == pytest.approx(mean, rel=0.25)  # Poisson: variance = mean
+    per_step = np.diff(res.traces["p"].syn[:, :, 0], axis=0) / w
+    lam = n_sources * rate * 1e-3 * dt
+    assert np.mean(per_step == 0) == pytest.approx(np.exp(-lam), abs=5 * np.sqrt(np.exp(-lam) / per_step.size))
+
+
+def test_current_injection_callable_equals_array_and_targets_only_chosen_neurons():
+    pop = Population("p", 4, NeuronParams(v_threshold_mV=1e3))
+    net = Network((pop,), synapse="current")
+    t = np.arange(200) * 0.1
+    pulse = lambda times: np.where((times >= 5.0) & (times < 6.0), 400.0, 0.0)  # noqa: E731
+    a = neurons.simulate(net, 20.0, record={"p": np.arange(4)}, progress=False,
+                         current_injections=(CurrentInjection("p", [1, 3], pulse),))
+    b = neurons.simulate(net, 20.0, record={"p": np.arange(4)}, progress=False,
+                         current_injections=(CurrentInjection("p", [1, 3], pulse(t)),))
+    np.testing.assert_array_equal(a.traces["p"].v_mV, b.traces["p"].v_mV)
+    v = a.traces["p"].v_mV
+    assert np.all(v[:, [0, 2]] == np.float32(-60.0))
+    assert v[60, 1] > -59.0 and v[60, 3] == v[60, 1]
+
+
+def test_overflow_rerun_matches_a_large_buffer():
+    net = neurons.coba(n_neurons=1000, seed=2)
+    tiny = neurons.simulate(net, 60.0, seed=0, max_spikes_per_step=1, chunk_steps=200, progress=False)
+    large = neurons.simulate(net, 60.0, seed=0, max_spikes_per_step=1024, chunk_steps=200, progress=False)
+    _spikes_equal(tiny, large)
+    assert tiny.spike_counts["exc"].max() > 50  # the initial volley needed many re-runs
+    assert len(tiny.spikes["exc"]) > 200
+
+
+def test_same_seed_same_spikes_and_chunking_does_not_matter():
+    net = neurons.brunel(n_neurons=500, seed=0)
+    a = neurons.simulate(net, 100.0, seed=4, progress=False)
+    b = neurons.simulate(net, 100.0, seed=4, progress=False, chunk_steps=130)
+    c = neurons.simulate(net, 100.0, seed=5, progress=False)
+    assert len(a.spikes["exc"]) > 100
+    _spikes_equal(a, b)
+    assert not np.array_equal(a.spikes["exc"].times_ms, c.spikes["exc"].times_ms)
+
+
+def test_bad_arguments_name_themselves():
+    net = neurons.cuba(n_neurons=100)
+    with pytest.raises(ValueError, match="forced_spikes"):
+        neurons.simulate(net, 10.0, forced_spikes=[(1.0, "exc", 500)], progress=False)
+    with pytest.raises(ValueError, match="delay_ms must be at least one step"):
+        neurons.simulate(net, 10.0, dt_ms=0.5, progress=False)
+    with pytest.raises(ValueError, match="record"):
+        neurons.simulate(net, 10.0, record={"exc": [10_000]}, progress=False)
+    with pytest.raises(ValueError, match="v_init_mV"):
+        Population("p", 3, v_init_mV=np.zeros(4))

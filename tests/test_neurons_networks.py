@@ -1,0 +1,77 @@
+"""Reference networks against published outcomes, and the SONATA files."""
+
+import h5py
+import numpy as np
+import pytest
+
+import neurons
+
+
+@pytest.fixture(scope="module")
+def coba_result():
+    return neurons.simulate(neurons.coba(n_neurons=4000, seed=0), 1000.0, dt_ms=0.1, seed=0, progress=False)
+
+
+def test_coba_is_asynchronous_irregular_near_20_hz(coba_result):
+    # Brette et al. 2007 / Brian2 COBA benchmark: ~20 Hz, irregular firing
+    rate = coba_result.mean_rate_Hz("exc")
+    assert 15.0 < rate < 25.0
+    assert coba_result.spikes["exc"].cv_isi() > 0.5
+    _, binned = coba_result.rate_Hz("exc", bin_ms=50.0)
+    assert binned[2:].min() > 5.0  # self-sustained: activity never dies out
+
+
+def test_cuba_rate_matches_brian2_example():
+    res = neurons.simulate(neurons.cuba(n_neurons=4000, seed=0), 1000.0, progress=False)
+    assert 3.5 < res.mean_rate_Hz("exc") < 8.0  # Brian2's CUBA example: ~5.6 Hz
+
+
+def test_brunel_model_a_is_asynchronous_irregular():
+    res = neurons.simulate(neurons.brunel(seed=0), 500.0, seed=0, progress=False)
+    assert 0.3 < res.spikes["exc"].cv_isi() < 1.0
+    assert 5.0 < res.mean_rate_Hz("exc") < 100.0
+    _, binned = res.rate_Hz("exc", bin_ms=10.0)
+    assert binned[5:].std() < 0.5 * binned[5:].mean()  # asynchronous: no strong population oscillation
+
+
+def test_sonata_spike_file_layout(coba_result, tmp_path):
+    path = coba_result.save_sonata(tmp_path / "spikes.h5")
+    with h5py.File(path, "r") as f:
+        assert set(f["spikes"]) == {"exc", "inh"}
+        for pop in ("exc", "inh"):
+            g = f["spikes"][pop]
+            assert g.attrs["sorting"] == "by_time"
+            stamps, ids = g["timestamps"][:], g["node_ids"][:]
+            assert stamps.dtype == np.float64 and ids.dtype == np.uint64
+            assert g["timestamps"].attrs["units"] == "ms"
+            assert np.all(np.diff(stamps) >= 0)
+            trains = coba_result.spikes[pop]
+            np.testing.assert_array_equal(stamps, trains.times_ms)
+            np.testing.assert_array_equal(ids, trains.ids)
+    assert [p.name for p in tmp_path.iterdir()] == ["spikes.h5"]  # no temporary file left
+
+
+def test_sonata_network_layout(tmp_path):
+    net = neurons.cuba(n_neurons=200, seed=3)
+    path = net.save_network(tmp_path / "network.h5")
+    with h5py.File(path, "r") as f:
+        for pop in net.populations:
+            g = f["nodes"][pop.name]
+            assert g["node_type_id"].shape == (pop.n,)
+            np.testing.assert_array_equal(g["node_group_index"][:], np.arange(pop.n))
+            assert np.all(g["node_group_id"][:] == 0)
+        for proj in net.projections:
+            g = f["edges"][proj.name]
+            assert g["source_node_id"].dtype == np.uint64
+            assert g["source_node_id"].attrs["node_population"] == proj.pre
+            assert g["target_node_id"].attrs["node_population"] == proj.post
+            np.testing.assert_array_equal(g["source_node_id"][:], proj.pre_ids)
+            np.testing.assert_array_equal(g["target_node_id"][:], proj.post_ids)
+            np.testing.assert_array_equal(g["0/syn_weight"][:], proj.weight)
+            np.testing.assert_array_equal(g["0/delay"][:], proj.delay_ms)
+            assert g["edge_type_id"].shape == g["edge_group_index"].shape == (proj.n_synapses,)
+
+
+def test_spike_trains_unpack_as_times_and_ids(coba_result):
+    times, ids = coba_result.spikes["exc"]
+    assert times.shape == ids.shape and ids.max() < 3200 and times.max() < 1000.0

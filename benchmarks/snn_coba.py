@@ -1,0 +1,247 @@
+"""Spiking network, COBA (Brette et al. 2007, benchmark 1): tmsim against Brian2 in the same run.
+
+The model is the LIF network with exponential conductances of the Brian2 documentation:
+80 % excitatory / 20 % inhibitory neurons, C 200 pF, gl 10 nS, we 6 nS, wi 67 nS, taue 5 ms,
+taui 10 ms, dt 0.1 ms, 1 s of self-sustained activity. Every neuron receives on average 80
+synapses (64 excitatory, 16 inhibitory): p = 0.02 at 4,000 neurons as in the original
+benchmark, p = 80 / N above (0.002 at 40,000), so that the dynamics stay the same.
+
+For each size:
+- tmsim: `neurons.coba` (network construction), then `neurons.simulate` twice: the first
+  call includes JIT compilation, the second does not; spikes and mean rate.
+- Brian2 in cpp_standalone mode, one thread, code generated and compiled afresh: total
+  wall time (code generation + g++ + binary), the binary alone (synapse creation, main loop,
+  writing results) and the main loop as the binary measures it; spikes and mean rate.
+  Optionally also Brian2's runtime mode with Cython (`--brian2-runtime`, about a minute of
+  Cython compilation per size).
+
+Brian2 is never a dependency of tmsim: it runs in its own virtual environment,
+benchmarks/.venv-brian2, created on first use from benchmarks/peers/brian2-requirements.txt
+(needs PyPI and g++), as a subprocess running benchmarks/peers/brian2_coba.py.
+
+    python benchmarks/snn_coba.py                   # 4,000 and 40,000 neurons
+    python benchmarks/snn_coba.py --sizes 4000 --brian2-runtime
+
+Writes benchmarks/results/snn_coba_<device>.json. Compare ratios, not absolute times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+VENV = HERE / ".venv-brian2"
+REQUIREMENTS = HERE / "peers" / "brian2-requirements.txt"
+PEER_SCRIPT = HERE / "peers" / "brian2_coba.py"
+SIZES = (4000, 40000)
+IN_DEGREE = 80          # mean synapses onto each neuron: 0.02 * 4000, as in the original benchmark
+
+
+def connection_p(n: int) -> float:
+    return min(1.0, IN_DEGREE / n)
+
+
+# ---------------------------------------------------------------------------------- tmsim
+
+
+def run_tmsim(n: int, duration_ms: float, dt_ms: float, seed: int) -> dict:
+    """In a fresh process: build, simulate twice (with and without compilation), count spikes."""
+    try:
+        import neurons
+
+        t0 = time.perf_counter()
+        net = neurons.coba(n_neurons=n, seed=seed, p=connection_p(n))
+        build_s = time.perf_counter() - t0
+        times = []
+        for _ in range(2):
+            t0 = time.perf_counter()
+            res = neurons.simulate(net, duration_ms=duration_ms, dt_ms=dt_ms, seed=seed,
+                                   progress=False)
+            times.append(time.perf_counter() - t0)   # simulate returns host arrays: all done
+        spikes = sum(len(trains) for trains in res.spikes.values())
+        n_synapses = sum(proj.n_synapses for proj in net.projections)
+    except Exception as exc:  # noqa: BLE001 -- reported in the table instead of a crash
+        return {"unavailable": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(limit=4)}
+    return {"build_s": build_s, "first_call_s": times[0], "second_call_s": times[1],
+            "wall_s": build_s + times[0], "wall_no_compile_s": build_s + times[1],
+            "main_loop_s": times[1], "n_synapses": n_synapses, "spikes": spikes,
+            "rate_hz": spikes / (n * duration_ms * 1e-3),
+            "rate_hz_by_population": {k: res.mean_rate_Hz(k) for k in res.spikes}}
+
+
+# --------------------------------------------------------------------------------- Brian2
+
+
+def brian2_python() -> Path:
+    """The Python of the Brian2 environment, created or updated from the requirements file."""
+    python = VENV / "bin" / "python"
+    stamp = VENV / "installed-requirements.txt"
+    wanted = REQUIREMENTS.read_text()
+    if not python.exists():
+        print(f"creating {VENV} for Brian2 ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    if not stamp.exists() or stamp.read_text() != wanted:
+        print(f"installing {REQUIREMENTS.name} into {VENV} ...", flush=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                        "-r", str(REQUIREMENTS)], check=True)
+        stamp.write_text(wanted)
+    return python
+
+
+def run_brian2(python: Path, n: int, duration_ms: float, dt_ms: float, seed: int,
+               mode: str, threads: int) -> dict:
+    cmd = [str(python), str(PEER_SCRIPT), "--n", str(n), "--p", repr(connection_p(n)),
+           "--duration-ms", repr(duration_ms), "--dt-ms", repr(dt_ms), "--seed", str(seed),
+           "--mode", mode, "--threads", str(threads)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    process_s = time.perf_counter() - t0
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        return {"unavailable": f"exit {proc.returncode}: {' | '.join(tail)}"}
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["process_s"] = process_s                       # including interpreter start and import
+    if mode == "cpp_standalone":
+        out["wall_no_compile_s"] = out["binary_s"]
+    else:
+        out["wall_no_compile_s"] = out["main_loop_s"]
+    return out
+
+
+# ---------------------------------------------------------------------------- environment
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def environment() -> dict:
+    import importlib.metadata as md
+
+    import jax
+
+    versions = {}
+    for name in ("tmsim", "jax", "jaxlib", "numpy"):
+        try:
+            versions[name] = md.version(name)
+        except md.PackageNotFoundError:
+            versions[name] = None
+    return {"machine": platform.machine(), "processor": cpu_model(),
+            "cpu_count": mp.cpu_count(), "load_average_at_start": os.getloadavg(),
+            "python": platform.python_version(),
+            "jax_backend": jax.default_backend(), "jax_devices": [str(d) for d in jax.devices()],
+            "versions": versions}
+
+
+# ----------------------------------------------------------------------------------- main
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=SIZES, metavar="N",
+                        help="numbers of neurons")
+    parser.add_argument("--duration-ms", type=float, default=1000.0)
+    parser.add_argument("--dt-ms", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--brian2-threads", type=int, default=1,
+                        help="OpenMP threads of Brian2's standalone binary")
+    parser.add_argument("--brian2-runtime", action="store_true",
+                        help="also run Brian2's runtime mode (Cython)")
+    parser.add_argument("--no-brian2", action="store_true")
+    parser.add_argument("--no-tmsim", action="store_true")
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    args = parser.parse_args()
+
+    env = environment()
+    python = None
+    if not args.no_brian2:
+        try:
+            python = brian2_python()
+        except (OSError, subprocess.CalledProcessError) as exc:
+            env["brian2_unavailable"] = f"{type(exc).__name__}: {exc}"
+            print(f"brian2: unavailable ({env['brian2_unavailable']})")
+    modes = ["cpp_standalone"] + (["runtime"] if args.brian2_runtime else [])
+    rows = []
+    ctx = mp.get_context("spawn")
+    for n in args.sizes:
+        row = {"n": n, "p": connection_p(n), "duration_ms": args.duration_ms, "dt_ms": args.dt_ms}
+        if not args.no_tmsim:
+            with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+                row["tmsim"] = pool.submit(run_tmsim, n, args.duration_ms, args.dt_ms,
+                                           args.seed).result()
+        if python is not None:
+            for mode in modes:
+                row[f"brian2_{mode}"] = run_brian2(python, n, args.duration_ms, args.dt_ms,
+                                                   args.seed, mode, args.brian2_threads)
+        add_ratios(row)
+        rows.append(row)
+    peer = next((r[k] for r in rows for k in r if k.startswith("brian2_") and "brian2" in r[k]), None)
+    if peer:
+        env["brian2_env"] = {k: peer[k] for k in ("brian2", "numpy", "python", "python_executable")}
+    print_table(env, rows)
+    device = env["jax_backend"] if env["jax_backend"] != "cpu" else f"cpu{env['cpu_count']}"
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"snn_coba_{device}.json"
+    path.write_text(json.dumps({"environment": env, "in_degree": IN_DEGREE, "rows": rows}, indent=2))
+    print(f"wrote {path}")
+
+
+TIMES = ("wall_s", "wall_no_compile_s", "main_loop_s")
+
+
+def add_ratios(row):
+    t, b = row.get("tmsim", {}), row.get("brian2_cpp_standalone", {})
+    if "unavailable" in t or "unavailable" in b or not t or not b:
+        return
+    row["tmsim_over_brian2"] = {k: t[k] / b[k] for k in TIMES}
+
+
+def print_table(env, rows):
+    v = env["versions"]
+    b2 = env.get("brian2_env", {})
+    print(f"\n{env['processor']}, {env['cpu_count']} cores; jax {v['jax']} ({env['jax_backend']}),"
+          f" numpy {v['numpy']}; brian2 {b2.get('brian2', '-')} (python {b2.get('python', '-')},"
+          f" numpy {b2.get('numpy', '-')})")
+    head = (f"{'N':>7} {'tool':<22} {'wall+compile':>12} {'wall':>8} {'main loop':>9}"
+            f" {'spikes':>9} {'rate':>8} {'tmsim/brian2':>14}")
+    print(head)
+    print("-" * len(head))
+    for row in rows:
+        for key in [k for k in row if k == "tmsim" or k.startswith("brian2_")]:
+            r = row[key]
+            tool = key.replace("_cpp_standalone", " standalone").replace("_runtime", " runtime")
+            if "unavailable" in r:
+                print(f"{row['n']:>7} {tool:<22} unavailable ({r['unavailable']})")
+                continue
+            ratio = ""
+            if key == "tmsim" and "tmsim_over_brian2" in row:
+                q = row["tmsim_over_brian2"]
+                ratio = f"{q['wall_s']:.2f}/{q['wall_no_compile_s']:.2f}/{q['main_loop_s']:.2f}"
+            print(f"{row['n']:>7} {tool:<22} {r['wall_s']:>11.2f}s {r['wall_no_compile_s']:>7.2f}s"
+                  f" {r['main_loop_s']:>8.3f}s {r['spikes']:>9,} {r['rate_hz']:>6.1f}Hz {ratio:>14}")
+    print("wall+compile: network construction, code generation and compilation, simulation;"
+          " wall: the same without compilation\n(tmsim: second simulate call plus construction;"
+          " Brian2 standalone: the compiled binary); main loop: tmsim's second simulate call,"
+          " Brian2's\nnetwork run as its binary times it. Ratios tmsim/brian2 standalone:"
+          " wall+compile / wall / main loop.")
+
+
+if __name__ == "__main__":
+    main()

@@ -143,7 +143,13 @@ def environment() -> dict:
             versions[name] = md.version(name)
         except md.PackageNotFoundError:
             versions[name] = None
-    return {"machine": platform.machine(), "processor": cpu_model(),
+    git = ["git", "-C", str(HERE)]
+    commit = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            check=False).stdout.strip() or None
+    changed = subprocess.run(git + ["status", "--porcelain", "--", "../neurons"], capture_output=True,
+                             text=True, check=False).stdout.strip()
+    return {"commit": commit, "neurons_changed_since_commit": bool(changed),
+            "machine": platform.machine(), "processor": cpu_model(),
             "cpu_count": mp.cpu_count(), "load_average_at_start": os.getloadavg(),
             "python": platform.python_version(),
             "jax_backend": jax.default_backend(), "jax_devices": [str(d) for d in jax.devices()],

@@ -29,8 +29,11 @@ def simulate(net: Network, duration_ms: float, dt_ms: float = 0.1, seed: int = 0
     current_injections: CurrentInjection stimuli. forced_spikes: (time_ms, population,
     neuron_id) triples; a forced spike fires regardless of threshold and refractoriness and
     propagates like any other. max_spikes_per_step: initial size K of the per-step spike buffer
-    (default 2% of the neurons); a chunk with a step above K is re-run with a larger buffer.
-    chunk_steps: steps per jitted chunk (memory of the per-step monitors is bounded by it).
+    (default 2% of each population, a power of two); a chunk with a step above K is re-run
+    from its start state with larger buffers over chunk_steps // 8 steps, then the run goes on
+    with the default size. chunk_steps: steps per jitted chunk (bounds the memory of the
+    per-step monitors); the randomness of a step depends only on (seed, step), so results do
+    not depend on chunking.
     """
     if duration_ms <= 0 or dt_ms <= 0:
         raise ValueError(f"simulate: duration_ms and dt_ms must be > 0, got {duration_ms}, {dt_ms}")
@@ -85,29 +88,36 @@ def simulate(net: Network, duration_ms: float, dt_ms: float = 0.1, seed: int = 0
                              for p in net.populations])
     state = initial_state(v_init, weights, base_cfg.ring_slots)
     forced_width = forced.max_per_step
-    records = []
-    starts = range(0, n_steps, chunk_steps)
-    for first in tqdm(starts, desc="simulate", unit="chunk", disable=not progress):
-        steps = min(chunk_steps, n_steps - first)
-        injected = jnp.asarray(np.concatenate(
-            [inj.rows(first, steps, dt_ms) for inj in current_injections] or [np.zeros((steps, 0), np.float32)],
-            axis=1), dtype=jnp.float32)
-        forced_rows = forced.rows(first, steps, forced_width, n)
-        cfg = _with_capacity(base_cfg, _forced_per_population(forced_rows, base_cfg.population_slices))
-        while True:
-            new_state, out = run_chunk(cfg, constants, projections, inputs, state, injected,
-                                       jnp.asarray(forced_rows, dtype=jnp.int32))
-            if not bool(new_state.overflow):
-                break
-            most = np.asarray(out[0]).max(axis=0)
-            cfg = _with_capacity(cfg, tuple(max(2 * k, m) if m > k else k for k, m in zip(cfg.max_spikes, most)))
-        state = new_state
-        counts, spike_ids, v, syn, w = jax.tree_util.tree_map(np.asarray, out)
-        chunk_spikes = []
-        for (offset, size), ids in zip(base_cfg.population_slices, spike_ids):
-            step_in_chunk, slot = np.nonzero(ids < size)
-            chunk_spikes.append((first + step_in_chunk, ids[step_in_chunk, slot].astype(np.int64)))
-        records.append((chunk_spikes, counts, v, syn, w))
+    records, first = [], 0
+    burst_steps = max(1, chunk_steps // 8)
+    with tqdm(total=n_steps, desc="simulate", unit="step", disable=not progress) as bar:
+        while first < n_steps:
+            steps, cfg = min(chunk_steps, n_steps - first), base_cfg
+            while True:
+                injected = np.concatenate([inj.rows(first, steps, dt_ms) for inj in current_injections]
+                                          or [np.zeros((steps, 0), np.float32)], axis=1)
+                forced_rows = forced.rows(first, steps, forced_width, n)
+                cfg = _with_capacity(cfg, _forced_per_population(forced_rows, cfg.population_slices))
+                new_state, out = run_chunk(cfg, constants, projections, inputs, state,
+                                           jnp.asarray(injected, dtype=jnp.float32),
+                                           jnp.asarray(forced_rows, dtype=jnp.int32))
+                if not bool(new_state.overflow):
+                    break
+                # re-run from the same start with larger buffers, over a shorter stretch so that
+                # a burst does not make the whole chunk pay for the larger buffers
+                most = np.asarray(out[0]).max(axis=0)
+                cfg = _with_capacity(cfg, tuple(max(2 * k, m) if m > k else k
+                                                for k, m in zip(cfg.max_spikes, most)))
+                steps = min(steps, burst_steps)
+            state = new_state
+            counts, spike_ids, v, syn, w = jax.tree_util.tree_map(np.asarray, out)
+            chunk_spikes = []
+            for (offset, size), ids in zip(base_cfg.population_slices, spike_ids):
+                step_in_chunk, slot = np.nonzero(ids < size)
+                chunk_spikes.append((first + step_in_chunk, ids[step_in_chunk, slot].astype(np.int64)))
+            records.append((chunk_spikes, counts, v, syn, w))
+            first += steps
+            bar.update(steps)
     return _result(net, records, record_split, state, dt_ms, n_steps)
 
 

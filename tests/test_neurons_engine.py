@@ -91,7 +91,7 @@ def test_current_injection_callable_equals_array_and_targets_only_chosen_neurons
 
 def test_overflow_rerun_matches_a_large_buffer():
     net = neurons.coba(n_neurons=1000, seed=2)
-    tiny = neurons.simulate(net, 60.0, seed=0, max_spikes_per_step=1, chunk_steps=200, progress=False)
+    tiny = neurons.simulate(net, 60.0, seed=0, max_spikes_per_step=8, chunk_steps=200, progress=False)
     large = neurons.simulate(net, 60.0, seed=0, max_spikes_per_step=1024, chunk_steps=200, progress=False)
     _spikes_equal(tiny, large)
     assert tiny.spike_counts["exc"].max() > 50  # the initial volley needed many re-runs

@@ -40,54 +40,28 @@ def simulate(net: Network, duration_ms: float, dt_ms: float = 0.1, seed: int = 0
     if chunk_steps < 1:
         raise ValueError(f"simulate: chunk_steps must be >= 1, got {chunk_steps}")
     n_steps = int(round(duration_ms / dt_ms))
-    offsets, sizes = net.offsets, {p.name: p.n for p in net.populations}
-    n = net.n_neurons
-
-    params = {}
-    for pop in net.populations:
-        for name, values in pop.params.arrays(pop.n, pop.name).items():
-            params.setdefault(name, []).append(values)
-    constants = neuron_constants({k: np.concatenate(v) for k, v in params.items()}, dt_ms, net.neuron)
-
-    projections, weights, max_delay = [], [], 1
-    for proj in net.projections:
-        dev = device_projection(proj.ell, RECEPTORS.index(proj.receptor), offsets[proj.post], n, dt_ms,
-                                proj.name)
-        projections.append(dev)
-        weights.append(proj.ell.weight)
-        max_delay = max(max_delay, int(dev.delay_steps.max()))
-
-    record = record or {}
-    record_ids, record_split = [], []
-    for population, ids in record.items():
-        ids = np.atleast_1d(np.asarray(ids, np.int64))
-        if population not in offsets or ids.size and (ids.min() < 0 or ids.max() >= sizes[population]):
-            raise ValueError(f"simulate: record[{population!r}] names neurons outside the population")
-        record_split.append((population, ids))
-        record_ids.append(offsets[population] + ids)
-    injection_ids = [offsets[inj.population] + np.atleast_1d(np.asarray(inj.neuron_ids, np.int64))
+    constants, projections, weights, base_cfg = _engine_setup(net, dt_ms, max_spikes_per_step)
+    record_split = [(pop, np.atleast_1d(np.asarray(ids, np.int64))) for pop, ids in (record or {}).items()]
+    forced = ForcedSpikes.from_events(forced_spikes, net.offsets, {p.name: p.n for p in net.populations},
+                                      dt_ms, n_steps)
+    injection_ids = [_global_ids(net, inj.population, inj.neuron_ids, "CurrentInjection")
                      for inj in current_injections]
-    for inj in current_injections:
-        if inj.population not in offsets:
-            raise ValueError(f"simulate: CurrentInjection into unknown population {inj.population!r}")
-    forced = ForcedSpikes.from_events(forced_spikes, offsets, sizes, dt_ms, n_steps)
-
-    cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0, np.int64)  # noqa: E731
     inputs = StaticInputs(key=jax.random.key(seed),
-                          injection_ids=jnp.asarray(cat(injection_ids), dtype=jnp.int32),
-                          record_ids=jnp.asarray(cat(record_ids), dtype=jnp.int32))
-    base_cfg = EngineConfig(
-        neuron=net.neuron, synapse=net.synapse, n_neurons=n, dt_ms=float(dt_ms), ring_slots=max_delay + 1,
-        max_spikes=tuple(_pow2(max_spikes_per_step or max(16, math.ceil(0.02 * p.n))) for p in net.populations),
-        population_slices=tuple((offsets[p.name], p.n) for p in net.populations),
-        projection_pre=tuple([p.name for p in net.populations].index(q.pre) for q in net.projections),
-        poisson=tuple((offsets[i.population], sizes[i.population], poisson_cdf(i.n_sources * i.rate_Hz * dt_ms * 1e-3),
-                       float(i.weight), RECEPTORS.index(i.receptor)) for i in net.poisson))
-
+                          injection_ids=jnp.asarray(_concat(injection_ids), dtype=jnp.int32),
+                          record_ids=jnp.asarray(_concat([_global_ids(net, pop, ids, "record")
+                                                          for pop, ids in record_split]), dtype=jnp.int32))
     v_init = np.concatenate([np.broadcast_to(np.asarray(p.v_init_mV, np.float64), (p.n,))
                              for p in net.populations])
     state = initial_state(v_init, weights, base_cfg.ring_slots)
-    forced_width = forced.max_per_step
+    state, records = _run_chunks(state, base_cfg, constants, projections, inputs, current_injections, forced,
+                                 n_steps, dt_ms, chunk_steps, progress)
+    return _result(net, records, record_split, state, dt_ms, n_steps)
+
+
+def _run_chunks(state, base_cfg, constants, projections, inputs, current_injections, forced, n_steps,
+                dt_ms, chunk_steps, progress):
+    """Run all steps chunk by chunk; returns the final state and per-chunk host records."""
+    n = base_cfg.n_neurons
     records, first = [], 0
     burst_steps = max(1, chunk_steps // 8)
     with tqdm(total=n_steps, desc="simulate", unit="step", disable=not progress) as bar:
@@ -96,7 +70,7 @@ def simulate(net: Network, duration_ms: float, dt_ms: float = 0.1, seed: int = 0
             while True:
                 injected = np.concatenate([inj.rows(first, steps, dt_ms) for inj in current_injections]
                                           or [np.zeros((steps, 0), np.float32)], axis=1)
-                forced_rows = forced.rows(first, steps, forced_width, n)
+                forced_rows = forced.rows(first, steps, forced.max_per_step, n)
                 cfg = _with_capacity(cfg, _forced_per_population(forced_rows, cfg.population_slices))
                 new_state, out = run_chunk(cfg, constants, projections, inputs, state,
                                            jnp.asarray(injected, dtype=jnp.float32),
@@ -118,7 +92,45 @@ def simulate(net: Network, duration_ms: float, dt_ms: float = 0.1, seed: int = 0
             records.append((chunk_spikes, counts, v, syn, w))
             first += steps
             bar.update(steps)
-    return _result(net, records, record_split, state, dt_ms, n_steps)
+    return state, records
+
+
+def _engine_setup(net: Network, dt_ms: float, max_spikes_per_step: int | None):
+    """Neuron constants, device projections, initial ELL weights and the static configuration."""
+    offsets, n = net.offsets, net.n_neurons
+    params = {}
+    for pop in net.populations:
+        for name, values in pop.params.arrays(pop.n, pop.name).items():
+            params.setdefault(name, []).append(values)
+    constants = neuron_constants({k: np.concatenate(v) for k, v in params.items()}, dt_ms, net.neuron)
+    projections = [device_projection(proj.ell, RECEPTORS.index(proj.receptor), offsets[proj.post], n, dt_ms,
+                                     proj.name) for proj in net.projections]
+    weights = [proj.ell.weight for proj in net.projections]
+    max_delay = max([int(p.delay_steps.max()) for p in projections], default=1)
+    names = [p.name for p in net.populations]
+    cfg = EngineConfig(
+        neuron=net.neuron, synapse=net.synapse, n_neurons=n, dt_ms=float(dt_ms), ring_slots=max_delay + 1,
+        max_spikes=tuple(_pow2(max_spikes_per_step or max(16, math.ceil(0.02 * p.n))) for p in net.populations),
+        population_slices=tuple((offsets[p.name], p.n) for p in net.populations),
+        projection_pre=tuple(names.index(q.pre) for q in net.projections),
+        poisson=tuple((offsets[i.population], net.population(i.population).n,
+                       poisson_cdf(i.n_sources * i.rate_Hz * dt_ms * 1e-3), float(i.weight),
+                       RECEPTORS.index(i.receptor)) for i in net.poisson))
+    return constants, projections, weights, cfg
+
+
+def _global_ids(net: Network, population: str, ids, what: str) -> np.ndarray:
+    """Global indices of `ids` (local to `population`), checked."""
+    if population not in net.offsets:
+        raise ValueError(f"simulate: {what} names unknown population {population!r}")
+    ids = np.atleast_1d(np.asarray(ids, np.int64))
+    if ids.size and (ids.min() < 0 or ids.max() >= net.population(population).n):
+        raise ValueError(f"simulate: {what} names neurons outside population {population!r}")
+    return net.offsets[population] + ids
+
+
+def _concat(parts) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
 def _pow2(k: int) -> int:

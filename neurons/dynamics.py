@@ -57,7 +57,7 @@ def neuron_constants(p: dict[str, np.ndarray], dt_ms: float, neuron: str) -> Neu
     diff = np.where(same, 1.0, tau_m - taus)
     P21 = np.where(same, dt_ms * P22 / p["C_pF"], taus * tau_m / (p["C_pF"] * diff) * (P22 - P11))
     v_spike = p["v_peak_mV"] if neuron == "adex" else p["v_threshold_mV"]
-    f32 = lambda x: jnp.asarray(np.asarray(x, np.float64), dtype=jnp.float32)  # noqa: E731
+    f32 = lambda x: jnp.asarray(np.asarray(x, np.float64), dtype=jnp.float32)
     return NeuronConstants(
         E_leak=f32(p["E_leak_mV"]), g_leak=f32(p["g_leak_nS"]), C=f32(p["C_pF"]),
         I_bias=f32(p["I_bias_pA"]), v_spike=f32(v_spike), v_reset=f32(p["v_reset_mV"]),

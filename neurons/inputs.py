@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -48,7 +48,7 @@ class ForcedSpikes:
 
     @classmethod
     def from_events(cls, events, offsets: dict[str, int], sizes: dict[str, int], dt_ms: float,
-                    n_steps: int) -> "ForcedSpikes":
+                    n_steps: int) -> ForcedSpikes:
         """From (time_ms, population, neuron_id) triples; times round to the nearest step."""
         steps, ids = [], []
         for time_ms, population, neuron_id in events:

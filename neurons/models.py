@@ -40,7 +40,7 @@ def coba(n_neurons: int = 4000, seed: int = 0, *, p: float = 0.02, w_exc_nS: flo
     params = NeuronParams(C_pF=200.0, g_leak_nS=10.0, E_leak_mV=-60.0, v_threshold_mV=-50.0,
                           v_reset_mV=-60.0, t_ref_ms=5.0, tau_exc_ms=5.0, tau_inh_ms=10.0,
                           E_exc_mV=0.0, E_inh_mV=-80.0, I_bias_pA=drive_pA)
-    v_init = lambda rng, n: rng.normal(-55.0, 5.0, n)  # noqa: E731
+    v_init = lambda rng, n: rng.normal(-55.0, 5.0, n)
     return _vogels_abbott(n_neurons, seed, "conductance", params, v_init, w_exc_nS, w_inh_nS, p, delay_ms)
 
 
@@ -54,7 +54,7 @@ def cuba(n_neurons: int = 4000, seed: int = 0, *, p: float = 0.02, w_exc_pA: flo
     currents during refractoriness; here they keep decaying."""
     params = NeuronParams(C_pF=200.0, g_leak_nS=10.0, E_leak_mV=-49.0, v_threshold_mV=-50.0,
                           v_reset_mV=-60.0, t_ref_ms=5.0, tau_exc_ms=5.0, tau_inh_ms=10.0)
-    v_init = lambda rng, n: rng.uniform(-60.0, -50.0, n)  # noqa: E731
+    v_init = lambda rng, n: rng.uniform(-60.0, -50.0, n)
     return _vogels_abbott(n_neurons, seed, "current", params, v_init, w_exc_pA, w_inh_pA, p, delay_ms)
 
 

@@ -76,7 +76,7 @@ def test_distance_dependent_probability_follows_the_profile():
 
 def test_same_seed_same_network_and_other_seed_differs():
     pop = _pop("a", 400)
-    make = lambda seed: connect(pop, pop, FixedProbability(0.1), weight=lambda r, n: r.normal(1, 0.1, n),  # noqa: E731
+    make = lambda seed: connect(pop, pop, FixedProbability(0.1), weight=lambda r, n: r.normal(1, 0.1, n),
                                 delay_ms=lambda r, n: r.uniform(1, 3, n), receptor="exc", seed=seed)
     a, b, c = make(11), make(11), make(12)
     for field in ("pre_ids", "post_ids", "weight", "delay_ms"):

@@ -109,8 +109,9 @@ def test_adex_is_stable_and_adapts():
 
 
 def test_state_is_float32_even_with_x64_enabled():
-    import efield  # noqa: F401  (enables jax_enable_x64)
     import jax
+
+    import efield  # noqa: F401  (enables jax_enable_x64)
 
     assert jax.config.jax_enable_x64
     res = neurons.simulate(neurons.cuba(n_neurons=200, seed=1), 20.0, record={"exc": [0, 1]}, progress=False)

@@ -78,7 +78,7 @@ def test_current_injection_callable_equals_array_and_targets_only_chosen_neurons
     pop = Population("p", 4, NeuronParams(v_threshold_mV=1e3))
     net = Network((pop,), synapse="current")
     t = np.arange(200) * 0.1
-    pulse = lambda times: np.where((times >= 5.0) & (times < 6.0), 400.0, 0.0)  # noqa: E731
+    pulse = lambda times: np.where((times >= 5.0) & (times < 6.0), 400.0, 0.0)
     a = neurons.simulate(net, 20.0, record={"p": np.arange(4)}, progress=False,
                          current_injections=(CurrentInjection("p", [1, 3], pulse),))
     b = neurons.simulate(net, 20.0, record={"p": np.arange(4)}, progress=False,

@@ -94,7 +94,8 @@ def poisson_cdf(mean_count: float) -> tuple:
     return tuple(float(x) for x in np.minimum(np.cumsum(np.exp(log_pmf)), 1.0))
 
 
-def initial_state(v_init, weights, ring_slots: int) -> NetworkState:
+def fresh_state(v_init, weights, ring_slots: int) -> NetworkState:
+    """State at step 0: v = v_init (mV), everything else at rest, no events pending."""
     n = v_init.shape[0]
     f32 = jnp.float32
     return NetworkState(

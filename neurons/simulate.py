@@ -12,7 +12,15 @@ from tqdm.auto import tqdm
 
 from .connectivity import RECEPTORS
 from .dynamics import neuron_constants
-from .engine import EngineConfig, StaticInputs, device_projection, initial_state, poisson_cdf, run_chunk
+from .engine import (
+    EngineConfig,
+    NetworkState,
+    StaticInputs,
+    device_projection,
+    fresh_state,
+    poisson_cdf,
+    run_chunk,
+)
 from .inputs import CurrentInjection, ForcedSpikes
 from .network import Network
 from .result import SimulationResult, SpikeTrains, Traces
@@ -20,15 +28,18 @@ from .result import SimulationResult, SpikeTrains, Traces
 
 def simulate(net: Network, duration_ms: float, dt_ms: float = 0.1, seed: int = 0, *,
              record: dict | None = None, current_injections: tuple[CurrentInjection, ...] = (),
-             forced_spikes=(), max_spikes_per_step: int | None = None, chunk_steps: int = 1000,
-             progress: bool = True) -> SimulationResult:
+             forced_spikes=(), state: NetworkState | None = None, max_spikes_per_step: int | None = None,
+             chunk_steps: int = 1000, progress: bool = True) -> SimulationResult:
     """Simulate `net` for duration_ms (steps of dt_ms) and return a SimulationResult.
 
     seed: the run's randomness (Poisson input); the same seed gives the same spikes.
     record: population -> neuron ids whose v, synaptic variables and w are kept every step.
     current_injections: CurrentInjection stimuli. forced_spikes: (time_ms, population,
     neuron_id) triples; a forced spike fires regardless of threshold and refractoriness and
-    propagates like any other. max_spikes_per_step: initial size K of the per-step spike buffer
+    propagates like any other. Stimulus, spike and trace times count from the start of this
+    run. state: continue from this NetworkState (a previous result's final_state, same network
+    and dt_ms); with the same seed the continuation equals one uninterrupted run.
+    max_spikes_per_step: initial size K of the per-step spike buffer
     (default 2% of each population, a power of two); a chunk with a step above K is re-run
     from its start state with larger buffers over chunk_steps // 8 steps, then the run goes on
     with the default size. chunk_steps: steps per jitted chunk (bounds the memory of the
@@ -50,9 +61,12 @@ def simulate(net: Network, duration_ms: float, dt_ms: float = 0.1, seed: int = 0
                           injection_ids=jnp.asarray(_concat(injection_ids), dtype=jnp.int32),
                           record_ids=jnp.asarray(_concat([_global_ids(net, pop, ids, "record")
                                                           for pop, ids in record_split]), dtype=jnp.int32))
-    v_init = np.concatenate([np.broadcast_to(np.asarray(p.v_init_mV, np.float64), (p.n,))
-                             for p in net.populations])
-    state = initial_state(v_init, weights, base_cfg.ring_slots)
+    if state is None:
+        v_init = np.concatenate([np.broadcast_to(np.asarray(p.v_init_mV, np.float64), (p.n,))
+                                 for p in net.populations])
+        state = fresh_state(v_init, weights, base_cfg.ring_slots)
+    else:
+        _check_state(state, fresh_state(np.zeros(net.n_neurons), weights, base_cfg.ring_slots))
     state, records = _run_chunks(state, base_cfg, constants, projections, inputs, current_injections, forced,
                                  n_steps, dt_ms, chunk_steps, progress)
     return _result(net, records, record_split, state, dt_ms, n_steps)
@@ -117,6 +131,14 @@ def _engine_setup(net: Network, dt_ms: float, max_spikes_per_step: int | None):
                        poisson_cdf(i.n_sources * i.rate_Hz * dt_ms * 1e-3), float(i.weight),
                        RECEPTORS.index(i.receptor)) for i in net.poisson))
     return constants, projections, weights, cfg
+
+
+def _check_state(state: NetworkState, like: NetworkState):
+    """Raise unless `state` has the shapes of `like` (a state of this network and dt)."""
+    if [np.shape(x) for x in jax.tree_util.tree_leaves(state)] != \
+            [np.shape(x) for x in jax.tree_util.tree_leaves(like)]:
+        raise ValueError("simulate: state does not belong to this network and dt_ms "
+                         "(pass the final_state of a run of the same network with the same dt_ms)")
 
 
 def _global_ids(net: Network, population: str, ids, what: str) -> np.ndarray:

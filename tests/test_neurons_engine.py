@@ -118,3 +118,16 @@ def test_bad_arguments_name_themselves():
         neurons.simulate(net, 10.0, record={"exc": [10_000]}, progress=False)
     with pytest.raises(ValueError, match="v_init_mV"):
         Population("p", 3, v_init_mV=np.zeros(4))
+
+
+def test_continuing_from_final_state_equals_one_run():
+    net = neurons.brunel(n_neurons=500, seed=1)
+    whole = neurons.simulate(net, 60.0, seed=2, progress=False)
+    first = neurons.simulate(net, 30.0, seed=2, progress=False)
+    second = neurons.simulate(net, 30.0, seed=2, state=first.final_state, progress=False)
+    for pop in ("exc", "inh"):
+        late = whole.spikes[pop].times_ms >= 30.0 - 1e-9
+        np.testing.assert_allclose(second.spikes[pop].times_ms + 30.0, whole.spikes[pop].times_ms[late], atol=1e-9)
+        np.testing.assert_array_equal(second.spikes[pop].ids, whole.spikes[pop].ids[late])
+    with pytest.raises(ValueError, match="state"):
+        neurons.simulate(neurons.brunel(n_neurons=400), 10.0, state=first.final_state, progress=False)

@@ -136,6 +136,14 @@ class Network:
                                      "is not in the network")
         for inp in self.poisson:
             self.population(inp.population)
+        if self.synapse == "conductance":
+            for proj in self.projections:
+                if np.any(proj.weight < 0):
+                    raise ValueError(f"Projection {proj.name!r}: conductance weights (nS) must be >= 0; "
+                                     "inhibition comes from receptor='inh'")
+            for inp in self.poisson:
+                if inp.weight < 0:
+                    raise ValueError(f"PoissonInput onto {inp.population!r}: conductance weight must be >= 0")
 
     def population(self, name: str) -> Population:
         for p in self.populations:

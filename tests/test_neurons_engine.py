@@ -131,3 +131,11 @@ def test_continuing_from_final_state_equals_one_run():
         np.testing.assert_array_equal(second.spikes[pop].ids, whole.spikes[pop].ids[late])
     with pytest.raises(ValueError, match="state"):
         neurons.simulate(neurons.brunel(n_neurons=400), 10.0, state=first.final_state, progress=False)
+
+
+def test_negative_conductance_is_refused():
+    pop = Population("p", 20)
+    proj = neurons.connect(pop, pop, neurons.FixedInDegree(2), weight=-1.0, delay_ms=1.0, receptor="inh")
+    with pytest.raises(ValueError, match="conductance weights"):
+        Network((pop,), (proj,), synapse="conductance")
+    Network((pop,), (proj,), synapse="current")

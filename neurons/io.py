@@ -3,6 +3,7 @@ temporary path and renamed, so a failed write leaves no partial file."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -75,3 +76,73 @@ def write_sonata_network(path, network) -> Path:
             group0["syn_weight"] = proj.weight
             group0["delay"] = proj.delay_ms
     return path
+
+
+class SpikeFileWriter:
+    """Append spikes, in time order, to a SONATA spike file as a run goes (bounded memory).
+
+    Use as a context manager; the file appears at `path` only when the block ends without
+    error. populations: name -> number of neurons.
+    """
+
+    def __init__(self, path, populations: dict[str, int]):
+        self.path, self.populations = Path(path), dict(populations)
+        self._names = list(self.populations)
+
+    def __enter__(self):
+        import h5py
+
+        self._atomic = atomic_output(self.path)
+        tmp = self._atomic.__enter__()
+        try:
+            self._file = h5py.File(tmp, "w")
+            self._file.attrs["magic"] = np.uint32(SONATA_MAGIC)
+            self._file.attrs["version"] = np.asarray(SONATA_VERSION, np.uint32)
+            for name in self._names:
+                group = self._file.create_group(f"spikes/{name}")
+                group.attrs["sorting"] = "by_time"
+                group.create_dataset("timestamps", (0,), np.float64, maxshape=(None,), chunks=(65536,))
+                group["timestamps"].attrs["units"] = "ms"
+                group.create_dataset("node_ids", (0,), np.uint64, maxshape=(None,), chunks=(65536,))
+        except BaseException as err:
+            self._atomic.__exit__(type(err), err, err.__traceback__)
+            raise
+        return self
+
+    def append(self, population_index: int, times_ms: np.ndarray, ids: np.ndarray):
+        """Add spikes of one population that are not earlier than those already written."""
+        group = self._file["spikes"][self._names[population_index]]
+        for name, values in (("timestamps", times_ms), ("node_ids", ids)):
+            dataset = group[name]
+            start = dataset.shape[0]
+            dataset.resize((start + values.size,))
+            dataset[start:] = values
+
+    def __exit__(self, *exc):
+        self._file.close()
+        return self._atomic.__exit__(*exc)
+
+
+class SpikeFile(Mapping):
+    """Read-only population -> SpikeTrains view of a SONATA spike file, read on access."""
+
+    def __init__(self, path, populations: dict[str, int]):
+        self.path, self.populations = Path(path), dict(populations)
+
+    def __getitem__(self, population: str):
+        import h5py
+
+        from .result import SpikeTrains
+
+        if population not in self.populations:
+            raise KeyError(population)
+        with h5py.File(self.path, "r") as f:
+            group = f["spikes"][population]
+            return SpikeTrains(group["timestamps"][:], group["node_ids"][:].astype(np.int64),
+                               self.populations[population])
+
+    def __iter__(self):
+        return iter(self.populations)
+
+    def __len__(self) -> int:
+        return len(self.populations)

@@ -22,14 +22,16 @@ from .engine import (
     run_chunk,
 )
 from .inputs import CurrentInjection, ForcedSpikes
+from .io import SpikeFile, SpikeFileWriter
 from .network import Network
 from .result import SimulationResult, SpikeTrains, Traces
 
 
 def simulate(net: Network, duration_ms: float, dt_ms: float = 0.1, seed: int = 0, *,
              record: dict | None = None, current_injections: tuple[CurrentInjection, ...] = (),
-             forced_spikes=(), state: NetworkState | None = None, max_spikes_per_step: int | None = None,
-             chunk_steps: int = 1000, progress: bool = True) -> SimulationResult:
+             forced_spikes=(), state: NetworkState | None = None, spikes_path=None,
+             max_spikes_per_step: int | None = None, chunk_steps: int = 1000,
+             progress: bool = True) -> SimulationResult:
     """Simulate `net` for duration_ms (steps of dt_ms) and return a SimulationResult.
 
     seed: the run's randomness (Poisson input); the same seed gives the same spikes.
@@ -39,12 +41,14 @@ def simulate(net: Network, duration_ms: float, dt_ms: float = 0.1, seed: int = 0
     propagates like any other. Stimulus, spike and trace times count from the start of this
     run. state: continue from this NetworkState (a previous result's final_state, same network
     and dt_ms); with the same seed the continuation equals one uninterrupted run.
-    max_spikes_per_step: initial size K of the per-step spike buffer
-    (default 2% of each population, a power of two); a chunk with a step above K is re-run
-    from its start state with larger buffers over chunk_steps // 8 steps, then the run goes on
-    with the default size. chunk_steps: steps per jitted chunk (bounds the memory of the
-    per-step monitors); the randomness of a step depends only on (seed, step), so results do
-    not depend on chunking.
+    spikes_path: stream the spikes chunk by chunk to this SONATA file instead of keeping them
+    in memory (long runs); result.spikes then reads them from it.
+    max_spikes_per_step: initial size K of the per-step spike buffer (default 2% of each
+    population, a power of two); a chunk with a step above K is re-run from its start state
+    with larger buffers over chunk_steps // 8 steps, then the run goes on with the default
+    size. chunk_steps: steps per jitted chunk (bounds the memory of the per-step monitors);
+    the randomness of a step depends only on (seed, step), so results do not depend on
+    chunking.
     """
     if duration_ms <= 0 or dt_ms <= 0:
         raise ValueError(f"simulate: duration_ms and dt_ms must be > 0, got {duration_ms}, {dt_ms}")
@@ -67,14 +71,18 @@ def simulate(net: Network, duration_ms: float, dt_ms: float = 0.1, seed: int = 0
         state = fresh_state(v_init, weights, base_cfg.ring_slots)
     else:
         _check_state(state, fresh_state(np.zeros(net.n_neurons), weights, base_cfg.ring_slots))
-    state, records = _run_chunks(state, base_cfg, constants, projections, inputs, current_injections, forced,
-                                 n_steps, dt_ms, chunk_steps, progress)
-    return _result(net, records, record_split, state, dt_ms, n_steps)
+    sizes = {p.name: p.n for p in net.populations}
+    with SpikeFileWriter(spikes_path, sizes) if spikes_path else _SpikesInMemory(sizes) as spikes:
+        state, records = _run_chunks(state, base_cfg, constants, projections, inputs, current_injections,
+                                     forced, n_steps, dt_ms, chunk_steps, progress, spikes)
+    trains = SpikeFile(spikes_path, sizes) if spikes_path else spikes.trains()
+    return _result(net, trains, records, record_split, state, dt_ms, n_steps)
 
 
 def _run_chunks(state, base_cfg, constants, projections, inputs, current_injections, forced, n_steps,
-                dt_ms, chunk_steps, progress):
-    """Run all steps chunk by chunk; returns the final state and per-chunk host records."""
+                dt_ms, chunk_steps, progress, spikes):
+    """Run all steps chunk by chunk, handing each chunk's spikes to spikes.append(population
+    index, times_ms, ids); returns the final state and the per-chunk monitor records."""
     n = base_cfg.n_neurons
     records, first = [], 0
     burst_steps = max(1, chunk_steps // 8)
@@ -99,11 +107,10 @@ def _run_chunks(state, base_cfg, constants, projections, inputs, current_injecti
                 steps = min(steps, burst_steps)
             state = new_state
             counts, spike_ids, v, syn, w = jax.tree_util.tree_map(np.asarray, out)
-            chunk_spikes = []
-            for (offset, size), ids in zip(base_cfg.population_slices, spike_ids):
+            for i, ((offset, size), ids) in enumerate(zip(base_cfg.population_slices, spike_ids)):
                 step_in_chunk, slot = np.nonzero(ids < size)
-                chunk_spikes.append((first + step_in_chunk, ids[step_in_chunk, slot].astype(np.int64)))
-            records.append((chunk_spikes, counts, v, syn, w))
+                spikes.append(i, (first + step_in_chunk) * dt_ms, ids[step_in_chunk, slot].astype(np.int64))
+            records.append((counts, v, syn, w))
             first += steps
             bar.update(steps)
     return state, records
@@ -170,14 +177,31 @@ def _forced_per_population(forced_rows: np.ndarray, population_slices) -> tuple:
                  for o, m in population_slices)
 
 
-def _result(net, records, record_split, state, dt_ms, n_steps) -> SimulationResult:
-    counts, v, syn, w = (np.concatenate([r[k] for r in records]) for k in (1, 2, 3, 4))
-    spikes, spike_counts = {}, {}
-    for i, pop in enumerate(net.populations):
-        steps = np.concatenate([r[0][i][0] for r in records])
-        ids = np.concatenate([r[0][i][1] for r in records])
-        spikes[pop.name] = SpikeTrains(steps * dt_ms, ids, pop.n)
-        spike_counts[pop.name] = counts[:, i]
+class _SpikesInMemory:
+    """Collects spikes per population on the host (the in-memory counterpart of SpikeFileWriter)."""
+
+    def __init__(self, populations: dict[str, int]):
+        self.populations = populations
+        self._parts = [([], []) for _ in populations]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def append(self, population_index: int, times_ms: np.ndarray, ids: np.ndarray):
+        self._parts[population_index][0].append(times_ms)
+        self._parts[population_index][1].append(ids)
+
+    def trains(self) -> dict[str, SpikeTrains]:
+        return {name: SpikeTrains(np.concatenate(times), np.concatenate(ids), n)
+                for (name, n), (times, ids) in zip(self.populations.items(), self._parts)}
+
+
+def _result(net, spikes, records, record_split, state, dt_ms, n_steps) -> SimulationResult:
+    counts, v, syn, w = (np.concatenate([r[k] for r in records]) for k in range(4))
+    spike_counts = {pop.name: counts[:, i] for i, pop in enumerate(net.populations)}
     traces, column = {}, 0
     for population, rec_ids in record_split:
         cols = slice(column, column + rec_ids.size)

@@ -75,3 +75,18 @@ def test_sonata_network_layout(tmp_path):
 def test_spike_trains_unpack_as_times_and_ids(coba_result):
     times, ids = coba_result.spikes["exc"]
     assert times.shape == ids.shape and ids.max() < 3200 and times.max() < 1000.0
+
+
+def test_spikes_streamed_to_file_equal_spikes_in_memory(tmp_path):
+    net = neurons.cuba(n_neurons=400, seed=0)
+    in_memory = neurons.simulate(net, 50.0, progress=False, chunk_steps=100)
+    path = tmp_path / "stream.h5"
+    streamed = neurons.simulate(net, 50.0, progress=False, chunk_steps=100, spikes_path=path)
+    assert len(in_memory.spikes["exc"]) > 50
+    for pop in ("exc", "inh"):
+        np.testing.assert_array_equal(streamed.spikes[pop].times_ms, in_memory.spikes[pop].times_ms)
+        np.testing.assert_array_equal(streamed.spikes[pop].ids, in_memory.spikes[pop].ids)
+    with h5py.File(path, "r") as f:
+        assert f["spikes/exc"].attrs["sorting"] == "by_time"
+        assert f["spikes/exc/node_ids"].dtype == np.uint64
+    assert [p.name for p in tmp_path.iterdir()] == ["stream.h5"]

@@ -86,8 +86,8 @@ class EngineConfig:
 
 
 def poisson_cdf(mean_count: float) -> tuple:
-    """CDF P(X <= k) of a Poisson count, k = 0 ... kmax, with P(X > kmax) < 1e-12 (below the
-    2**-24 resolution of the float32 uniform that inverts it)."""
+    """CDF P(X <= k) of a Poisson count with mean mean_count, k = 0 ... kmax far in the tail;
+    inverted with a float32 uniform, the counts are exact up to its 2**-24 resolution."""
     kmax = int(np.ceil(mean_count + 14.0 * np.sqrt(mean_count) + 14.0))
     k = np.arange(kmax + 1)
     log_pmf = k * np.log(max(mean_count, 1e-300)) - mean_count - np.cumsum(np.log(np.maximum(k, 1)))

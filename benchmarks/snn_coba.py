@@ -1,8 +1,9 @@
 """Spiking network, COBA (Brette et al. 2007, benchmark 1): tmsim against Brian2 in the same run.
 
-The model is the LIF network with exponential conductances of the Brian2 documentation:
-80 % excitatory / 20 % inhibitory neurons, C 200 pF, gl 10 nS, we 6 nS, wi 67 nS, taue 5 ms,
-taui 10 ms, dt 0.1 ms, 1 s of self-sustained activity. Every neuron receives on average 80
+The model is `neurons.coba`, the LIF network with exponential conductances of the
+Brian2/BrainPy benchmark scripts (written out in peers/brian2_coba.py): 80 % excitatory /
+20 % inhibitory neurons, C 200 pF, gl 10 nS, we 6 nS, wi 67 nS, taue 5 ms, taui 10 ms,
+drive 200 pA; dt 0.1 ms, 1 s simulated. Every neuron receives on average 80
 synapses (64 excitatory, 16 inhibitory): p = 0.02 at 4,000 neurons as in the original
 benchmark, p = 80 / N above (0.002 at 40,000), so that the dynamics stay the same.
 

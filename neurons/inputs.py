@@ -50,21 +50,25 @@ class ForcedSpikes:
     def from_events(cls, events, offsets: dict[str, int], sizes: dict[str, int], dt_ms: float,
                     n_steps: int) -> ForcedSpikes:
         """From (time_ms, population, neuron_id) triples; times round to the nearest step."""
-        steps, ids = [], []
-        for time_ms, population, neuron_id in events:
-            if population not in offsets:
-                raise ValueError(f"forced_spikes: unknown population {population!r}")
-            if not 0 <= neuron_id < sizes[population]:
-                raise ValueError(f"forced_spikes: neuron {neuron_id} is not in {population!r} "
-                                 f"({sizes[population]} neurons)")
-            step = int(round(time_ms / dt_ms))
-            if not 0 <= step < n_steps:
-                raise ValueError(f"forced_spikes: time {time_ms} ms is outside the run")
-            steps.append(step)
-            ids.append(offsets[population] + int(neuron_id))
-        steps, ids = np.asarray(steps, np.int64), np.asarray(ids, np.int64)
+        events = list(events)
+        times = np.array([e[0] for e in events], np.float64)
+        populations = [e[1] for e in events]
+        local = np.array([e[2] for e in events], np.int64)
+        unknown = set(populations) - set(offsets)
+        if unknown:
+            raise ValueError(f"forced_spikes: unknown population(s) {sorted(unknown)}")
+        offset = np.array([offsets[p] for p in populations], np.int64)
+        size = np.array([sizes[p] for p in populations], np.int64)
+        bad = (local < 0) | (local >= size)
+        if np.any(bad):
+            i = int(np.argmax(bad))
+            raise ValueError(f"forced_spikes: neuron {local[i]} is not in {populations[i]!r} ({size[i]} neurons)")
+        steps = np.rint(times / dt_ms).astype(np.int64)
+        outside = (steps < 0) | (steps >= n_steps)
+        if np.any(outside):
+            raise ValueError(f"forced_spikes: time {times[np.argmax(outside)]} ms is outside the run")
         order = np.argsort(steps, kind="stable")
-        return cls(steps[order], ids[order])
+        return cls(steps[order], (offset + local)[order])
 
     @property
     def max_per_step(self) -> int:

@@ -139,3 +139,12 @@ def test_negative_conductance_is_refused():
     with pytest.raises(ValueError, match="conductance weights"):
         Network((pop,), (proj,), synapse="conductance")
     Network((pop,), (proj,), synapse="current")
+
+
+def test_a_pulse_forcing_a_whole_population_is_recorded_in_full():
+    net = neurons.cuba(n_neurons=1000, seed=0)
+    pulse = [(5.0, "exc", i) for i in range(800)] + [(5.0, "inh", i) for i in range(200)]
+    res = neurons.simulate(net, 10.0, forced_spikes=pulse, progress=False)
+    at_pulse = np.isclose(res.spikes["exc"].times_ms, 5.0)
+    np.testing.assert_array_equal(np.sort(res.spikes["exc"].ids[at_pulse]), np.arange(800))
+    assert res.spike_counts["inh"][50] == 200

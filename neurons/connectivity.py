@@ -146,10 +146,6 @@ class EllSynapses:
     valid: np.ndarray
     synapse_id: np.ndarray
 
-    @property
-    def max_out(self) -> int:
-        return self.post.shape[1]
-
 
 @dataclass(frozen=True, eq=False)
 class Projection:

@@ -8,8 +8,8 @@ t_k + dt, or forced) and reset; a spike carries the label t_k, as in Brian2. The
 neurons that spiked are gathered, per population, into a fixed buffer of K_p
 (`jnp.nonzero(size=K_p)`) and their outgoing ELL rows scatter-added into ring slot
 (k + delay) mod D, so a spike at t_k reaches its targets at exactly t_k + delay. More than K_p
-spikes in a step sets `overflow`; the host then re-runs the chunk from its start state with a
-larger K_p, so no spike is lost.
+spikes in a step sets `overflow`; the remaining steps of the chunk then do nothing, and the
+host re-runs the chunk from its start state with a larger K_p, so no spike is lost.
 """
 
 from __future__ import annotations
@@ -160,7 +160,14 @@ def run_chunk(cfg: EngineConfig, constants: NeuronConstants, projections, inputs
     (steps, F) int32 global ids to fire (N = none). Returns the final state and per-step
     records: spike counts per population (steps, P); spike ids per population (steps, K_p),
     local, n_p = none; v (steps, m) mV, syn (steps, m, 2), w (steps, m) pA of the recorded neurons."""
-    return jax.lax.scan(partial(_step, cfg, constants, projections, inputs), state, (injected, forced))
+    step = partial(_step, cfg, constants, projections, inputs)
+    x0 = jax.tree_util.tree_map(lambda a: a[0], (injected, forced))
+    record_shapes = jax.eval_shape(step, state, x0)[1]
+
+    def skip(state, x):  # after an overflow the chunk will be re-run: stop working
+        return state, jax.tree_util.tree_map(lambda r: jnp.zeros(r.shape, r.dtype), record_shapes)
+
+    return jax.lax.scan(lambda st, x: jax.lax.cond(st.overflow, skip, step, st, x), state, (injected, forced))
 
 
 def device_projection(ell, receptor: int, post_offset: int, n_neurons: int, dt_ms: float, name: str):

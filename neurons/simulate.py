@@ -44,9 +44,9 @@ def simulate(net: Network, duration_ms: float, dt_ms: float = 0.1, seed: int = 0
     spikes_path: stream the spikes chunk by chunk to this SONATA file instead of keeping them
     in memory (long runs); result.spikes then reads them from it.
     max_spikes_per_step: initial size K of the per-step spike buffer (default 2% of each
-    population, a power of two); a chunk with a step above K is re-run from its start state
-    with larger buffers over chunk_steps // 8 steps, then the run goes on with the default
-    size. chunk_steps: steps per jitted chunk (bounds the memory of the per-step monitors);
+    population, a power of two); later chunks use 1.5 times the largest count of the chunk
+    before (at least 16). A chunk with a step above K is re-run from its start state with
+    larger buffers over chunk_steps // 8 steps, then the run goes on with the default size. chunk_steps: steps per jitted chunk (bounds the memory of the per-step monitors);
     the randomness of a step depends only on (seed, step), so results do not depend on
     chunking.
     """
@@ -84,11 +84,11 @@ def _run_chunks(state, base_cfg, constants, projections, inputs, current_injecti
     """Run all steps chunk by chunk, handing each chunk's spikes to spikes.append(population
     index, times_ms, ids); returns the final state and the per-chunk monitor records."""
     n = base_cfg.n_neurons
-    records, first = [], 0
+    records, first, next_cfg = [], 0, base_cfg
     burst_steps = max(1, chunk_steps // 8)
     with tqdm(total=n_steps, desc="simulate", unit="step", disable=not progress) as bar:
         while first < n_steps:
-            steps, cfg = min(chunk_steps, n_steps - first), base_cfg
+            steps, cfg = min(chunk_steps, n_steps - first), next_cfg
             while True:
                 injected = np.concatenate([inj.rows(first, steps, dt_ms) for inj in current_injections]
                                           or [np.zeros((steps, 0), np.float32)], axis=1)
@@ -107,6 +107,10 @@ def _run_chunks(state, base_cfg, constants, projections, inputs, current_injecti
                 steps = min(steps, burst_steps)
             state = new_state
             counts, spike_ids, v, syn, w = jax.tree_util.tree_map(np.asarray, out)
+            # size the next chunk's buffers to this chunk's activity (1.5x margin); after a burst
+            # stretch, go back to the default size
+            next_cfg = base_cfg if steps < min(chunk_steps, n_steps - first) else replace(
+                cfg, max_spikes=tuple(_pow2(max(_MIN_SPIKE_BUFFER, math.ceil(1.5 * m))) for m in counts.max(axis=0)))
             for i, ((offset, size), ids) in enumerate(zip(base_cfg.population_slices, spike_ids)):
                 step_in_chunk, slot = np.nonzero(ids < size)
                 spikes.append(i, (first + step_in_chunk) * dt_ms, ids[step_in_chunk, slot].astype(np.int64))
@@ -160,6 +164,9 @@ def _global_ids(net: Network, population: str, ids, what: str) -> np.ndarray:
 
 def _concat(parts) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
+_MIN_SPIKE_BUFFER = 16
 
 
 def _pow2(k: int) -> int:

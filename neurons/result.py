@@ -50,7 +50,8 @@ class Traces:
 class SimulationResult:
     """Output of `neurons.simulate`.
 
-    spikes: population -> SpikeTrains; spike_counts: population -> (steps,) spikes per step;
+    spikes: population -> SpikeTrains (read from the file when simulate streamed them to
+    spikes_path); spike_counts: population -> (steps,) spikes per step;
     traces: population -> Traces for the recorded neurons; times_ms: (steps,) time of each
     step (the label of the spikes and samples of that step); final_state: NetworkState.
     """

@@ -46,8 +46,9 @@ def simulate(net: Network, duration_ms: float, dt_ms: float = 0.1, seed: int = 0
     max_spikes_per_step: initial size K of the per-step spike buffer (default 2% of each
     population, a power of two); later chunks use 1.5 times the largest count of the chunk
     before (at least 16). A chunk with a step above K is re-run from its start state with
-    larger buffers over chunk_steps // 8 steps, then the run goes on with the default size. chunk_steps: steps per jitted chunk (bounds the memory of the per-step monitors);
-    the randomness of a step depends only on (seed, step), so results do not depend on
+    larger buffers over chunk_steps // 8 steps, then the run goes on with the default size.
+    chunk_steps: steps per jitted chunk (bounds the memory of the per-step monitors); the
+    randomness of a step depends only on (seed, step), so results do not depend on
     chunking.
     """
     if duration_ms <= 0 or dt_ms <= 0:

@@ -62,7 +62,8 @@ class ForcedSpikes:
         bad = (local < 0) | (local >= size)
         if np.any(bad):
             i = int(np.argmax(bad))
-            raise ValueError(f"forced_spikes: neuron {local[i]} is not in {populations[i]!r} ({size[i]} neurons)")
+            raise ValueError(f"forced_spikes: neuron {local[i]} is not in {populations[i]!r} "
+                             f"({size[i]} neurons)")
         steps = np.rint(times / dt_ms).astype(np.int64)
         outside = (steps < 0) | (steps >= n_steps)
         if np.any(outside):

@@ -83,8 +83,10 @@ def brunel(n_neurons: int = 2500, seed: int = 0, *, g: float = 5.0, eta: float =
     projections = [
         connect(exc, exc, FixedInDegree(C_E), weight=w_exc, delay_ms=delay_ms, receptor="exc", seed=seeds[0]),
         connect(exc, inh, FixedInDegree(C_E), weight=w_exc, delay_ms=delay_ms, receptor="exc", seed=seeds[1]),
-        connect(inh, exc, FixedInDegree(C_I), weight=-g * w_exc, delay_ms=delay_ms, receptor="inh", seed=seeds[2]),
-        connect(inh, inh, FixedInDegree(C_I), weight=-g * w_exc, delay_ms=delay_ms, receptor="inh", seed=seeds[3]),
+        connect(inh, exc, FixedInDegree(C_I), weight=-g * w_exc, delay_ms=delay_ms, receptor="inh",
+                seed=seeds[2]),
+        connect(inh, inh, FixedInDegree(C_I), weight=-g * w_exc, delay_ms=delay_ms, receptor="inh",
+                seed=seeds[3]),
     ]
     nu_ext_Hz = eta * theta / (J_mV * C_E * tau_m) * 1e3
     poisson = [PoissonInput(pop.name, C_E, nu_ext_Hz, w_exc, "exc") for pop in (exc, inh)]

@@ -111,7 +111,8 @@ def _run_chunks(state, base_cfg, constants, projections, inputs, current_injecti
             # size the next chunk's buffers to this chunk's activity (1.5x margin); after a burst
             # stretch, go back to the default size
             next_cfg = base_cfg if steps < min(chunk_steps, n_steps - first) else replace(
-                cfg, max_spikes=tuple(_pow2(max(_MIN_SPIKE_BUFFER, math.ceil(1.5 * m))) for m in counts.max(axis=0)))
+                cfg, max_spikes=tuple(_pow2(max(_MIN_SPIKE_BUFFER, math.ceil(1.5 * m)))
+                                      for m in counts.max(axis=0)))
             for i, ((offset, size), ids) in enumerate(zip(base_cfg.population_slices, spike_ids)):
                 step_in_chunk, slot = np.nonzero(ids < size)
                 spikes.append(i, (first + step_in_chunk) * dt_ms, ids[step_in_chunk, slot].astype(np.int64))
@@ -136,7 +137,8 @@ def _engine_setup(net: Network, dt_ms: float, max_spikes_per_step: int | None):
     names = [p.name for p in net.populations]
     cfg = EngineConfig(
         neuron=net.neuron, synapse=net.synapse, n_neurons=n, dt_ms=float(dt_ms), ring_slots=max_delay + 1,
-        max_spikes=tuple(_pow2(max_spikes_per_step or max(16, math.ceil(0.02 * p.n))) for p in net.populations),
+        max_spikes=tuple(_pow2(max_spikes_per_step or max(16, math.ceil(0.02 * p.n)))
+                         for p in net.populations),
         population_slices=tuple((offsets[p.name], p.n) for p in net.populations),
         projection_pre=tuple(names.index(q.pre) for q in net.projections),
         poisson=tuple((offsets[i.population], net.population(i.population).n,

@@ -48,7 +48,8 @@ def test_cuba_psp_is_the_two_exponential_solution(tau_syn):
     else:
         psp = w / C * tau_syn * TAU_M / (tau_syn - TAU_M) * (np.exp(-s / tau_syn) - np.exp(-s / TAU_M))
     np.testing.assert_allclose(res.traces["dst"].v_mV[:, 0], E_L + psp, atol=2e-4)
-    np.testing.assert_allclose(res.traces["dst"].syn[:, 0, 0], np.where(t >= -1e-9, w * np.exp(-s / tau_syn), 0),
+    np.testing.assert_allclose(res.traces["dst"].syn[:, 0, 0],
+                               np.where(t >= -1e-9, w * np.exp(-s / tau_syn), 0),
                                rtol=1e-5, atol=1e-5)
 
 
@@ -118,6 +119,6 @@ def test_state_is_float32_even_with_x64_enabled():
                 neurons.brunel(n_neurons=200, seed=1)):
         res = neurons.simulate(net, 20.0, record={"exc": [0, 1]}, progress=False)
         state = res.final_state
-        assert state.v.dtype == np.float32 and state.syn.dtype == np.float32 and state.ring.dtype == np.float32
+        assert state.v.dtype == state.syn.dtype == state.ring.dtype == np.float32
         assert all(w.dtype == np.float32 for w in state.weights)
         assert res.traces["exc"].v_mV.dtype == np.float32 and res.traces["exc"].syn.dtype == np.float32

@@ -7,14 +7,16 @@ from .connectivity import DistanceDependent, FixedInDegree, FixedProbability, Pr
 from .engine import NetworkState
 from .inputs import CurrentInjection
 from .io import write_sonata_network, write_sonata_spikes
-from .models import brunel, coba, cuba
+from .models import brunel, coba, cuba, song_stdp
 from .network import Network, NeuronParams, PoissonInput, Population
+from .plasticity import PairSTDP, TripletSTDP
 from .result import SimulationResult, SpikeTrains, Traces
 from .simulate import simulate
 
 __all__ = [
     "CurrentInjection", "DistanceDependent", "FixedInDegree", "FixedProbability", "Network",
-    "NetworkState", "NeuronParams", "PoissonInput", "Population", "Projection", "SimulationResult",
+    "NetworkState", "NeuronParams", "PairSTDP", "PoissonInput", "Population", "Projection",
+    "SimulationResult", "TripletSTDP", "song_stdp",
     "SpikeTrains", "Traces", "brunel", "coba", "connect", "cuba", "simulate", "write_sonata_network",
     "write_sonata_spikes",
 ]

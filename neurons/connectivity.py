@@ -153,7 +153,8 @@ class Projection:
 
     pre_ids, post_ids: int64 neuron indices within each population; weight: float64 (pA or nS,
     matching the network's synapse model; inhibition of current synapses is a negative weight);
-    delay_ms: float64, at least one time step; receptor: "exc" or "inh".
+    delay_ms: float64, at least one time step; receptor: "exc" or "inh"; plasticity: None
+    (static weights) or a rule from neurons.plasticity (PairSTDP, TripletSTDP).
     """
 
     name: str
@@ -166,8 +167,12 @@ class Projection:
     post_ids: np.ndarray
     weight: np.ndarray
     delay_ms: np.ndarray
+    plasticity: object = None
 
     def __post_init__(self):
+        if self.plasticity is not None and not hasattr(self.plasticity, "kernel"):
+            raise ValueError(f"Projection {self.name!r}: plasticity must be None, PairSTDP or TripletSTDP, "
+                             f"got {self.plasticity!r}")
         if self.receptor not in RECEPTORS:
             raise ValueError(f"Projection {self.name!r}: receptor must be one of {RECEPTORS}, "
                              f"got {self.receptor!r}")
@@ -234,13 +239,14 @@ def _per_synapse(value, n, rng, name, proj_name):
 
 
 def connect(pre, post, rule, *, weight, delay_ms, receptor, seed=0, name=None,
-            allow_autapses=False) -> Projection:
+            allow_autapses=False, plasticity=None) -> Projection:
     """Connect population `pre` to `post` with `rule` (FixedProbability, FixedInDegree,
     DistanceDependent), seeded by `seed`.
 
     weight: pA (current synapses) or nS (conductance synapses): scalar, array with one value per
     synapse, or callable (numpy Generator, n) -> array; delay_ms likewise (ms, >= one step at
-    simulation time). Autapses are excluded unless allow_autapses.
+    simulation time). Autapses are excluded unless allow_autapses. plasticity: None or a
+    rule (neurons.PairSTDP, neurons.TripletSTDP) updating the weights during the run.
     """
     name = name or f"{pre.name}_to_{post.name}"
     rng = np.random.default_rng(seed)
@@ -250,4 +256,4 @@ def connect(pre, post, rule, *, weight, delay_ms, receptor, seed=0, name=None,
     return Projection(name, pre.name, post.name, pre.n, post.n, receptor,
                       np.asarray(pre_ids, np.int64), np.asarray(post_ids, np.int64),
                       _per_synapse(weight, n, rng, "weight", name),
-                      _per_synapse(delay_ms, n, rng, "delay_ms", name))
+                      _per_synapse(delay_ms, n, rng, "delay_ms", name), plasticity)

@@ -10,6 +10,12 @@ neurons that spiked are gathered, per population, into a fixed buffer of K_p
 (k + delay) mod D, so a spike at t_k reaches its targets at exactly t_k + delay. More than K_p
 spikes in a step sets `overflow`; the remaining steps of the chunk then do nothing, and the
 host re-runs the chunk from its start state with a larger K_p, so no spike is lost.
+
+Poisson generator populations (Population.rate_Hz) replace their threshold crossing by an
+independent draw per neuron and step (probability rate dt). Plastic projections are then
+updated, in projection order, from the same spike buffers (pre spikes: their ELL rows; post
+spikes: their incoming synapses through the reverse index); see neurons.plasticity for the
+order within a step. Transmission in step k uses the weights from before step k's update.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import numpy as np
 
 from .connectivity import RECEPTORS
 from .dynamics import NeuronConstants, integrate
+from .plasticity import fresh_plastic_state, update
 
 
 @jax.tree_util.register_dataclass
@@ -31,7 +38,8 @@ class NetworkState:
     """Everything that changes during a run. step: index of the next step (int32);
     v (N,) mV; syn (2, N) pA or nS (exc, inh); w (N,) pA; refractory (N,) steps left;
     ring (D, 2, N) events due per future step; weights: one (n_pre, max_out) array per
-    projection (pA or nS); overflow: a step had more spikes than the gather buffer."""
+    projection (pA or nS); overflow: a step had more spikes than the gather buffer;
+    plastic: one PlasticState (traces) per plastic projection, in projection order."""
 
     step: jax.Array
     v: jax.Array
@@ -41,16 +49,19 @@ class NetworkState:
     ring: jax.Array
     weights: tuple
     overflow: jax.Array
+    plastic: tuple = ()
 
 
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True)
 class EllProjection:
     """Device arrays of one projection: target (n_pre, max_out) int32, flat index
-    receptor * N + global post index, N * 2 at padding; delay_steps (n_pre, max_out) int32."""
+    receptor * N + global post index, N * 2 at padding; delay_steps (n_pre, max_out) int32;
+    plastic: PlasticArrays of a plastic projection, else None."""
 
     target: jax.Array
     delay_steps: jax.Array
+    plastic: object = None
 
 
 @jax.tree_util.register_dataclass
@@ -71,7 +82,9 @@ class EngineConfig:
     max_spikes: spike buffer size K per population; population_slices: (offset, n) per
     population; projection_pre: index of the pre population of each projection;
     poisson: (offset, n, CDF of the count per step, weight, receptor index) per input (counts
-    are drawn by inverting the CDF, see `poisson_cdf`).
+    are drawn by inverting the CDF, see `poisson_cdf`); generators: (offset, n, spike
+    probability per step) per Poisson generator population; plasticity: (projection index,
+    post population index, rule kernel) per plastic projection.
     """
 
     neuron: str
@@ -83,6 +96,11 @@ class EngineConfig:
     population_slices: tuple
     projection_pre: tuple
     poisson: tuple
+    generators: tuple = ()
+    plasticity: tuple = ()
+
+
+_GENERATOR_STREAM = 1 << 20  # fold_in offset of the generator draws (the Poisson inputs use 0, 1, ...)
 
 
 def poisson_cdf(mean_count: float) -> tuple:
@@ -94,15 +112,17 @@ def poisson_cdf(mean_count: float) -> tuple:
     return tuple(float(x) for x in np.minimum(np.cumsum(np.exp(log_pmf)), 1.0))
 
 
-def fresh_state(v_init, weights, ring_slots: int) -> NetworkState:
-    """State at step 0: v = v_init (mV), everything else at rest, no events pending."""
+def fresh_state(v_init, weights, ring_slots: int, plastic_sizes=()) -> NetworkState:
+    """State at step 0: v = v_init (mV), everything else at rest, no events pending;
+    plastic_sizes: (n_pre, n_post) per plastic projection (traces at zero)."""
     n = v_init.shape[0]
     f32 = jnp.float32
     return NetworkState(
         step=jnp.zeros((), jnp.int32), v=jnp.asarray(v_init, dtype=f32), syn=jnp.zeros((2, n), f32),
         w=jnp.zeros(n, f32), refractory=jnp.zeros(n, jnp.int32),
         ring=jnp.zeros((ring_slots, len(RECEPTORS), n), f32),
-        weights=tuple(jnp.asarray(wt, dtype=f32) for wt in weights), overflow=jnp.zeros((), bool))
+        weights=tuple(jnp.asarray(wt, dtype=f32) for wt in weights), overflow=jnp.zeros((), bool),
+        plastic=tuple(fresh_plastic_state(a, b) for a, b in plastic_sizes))
 
 
 def _step(cfg: EngineConfig, c: NeuronConstants, projections, inputs: StaticInputs, state, x):
@@ -127,6 +147,9 @@ def _step(cfg: EngineConfig, c: NeuronConstants, projections, inputs: StaticInpu
     v = jnp.where(clamped, c.v_reset, v)
 
     spiked = (v >= c.v_spike) & ~clamped
+    for i, (offset, size, p) in enumerate(cfg.generators):
+        u = jax.random.uniform(jax.random.fold_in(key, _GENERATOR_STREAM + i), (size,), dtype=jnp.float32)
+        spiked = spiked.at[offset:offset + size].set(u < jnp.float32(p))
     spiked = spiked | jnp.zeros(n, bool).at[forced].set(True, mode="drop")
     v = jnp.where(spiked, c.v_reset, v)
     w = jnp.where(spiked, w + c.b, w)
@@ -147,9 +170,17 @@ def _step(cfg: EngineConfig, c: NeuronConstants, projections, inputs: StaticInpu
         ring_flat = ring_flat.at[flat].add(weights[row], mode="drop")
     ring = ring_flat.reshape(slots, len(RECEPTORS), n)
 
+    weights, plastic = list(state.weights), []
+    for (index, post, rule), traces in zip(cfg.plasticity, state.plastic):
+        pre = cfg.projection_pre[index]
+        weights[index], traces = update(rule, cfg.dt_ms, projections[index].plastic, weights[index], traces,
+                                        spike_ids[pre], cfg.population_slices[pre][1], spike_ids[post],
+                                        cfg.population_slices[post][1])
+        plastic.append(traces)
+
     record = (counts, spike_ids) + trace
     new_state = NetworkState(step=state.step + 1, v=v, syn=syn, w=w, refractory=refractory, ring=ring,
-                             weights=state.weights, overflow=overflow)
+                             weights=tuple(weights), overflow=overflow, plastic=tuple(plastic))
     return new_state, record
 
 
@@ -170,11 +201,14 @@ def run_chunk(cfg: EngineConfig, constants: NeuronConstants, projections, inputs
     return jax.lax.scan(lambda st, x: jax.lax.cond(st.overflow, skip, step, st, x), state, (injected, forced))
 
 
-def device_projection(ell, receptor: int, post_offset: int, n_neurons: int, dt_ms: float, name: str):
-    """EllProjection from host EllSynapses; delays rounded to whole steps (>= 1)."""
+def device_projection(ell, receptor: int, post_offset: int, n_neurons: int, dt_ms: float, name: str,
+                      plastic=None):
+    """EllProjection from host EllSynapses; delays rounded to whole steps (>= 1); plastic:
+    PlasticArrays of a plastic projection."""
     delay_steps = np.rint(ell.delay_ms / dt_ms).astype(np.int64)
     if np.any(delay_steps[ell.valid] < 1):
         raise ValueError(f"projection {name!r}: delay_ms must be at least one step (dt_ms={dt_ms})")
     target = np.where(ell.valid, receptor * n_neurons + post_offset + ell.post, 2 * n_neurons)
     return EllProjection(target=jnp.asarray(target, dtype=jnp.int32),
-                         delay_steps=jnp.asarray(np.where(ell.valid, delay_steps, 1), dtype=jnp.int32))
+                         delay_steps=jnp.asarray(np.where(ell.valid, delay_steps, 1), dtype=jnp.int32),
+                         plastic=plastic)

@@ -91,3 +91,28 @@ def brunel(n_neurons: int = 2500, seed: int = 0, *, g: float = 5.0, eta: float =
     nu_ext_Hz = eta * theta / (J_mV * C_E * tau_m) * 1e3
     poisson = [PoissonInput(pop.name, C_E, nu_ext_Hz, w_exc, "exc") for pop in (exc, inh)]
     return Network((exc, inh), projections, poisson, synapse="current")
+
+
+def song_stdp(n_inputs: int = 1000, seed: int = 0, *, rate_Hz: float = 15.0, g_max_nS: float = 0.1,
+              g_leak_nS: float = 10.0, A_plus: float = 0.01, depression_ratio: float = 1.05,
+              tau_ms: float = 20.0) -> Network:
+    """Song, Miller & Abbott (2000): n_inputs Poisson generators at rate_Hz onto one LIF neuron
+    through excitatory conductance synapses with additive all-to-all pair STDP (hard bounds
+    [0, g_max]), as in Brian2's example frompapers/Song_Miller_Abbott_2000.
+
+    Neuron: tau_m 10 ms (C = g_leak tau_m), E_leak -74 mV, threshold -54 mV, reset -60 mV, no
+    refractory period, E_exc 0 mV, tau_exc 5 ms. Weights start uniform in [0, g_max] nS
+    (g_max = 0.01 g_leak); A_plus = 0.01 g_max, A_minus = depression_ratio A_plus,
+    tau_plus = tau_minus = tau_ms. After ~100 s the weights are bimodal, pushed to 0 and g_max.
+    Projection name: "input_to_neuron"."""
+    from .plasticity import PairSTDP
+
+    params = NeuronParams(C_pF=g_leak_nS * 10.0, g_leak_nS=g_leak_nS, E_leak_mV=-74.0, v_threshold_mV=-54.0,
+                          v_reset_mV=-60.0, t_ref_ms=0.0, tau_exc_ms=5.0, E_exc_mV=0.0)
+    inputs = Population("input", n_inputs, params, rate_Hz=rate_Hz)
+    neuron = Population("neuron", 1, params, v_init_mV=-74.0)
+    rule = PairSTDP(A_plus=A_plus * g_max_nS, A_minus=depression_ratio * A_plus * g_max_nS, tau_plus_ms=tau_ms,
+                    tau_minus_ms=tau_ms, w_min=0.0, w_max=g_max_nS)
+    proj = connect(inputs, neuron, FixedProbability(1.0), weight=lambda rng, n: rng.uniform(0.0, g_max_nS, n),
+                   delay_ms=0.1, receptor="exc", seed=seed, name="input_to_neuron", plasticity=rule)
+    return Network((inputs, neuron), (proj,), synapse="conductance")

@@ -60,15 +60,22 @@ class NeuronParams:
 
 @dataclass(frozen=True, eq=False)
 class Population:
-    """n neurons sharing a name; v_init_mV scalar or (n,); positions_mm optional (n, 3)."""
+    """n neurons sharing a name; v_init_mV scalar or (n,); positions_mm optional (n, 3).
+
+    rate_Hz: if set, a Poisson generator population: each neuron spikes independently with
+    probability rate_Hz * dt in every step (as Brian2's PoissonGroup); its neuron parameters
+    and synaptic input are then ignored for spiking."""
 
     name: str
     n: int
     params: NeuronParams = field(default_factory=NeuronParams)
     v_init_mV: float | np.ndarray = -60.0
     positions_mm: np.ndarray | None = None
+    rate_Hz: float | None = None
 
     def __post_init__(self):
+        if self.rate_Hz is not None and not self.rate_Hz >= 0:
+            raise ValueError(f"Population {self.name!r}: rate_Hz must be >= 0, got {self.rate_Hz}")
         if not self.name or "/" in self.name:
             raise ValueError(f"Population name must be non-empty without '/', got {self.name!r}")
         if self.n < 1:

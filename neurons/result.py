@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +53,9 @@ class SimulationResult:
     spikes: population -> SpikeTrains (read from the file when simulate streamed them to
     spikes_path); spike_counts: population -> (steps,) spikes per step;
     traces: population -> Traces for the recorded neurons; times_ms: (steps,) time of each
-    step (the label of the spikes and samples of that step); final_state: NetworkState.
+    step (the label of the spikes and samples of that step); final_state: NetworkState;
+    weight_mean: plastic projection name -> (chunk end times ms, mean weight over its
+    synapses at those times); projections: the network's projections (for `weights`).
     """
 
     dt_ms: float
@@ -63,6 +65,21 @@ class SimulationResult:
     spike_counts: dict
     traces: dict
     final_state: object
+    weight_mean: dict = field(default_factory=dict)
+    projections: tuple = ()
+
+    def weights(self, projection: str) -> np.ndarray:
+        """Final weights (float64, pA or nS) of `projection`, one per synapse in the
+        Projection's order (its pre_ids / post_ids)."""
+        names = [p.name for p in self.projections]
+        if projection not in names:
+            raise KeyError(f"no projection {projection!r}; the network has {names}")
+        index = names.index(projection)
+        proj = self.projections[index]
+        ell = proj.ell
+        out = np.empty(proj.n_synapses)
+        out[ell.synapse_id[ell.valid]] = np.asarray(self.final_state.weights[index], np.float64)[ell.valid]
+        return out
 
     def mean_rate_Hz(self, population: str) -> float:
         """Mean firing rate of the population over the run, Hz."""

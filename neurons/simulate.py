@@ -24,6 +24,7 @@ from .engine import (
 from .inputs import CurrentInjection, ForcedSpikes
 from .io import SpikeFile, SpikeFileWriter
 from .network import Network
+from .plasticity import device_arrays
 from .result import SimulationResult, SpikeTrains, Traces
 
 
@@ -50,6 +51,10 @@ def simulate(net: Network, duration_ms: float, dt_ms: float = 0.1, seed: int = 0
     chunk_steps: steps per jitted chunk (bounds the memory of the per-step monitors); the
     randomness of a step depends only on (seed, step), so results do not depend on
     chunking.
+
+    Plastic projections (connect(..., plasticity=...)) update their weights every step (see
+    neurons.plasticity); result.weight_mean holds the mean weight of each plastic projection
+    at the end of every chunk, result.weights(name) the final weights per synapse.
     """
     if duration_ms <= 0 or dt_ms <= 0:
         raise ValueError(f"simulate: duration_ms and dt_ms must be > 0, got {duration_ms}, {dt_ms}")
@@ -57,6 +62,7 @@ def simulate(net: Network, duration_ms: float, dt_ms: float = 0.1, seed: int = 0
         raise ValueError(f"simulate: chunk_steps must be >= 1, got {chunk_steps}")
     n_steps = int(round(duration_ms / dt_ms))
     constants, projections, weights, base_cfg = _engine_setup(net, dt_ms, max_spikes_per_step)
+    plastic_sizes = [(net.projections[i].n_pre, net.projections[i].n_post) for i, _, _ in base_cfg.plasticity]
     record_split = [(pop, np.atleast_1d(np.asarray(ids, np.int64))) for pop, ids in (record or {}).items()]
     forced = ForcedSpikes.from_events(forced_spikes, net.offsets, {p.name: p.n for p in net.populations},
                                       dt_ms, n_steps)
@@ -69,9 +75,9 @@ def simulate(net: Network, duration_ms: float, dt_ms: float = 0.1, seed: int = 0
     if state is None:
         v_init = np.concatenate([np.broadcast_to(np.asarray(p.v_init_mV, np.float64), (p.n,))
                                  for p in net.populations])
-        state = fresh_state(v_init, weights, base_cfg.ring_slots)
+        state = fresh_state(v_init, weights, base_cfg.ring_slots, plastic_sizes)
     else:
-        _check_state(state, fresh_state(np.zeros(net.n_neurons), weights, base_cfg.ring_slots))
+        _check_state(state, fresh_state(np.zeros(net.n_neurons), weights, base_cfg.ring_slots, plastic_sizes))
     sizes = {p.name: p.n for p in net.populations}
     with SpikeFileWriter(spikes_path, sizes) if spikes_path else _SpikesInMemory(sizes) as spikes:
         state, records = _run_chunks(state, base_cfg, constants, projections, inputs, current_injections,
@@ -86,6 +92,8 @@ def _run_chunks(state, base_cfg, constants, projections, inputs, current_injecti
     index, times_ms, ids); returns the final state and the per-chunk monitor records."""
     n = base_cfg.n_neurons
     records, first, next_cfg = [], 0, base_cfg
+    plastic = [i for i, _, _ in base_cfg.plasticity]
+    valid = {i: np.asarray(projections[i].target) < 2 * n for i in plastic}
     burst_steps = max(1, chunk_steps // 8)
     with tqdm(total=n_steps, desc="simulate", unit="step", disable=not progress) as bar:
         while first < n_steps:
@@ -116,7 +124,9 @@ def _run_chunks(state, base_cfg, constants, projections, inputs, current_injecti
             for i, ((offset, size), ids) in enumerate(zip(base_cfg.population_slices, spike_ids)):
                 step_in_chunk, slot = np.nonzero(ids < size)
                 spikes.append(i, (first + step_in_chunk) * dt_ms, ids[step_in_chunk, slot].astype(np.int64))
-            records.append((counts, v, syn, w))
+            means = np.array([np.asarray(state.weights[i], np.float64)[valid[i]].mean() if valid[i].any()
+                              else np.nan for i in plastic])
+            records.append((counts, v, syn, w, (first + steps) * dt_ms, means))
             first += steps
             bar.update(steps)
     return state, records
@@ -131,7 +141,8 @@ def _engine_setup(net: Network, dt_ms: float, max_spikes_per_step: int | None):
             params.setdefault(name, []).append(values)
     constants = neuron_constants({k: np.concatenate(v) for k, v in params.items()}, dt_ms, net.neuron)
     projections = [device_projection(proj.ell, RECEPTORS.index(proj.receptor), offsets[proj.post], n, dt_ms,
-                                     proj.name) for proj in net.projections]
+                                     proj.name, device_arrays(proj) if proj.plasticity is not None else None)
+                   for proj in net.projections]
     weights = [proj.ell.weight for proj in net.projections]
     max_delay = max([int(p.delay_steps.max()) for p in projections], default=1)
     names = [p.name for p in net.populations]
@@ -143,7 +154,11 @@ def _engine_setup(net: Network, dt_ms: float, max_spikes_per_step: int | None):
         projection_pre=tuple(names.index(q.pre) for q in net.projections),
         poisson=tuple((offsets[i.population], net.population(i.population).n,
                        poisson_cdf(i.n_sources * i.rate_Hz * dt_ms * 1e-3), float(i.weight),
-                       RECEPTORS.index(i.receptor)) for i in net.poisson))
+                       RECEPTORS.index(i.receptor)) for i in net.poisson),
+        generators=tuple((offsets[p.name], p.n, float(p.rate_Hz) * dt_ms * 1e-3) for p in net.populations
+                         if p.rate_Hz is not None),
+        plasticity=tuple((k, names.index(q.post), q.plasticity.kernel()) for k, q in enumerate(net.projections)
+                         if q.plasticity is not None))
     return constants, projections, weights, cfg
 
 
@@ -211,6 +226,10 @@ class _SpikesInMemory:
 
 def _result(net, spikes, records, record_split, state, dt_ms, n_steps) -> SimulationResult:
     counts, v, syn, w = (np.concatenate([r[k] for r in records]) for k in range(4))
+    plastic = [p for p in net.projections if p.plasticity is not None]
+    chunk_end = np.array([r[4] for r in records])
+    means = np.array([r[5] for r in records]).reshape(len(records), len(plastic))
+    weight_mean = {p.name: (chunk_end, means[:, i]) for i, p in enumerate(plastic)}
     spike_counts = {pop.name: counts[:, i] for i, pop in enumerate(net.populations)}
     traces, column = {}, 0
     for population, rec_ids in record_split:
@@ -218,4 +237,5 @@ def _result(net, spikes, records, record_split, state, dt_ms, n_steps) -> Simula
         traces[population] = Traces(rec_ids, v[:, cols], syn[:, cols], w[:, cols])
         column += rec_ids.size
     return SimulationResult(dt_ms=dt_ms, duration_ms=n_steps * dt_ms, times_ms=np.arange(n_steps) * dt_ms,
-                            spikes=spikes, spike_counts=spike_counts, traces=traces, final_state=state)
+                            spikes=spikes, spike_counts=spike_counts, traces=traces, final_state=state,
+                            weight_mean=weight_mean, projections=net.projections)

@@ -1,0 +1,238 @@
+"""Spike-timing-dependent plasticity of sparse projections (pure, jittable kernels).
+
+A plastic projection carries a rule (`PairSTDP` or `TripletSTDP`, static and hashable) and,
+in the NetworkState, float32 traces: two per pre neuron (r1, r2) and two per post neuron
+(o1, o2), following Pfister & Gerstner (2006):
+
+    pre spike:   w <- w - o1 (A2_minus + A3_minus r2(t-)),   then r1, r2 jump
+    post spike:  w <- w + r1 (A2_plus  + A3_plus  o2(t-)),   then o1, o2 jump
+
+r1, r2, o1, o2 decay with tau_plus, tau_x, tau_minus, tau_y. "All-to-all" interaction adds 1
+at a spike; "nearest" sets the trace to 1 (each spike then pairs only with the nearest spike
+of the other side). Pair STDP is the triplet rule with A3 = 0: a single pair with
+delta t = t_post - t_pre changes the weight by A_plus exp(-delta t / tau_plus) (delta t >= 0)
+or -A_minus exp(delta t / tau_minus) (delta t < 0). A are in weight units (pA or nS).
+
+Bounds: "hard" clips the weight to [w_min, w_max] after every update; "soft" scales
+potentiation by (w_max - w) / (w_max - w_min) and depression by (w - w_min) / (w_max - w_min)
+(multiplicative STDP; the weight stays in the bounds by construction, and is clipped too).
+
+Order within a step (after the neurons' spikes of step k, labelled t_k, are known and the
+pre spikes have been transmitted with the weights from before this step's update):
+1. all traces decay by exp(-dt / tau);
+2. pre spikes of step k: depression with the post traces of before this step's post spikes,
+   then the pre traces jump;
+3. post spikes of step k: potentiation with the pre traces including this step's pre spikes
+   (a pre and a post spike in the same step count as delta t = 0, potentiation), then the
+   post traces jump.
+Pre spikes reach their ELL rows through the engine's spike-index buffer; post spikes reach
+their incoming synapses through the reverse index, a padded (n_post, max_in) array of flat
+positions into the (n_pre * max_out) weight array. Both buffers are the engine's per-step
+spike buffers, under its overflow/re-run rule, so no spike escapes the plasticity update.
+Timing is spike time only: synaptic delays are not taken into account by the rule.
+
+The per-projection state (`PlasticState`) is the place for further per-synapse variables
+(e.g. an eligibility trace for a third factor).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+BOUNDS = ("hard", "soft")
+INTERACTIONS = ("all", "nearest")
+
+
+def _check_common(rule, name):
+    if rule.w_max < rule.w_min:
+        raise ValueError(f"{name}: w_max ({rule.w_max}) must be >= w_min ({rule.w_min})")
+    if rule.bounds not in BOUNDS:
+        raise ValueError(f"{name}.bounds must be one of {BOUNDS}, got {rule.bounds!r}")
+    if rule.interaction not in INTERACTIONS:
+        raise ValueError(f"{name}.interaction must be one of {INTERACTIONS}, got {rule.interaction!r}")
+    if rule.bounds == "soft" and rule.w_max == rule.w_min:
+        raise ValueError(f"{name}: soft bounds need w_max > w_min")
+
+
+@dataclass(frozen=True)
+class PairSTDP:
+    """Pair-based trace STDP (Song, Miller & Abbott 2000; Morrison et al. 2008).
+
+    A_plus, A_minus: potentiation / depression amplitudes in weight units (pA or nS), both
+    >= 0 (depression is subtracted); tau_plus_ms, tau_minus_ms: widths of the causal and
+    acausal windows; w_min, w_max: bounds (weight units); bounds: "hard" or "soft";
+    interaction: "all" (all-to-all, traces add up) or "nearest" (traces reset to 1).
+    """
+
+    A_plus: float
+    A_minus: float
+    tau_plus_ms: float = 20.0
+    tau_minus_ms: float = 20.0
+    w_min: float = 0.0
+    w_max: float = 1.0
+    bounds: str = "hard"
+    interaction: str = "all"
+
+    def __post_init__(self):
+        if self.tau_plus_ms <= 0 or self.tau_minus_ms <= 0:
+            raise ValueError("PairSTDP: tau_plus_ms and tau_minus_ms must be > 0")
+        _check_common(self, "PairSTDP")
+
+    def kernel(self) -> "TripletSTDP":
+        return TripletSTDP(A2_plus=self.A_plus, A3_plus=0.0, A2_minus=self.A_minus, A3_minus=0.0,
+                           tau_plus_ms=self.tau_plus_ms, tau_minus_ms=self.tau_minus_ms, tau_x_ms=1.0,
+                           tau_y_ms=1.0, w_min=self.w_min, w_max=self.w_max, bounds=self.bounds,
+                           interaction=self.interaction)
+
+
+@dataclass(frozen=True)
+class TripletSTDP:
+    """Triplet STDP (Pfister & Gerstner 2006, J Neurosci 26:9673, equations 3-4).
+
+    A2_plus, A3_plus, A2_minus, A3_minus: amplitudes in weight units; tau_plus_ms (r1),
+    tau_minus_ms (o1), tau_x_ms (r2), tau_y_ms (o2); bounds and interaction as in PairSTDP.
+    The published fits (amplitudes relative to the weight scale) are available through
+    `TripletSTDP.published(name, scale)`.
+    """
+
+    A2_plus: float
+    A3_plus: float
+    A2_minus: float
+    A3_minus: float
+    tau_plus_ms: float = 16.8
+    tau_minus_ms: float = 33.7
+    tau_x_ms: float = 101.0
+    tau_y_ms: float = 125.0
+    w_min: float = 0.0
+    w_max: float = 1.0
+    bounds: str = "hard"
+    interaction: str = "all"
+
+    def __post_init__(self):
+        if min(self.tau_plus_ms, self.tau_minus_ms, self.tau_x_ms, self.tau_y_ms) <= 0:
+            raise ValueError("TripletSTDP: time constants must be > 0")
+        _check_common(self, "TripletSTDP")
+
+    def kernel(self) -> "TripletSTDP":
+        return self
+
+    @classmethod
+    def published(cls, name: str, scale: float = 1.0, **overrides) -> "TripletSTDP":
+        """A parameter set of Pfister & Gerstner (2006), Table 4 (tau_plus 16.8 ms,
+        tau_minus 33.7 ms throughout), amplitudes multiplied by `scale` (weight units):
+
+        ===================== ========== ========== ========= ========= ========= =========
+        name                  tau_x (ms) tau_y (ms) A2_plus   A3_plus   A2_minus  A3_minus
+        ===================== ========== ========== ========= ========= ========= =========
+        visual_all_to_all     101        125        5e-10     6.2e-3    7e-3      2.3e-4
+        visual_nearest        714        40         8.8e-11   5.3e-2    6.6e-3    3.1e-3
+        hippocampal_all_to_all 946       27         6.1e-3    6.7e-3    1.6e-3    1.4e-3
+        hippocampal_nearest   575        47         4.6e-3    9.1e-3    3e-3      7.5e-9
+        ===================== ========== ========== ========= ========= ========= =========
+
+        Visual cortex: fits to Sjöström et al. (2001); hippocampal: Wang et al. (2005).
+        "nearest" sets use interaction="nearest". overrides: any other field (w_max, ...).
+        """
+        if name not in _PUBLISHED:
+            raise ValueError(f"TripletSTDP.published: unknown set {name!r}; known: {sorted(_PUBLISHED)}")
+        tau_x, tau_y, a2p, a3p, a2m, a3m = _PUBLISHED[name]
+        kw = dict(A2_plus=a2p * scale, A3_plus=a3p * scale, A2_minus=a2m * scale, A3_minus=a3m * scale,
+                  tau_x_ms=tau_x, tau_y_ms=tau_y, interaction="nearest" if "nearest" in name else "all")
+        kw.update(overrides)
+        return cls(**kw)
+
+
+_PUBLISHED = {
+    "visual_all_to_all": (101.0, 125.0, 5e-10, 6.2e-3, 7e-3, 2.3e-4),
+    "visual_nearest": (714.0, 40.0, 8.8e-11, 5.3e-2, 6.6e-3, 3.1e-3),
+    "hippocampal_all_to_all": (946.0, 27.0, 6.1e-3, 6.7e-3, 1.6e-3, 1.4e-3),
+    "hippocampal_nearest": (575.0, 47.0, 4.6e-3, 9.1e-3, 3e-3, 7.5e-9),
+}
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class PlasticState:
+    """Traces of one plastic projection: pre (2, n_pre) = (r1, r2), post (2, n_post) = (o1, o2)."""
+
+    pre: jax.Array
+    post: jax.Array
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class PlasticArrays:
+    """Device arrays of one plastic projection: post (n_pre, max_out) int32 local post index
+    per ELL entry (n_post at padding); reverse (n_post, max_in) int32 flat ELL positions of the
+    incoming synapses of each post neuron (n_pre * max_out at padding)."""
+
+    post: jax.Array
+    reverse: jax.Array
+
+
+def fresh_plastic_state(n_pre: int, n_post: int) -> PlasticState:
+    return PlasticState(pre=jnp.zeros((2, n_pre), jnp.float32), post=jnp.zeros((2, n_post), jnp.float32))
+
+
+def device_arrays(proj) -> PlasticArrays:
+    ell = proj.ell
+    return PlasticArrays(post=jnp.asarray(ell.post, dtype=jnp.int32),
+                         reverse=jnp.asarray(proj.reverse_index, dtype=jnp.int32))
+
+
+def _bounded(rule: TripletSTDP, w, dw_plus, dw_minus):
+    f32 = jnp.float32
+    lo, hi = f32(rule.w_min), f32(rule.w_max)
+    if rule.bounds == "soft":
+        span = f32(rule.w_max - rule.w_min)
+        w = w + dw_plus * (hi - w) / span - dw_minus * (w - lo) / span
+    else:
+        w = w + dw_plus - dw_minus
+    return jnp.clip(w, lo, hi)
+
+
+def _jump(trace, hit, nearest: bool):
+    return jnp.where(hit, 1.0, trace) if nearest else trace + hit.astype(trace.dtype)
+
+
+def update(rule: TripletSTDP, dt_ms: float, arrays: PlasticArrays, weights, traces: PlasticState,
+           pre_ids, n_pre: int, post_ids, n_post: int):
+    """One step of the rule (see the module docstring for the order). weights (n_pre, max_out);
+    pre_ids (K_pre,), post_ids (K_post,): local ids of this step's spikes, padded with n_pre
+    resp. n_post. Returns the new weights and traces."""
+    f32 = jnp.float32
+    nearest = rule.interaction == "nearest"
+    decay_pre = jnp.asarray(np.exp(-dt_ms / np.array([[rule.tau_plus_ms], [rule.tau_x_ms]])), f32)
+    decay_post = jnp.asarray(np.exp(-dt_ms / np.array([[rule.tau_minus_ms], [rule.tau_y_ms]])), f32)
+    pre_tr = traces.pre * decay_pre
+    post_tr = traces.post * decay_post
+    max_out = weights.shape[1]
+
+    # pre spikes: depression of their ELL rows with the post traces of before this step's post spikes
+    row = jnp.minimum(pre_ids, n_pre - 1)
+    post_of = arrays.post[row]                                         # (K, max_out)
+    o1 = jnp.take(post_tr[0], post_of, mode="fill", fill_value=0.0)
+    depress = o1 * (f32(rule.A2_minus) + f32(rule.A3_minus) * pre_tr[1][row][:, None])
+    w_rows = weights[row]
+    new_rows = _bounded(rule, w_rows, f32(0.0), depress)
+    keep = post_of < n_post
+    weights = weights.at[pre_ids].set(jnp.where(keep, new_rows, w_rows), mode="drop")
+    pre_hit = jnp.zeros(n_pre, bool).at[pre_ids].set(True, mode="drop")
+    pre_tr = jnp.stack([_jump(pre_tr[0], pre_hit, nearest), _jump(pre_tr[1], pre_hit, nearest)])
+
+    # post spikes: potentiation of their incoming synapses with the pre traces of this step
+    col = jnp.minimum(post_ids, n_post - 1)
+    flat = jnp.where((post_ids < n_post)[:, None], arrays.reverse[col], n_pre * max_out)  # (K, max_in)
+    r1 = jnp.take(pre_tr[0], flat // max_out, mode="fill", fill_value=0.0)
+    potentiate = r1 * (f32(rule.A2_plus) + f32(rule.A3_plus) * post_tr[1][col][:, None])
+    w_flat = weights.reshape(-1)
+    w_in = jnp.take(w_flat, flat, mode="fill", fill_value=0.0)
+    w_flat = w_flat.at[flat].set(_bounded(rule, w_in, potentiate, f32(0.0)), mode="drop")
+    weights = w_flat.reshape(weights.shape)
+    post_hit = jnp.zeros(n_post, bool).at[post_ids].set(True, mode="drop")
+    post_tr = jnp.stack([_jump(post_tr[0], post_hit, nearest), _jump(post_tr[1], post_hit, nearest)])
+    return weights, PlasticState(pre=pre_tr, post=post_tr)

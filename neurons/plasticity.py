@@ -213,26 +213,30 @@ def update(rule: TripletSTDP, dt_ms: float, arrays: PlasticArrays, weights, trac
     max_out = weights.shape[1]
 
     # pre spikes: depression of their ELL rows with the post traces of before this step's post spikes
-    row = jnp.minimum(pre_ids, n_pre - 1)
-    post_of = arrays.post[row]                                         # (K, max_out)
-    o1 = jnp.take(post_tr[0], post_of, mode="fill", fill_value=0.0)
-    depress = o1 * (f32(rule.A2_minus) + f32(rule.A3_minus) * pre_tr[1][row][:, None])
-    w_rows = weights[row]
-    new_rows = _bounded(rule, w_rows, f32(0.0), depress)
-    keep = post_of < n_post
-    weights = weights.at[pre_ids].set(jnp.where(keep, new_rows, w_rows), mode="drop")
-    pre_hit = jnp.zeros(n_pre, bool).at[pre_ids].set(True, mode="drop")
-    pre_tr = jnp.stack([_jump(pre_tr[0], pre_hit, nearest), _jump(pre_tr[1], pre_hit, nearest)])
+    def depress(weights):
+        row = jnp.minimum(pre_ids, n_pre - 1)
+        post_of = arrays.post[row]                                     # (K, max_out)
+        o1 = jnp.take(post_tr[0], post_of, mode="fill", fill_value=0.0)
+        dw = o1 * (f32(rule.A2_minus) + f32(rule.A3_minus) * pre_tr[1][row][:, None])
+        w_rows = weights[row]
+        new_rows = jnp.where(post_of < n_post, _bounded(rule, w_rows, f32(0.0), dw), w_rows)
+        return weights.at[pre_ids].set(new_rows, mode="drop")
 
     # post spikes: potentiation of their incoming synapses with the pre traces of this step
-    col = jnp.minimum(post_ids, n_post - 1)
-    flat = jnp.where((post_ids < n_post)[:, None], arrays.reverse[col], n_pre * max_out)  # (K, max_in)
-    r1 = jnp.take(pre_tr[0], flat // max_out, mode="fill", fill_value=0.0)
-    potentiate = r1 * (f32(rule.A2_plus) + f32(rule.A3_plus) * post_tr[1][col][:, None])
-    w_flat = weights.reshape(-1)
-    w_in = jnp.take(w_flat, flat, mode="fill", fill_value=0.0)
-    w_flat = w_flat.at[flat].set(_bounded(rule, w_in, potentiate, f32(0.0)), mode="drop")
-    weights = w_flat.reshape(weights.shape)
+    def potentiate(weights, pre_tr):
+        col = jnp.minimum(post_ids, n_post - 1)
+        flat = jnp.where((post_ids < n_post)[:, None], arrays.reverse[col], n_pre * max_out)  # (K, max_in)
+        r1 = jnp.take(pre_tr[0], flat // max_out, mode="fill", fill_value=0.0)
+        dw = r1 * (f32(rule.A2_plus) + f32(rule.A3_plus) * post_tr[1][col][:, None])
+        w_flat = weights.reshape(-1)
+        w_in = jnp.take(w_flat, flat, mode="fill", fill_value=0.0)
+        return w_flat.at[flat].set(_bounded(rule, w_in, dw, f32(0.0)), mode="drop").reshape(weights.shape)
+
+    # the updates are skipped (lax.cond) in steps without spikes on their side
+    weights = jax.lax.cond(jnp.any(pre_ids < n_pre), depress, lambda w: w, weights)
+    pre_hit = jnp.zeros(n_pre, bool).at[pre_ids].set(True, mode="drop")
+    pre_tr = jnp.stack([_jump(pre_tr[0], pre_hit, nearest), _jump(pre_tr[1], pre_hit, nearest)])
+    weights = jax.lax.cond(jnp.any(post_ids < n_post), potentiate, lambda w, _: w, weights, pre_tr)
     post_hit = jnp.zeros(n_post, bool).at[post_ids].set(True, mode="drop")
     post_tr = jnp.stack([_jump(post_tr[0], post_hit, nearest), _jump(post_tr[1], post_hit, nearest)])
     return weights, PlasticState(pre=pre_tr, post=post_tr)

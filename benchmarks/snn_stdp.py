@@ -56,14 +56,16 @@ def time_twice(net, duration_ms: float) -> dict:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--song-s", type=float, default=100.0, help="Song 2000 run length (s); 0 to skip")
     args = parser.parse_args()
     backend = jax.default_backend()
     device = backend if backend != "cpu" else f"cpu{os.cpu_count()}"
     results = {"device": device, "device_kind": jax.devices()[0].device_kind, "platform": platform.platform(),
                "jax": jax.__version__}
-    for label, net in (("coba4k_static", neurons.coba(4000)), ("coba4k_pair_stdp_exc_exc", plastic_coba(4000))):
+    for label, net in (("coba4k_static", neurons.coba(4000)),
+                       ("coba4k_pair_stdp_exc_exc", plastic_coba(4000))):
         results[label] = time_twice(net, 1000.0)
         print(label, results[label], flush=True)
     if args.song_s > 0:

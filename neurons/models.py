@@ -111,8 +111,8 @@ def song_stdp(n_inputs: int = 1000, seed: int = 0, *, rate_Hz: float = 15.0, g_m
                           v_reset_mV=-60.0, t_ref_ms=0.0, tau_exc_ms=5.0, E_exc_mV=0.0)
     inputs = Population("input", n_inputs, params, rate_Hz=rate_Hz)
     neuron = Population("neuron", 1, params, v_init_mV=-74.0)
-    rule = PairSTDP(A_plus=A_plus * g_max_nS, A_minus=depression_ratio * A_plus * g_max_nS, tau_plus_ms=tau_ms,
-                    tau_minus_ms=tau_ms, w_min=0.0, w_max=g_max_nS)
+    rule = PairSTDP(A_plus=A_plus * g_max_nS, A_minus=depression_ratio * A_plus * g_max_nS,
+                    tau_plus_ms=tau_ms, tau_minus_ms=tau_ms, w_min=0.0, w_max=g_max_nS)
     proj = connect(inputs, neuron, FixedProbability(1.0), weight=lambda rng, n: rng.uniform(0.0, g_max_nS, n),
                    delay_ms=0.1, receptor="exc", seed=seed, name="input_to_neuron", plasticity=rule)
     return Network((inputs, neuron), (proj,), synapse="conductance")

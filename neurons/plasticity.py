@@ -122,20 +122,25 @@ class TripletSTDP:
 
     @classmethod
     def published(cls, name: str, scale: float = 1.0, **overrides) -> "TripletSTDP":
-        """A parameter set of Pfister & Gerstner (2006), Table 4 (tau_plus 16.8 ms,
-        tau_minus 33.7 ms throughout), amplitudes multiplied by `scale` (weight units):
+        """A parameter set of Pfister & Gerstner (2006): Table 3 (visual cortex, fits to
+        Sjöström et al. 2001) and Table 4 (hippocampal culture, fits to Wang et al. 2005);
+        tau_plus 16.8 ms and tau_minus 33.7 ms throughout; amplitudes multiplied by `scale`
+        (weight units):
 
-        ===================== ========== ========== ========= ========= ========= =========
-        name                  tau_x (ms) tau_y (ms) A2_plus   A3_plus   A2_minus  A3_minus
-        ===================== ========== ========== ========= ========= ========= =========
-        visual_all_to_all     101        125        5e-10     6.2e-3    7e-3      2.3e-4
-        visual_nearest        714        40         8.8e-11   5.3e-2    6.6e-3    3.1e-3
-        hippocampal_all_to_all 946       27         6.1e-3    6.7e-3    1.6e-3    1.4e-3
-        hippocampal_nearest   575        47         4.6e-3    9.1e-3    3e-3      7.5e-9
-        ===================== ========== ========== ========= ========= ========= =========
+        ============================== ====== ====== ======= ======= ======= =======
+        name                           tau_x  tau_y  A2_plus A3_plus A2_minus A3_minus
+        ============================== ====== ====== ======= ======= ======= =======
+        visual_all_to_all              (101)  125    5e-10   6.2e-3  7e-3    2.3e-4
+        visual_nearest                 714    40     8.8e-11 5.3e-2  6.6e-3  3.1e-3
+        visual_minimal_all_to_all      --     114    0       6.5e-3  7.1e-3  0
+        hippocampal_all_to_all         946    27     6.1e-3  6.7e-3  1.6e-3  1.4e-3
+        hippocampal_nearest            (575)  47     4.6e-3  9.1e-3  3e-3    7.5e-9
+        hippocampal_minimal_all_to_all --     40     5.3e-3  8e-3    3.5e-3  0
+        ============================== ====== ====== ======= ======= ======= =======
 
-        Visual cortex: fits to Sjöström et al. (2001); hippocampal: Wang et al. (2005).
-        "nearest" sets use interaction="nearest". overrides: any other field (w_max, ...).
+        Times in ms; parentheses: the fit is insensitive to that value; "--": no effect
+        (A3_minus = 0), set to 101 ms. "nearest" sets use interaction="nearest" (the
+        nearest-spike minimal models are not included). overrides: any other field (w_max, ...).
         """
         if name not in _PUBLISHED:
             raise ValueError(f"TripletSTDP.published: unknown set {name!r}; known: {sorted(_PUBLISHED)}")
@@ -151,6 +156,8 @@ _PUBLISHED = {
     "visual_nearest": (714.0, 40.0, 8.8e-11, 5.3e-2, 6.6e-3, 3.1e-3),
     "hippocampal_all_to_all": (946.0, 27.0, 6.1e-3, 6.7e-3, 1.6e-3, 1.4e-3),
     "hippocampal_nearest": (575.0, 47.0, 4.6e-3, 9.1e-3, 3e-3, 7.5e-9),
+    "visual_minimal_all_to_all": (101.0, 114.0, 0.0, 6.5e-3, 7.1e-3, 0.0),
+    "hippocampal_minimal_all_to_all": (101.0, 40.0, 5.3e-3, 8e-3, 3.5e-3, 0.0),
 }
 
 

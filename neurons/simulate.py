@@ -157,8 +157,8 @@ def _engine_setup(net: Network, dt_ms: float, max_spikes_per_step: int | None):
                        RECEPTORS.index(i.receptor)) for i in net.poisson),
         generators=tuple((offsets[p.name], p.n, float(p.rate_Hz) * dt_ms * 1e-3) for p in net.populations
                          if p.rate_Hz is not None),
-        plasticity=tuple((k, names.index(q.post), q.plasticity.kernel()) for k, q in enumerate(net.projections)
-                         if q.plasticity is not None))
+        plasticity=tuple((k, names.index(q.post), q.plasticity.kernel())
+                         for k, q in enumerate(net.projections) if q.plasticity is not None))
     return constants, projections, weights, cfg
 
 

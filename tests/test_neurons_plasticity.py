@@ -48,6 +48,19 @@ def test_a_single_pair_changes_the_weight_by_A_exp_minus_delta_over_tau(bounds):
     np.testing.assert_allclose(dw, np.where(deltas >= 0, potentiation, depression), rtol=2e-5, atol=2e-7)
 
 
+def test_a_pre_spike_is_transmitted_with_the_weight_from_before_its_own_update():
+    rule = PairSTDP(**PAIR)
+    spikes = [(10.0, "post", 0), (15.0, "pre", 0), (30.0, "pre", 0)]
+    res = neurons.simulate(_pairs_net(rule, 1), 40.0, DT, forced_spikes=spikes, record={"post": [0]},
+                           progress=False)
+    exc = res.traces["post"].syn[:, 0, 0]
+    arrival = lambda t: int(round((t + 1.0) / DT))  # delay 1 ms
+    depressed = np.float32(W0 - PAIR["A_minus"] * np.exp(-5.0 / PAIR["tau_minus_ms"]))
+    assert exc[arrival(15.0)] == np.float32(W0)
+    np.testing.assert_allclose(exc[arrival(30.0)] - exc[arrival(30.0) - 1] * np.exp(-DT / 5.0), depressed,
+                               rtol=1e-5)
+
+
 def test_all_to_all_and_nearest_neighbour_differ_on_spike_triplets():
     tp, tm = PAIR["tau_plus_ms"], PAIR["tau_minus_ms"]
     for interaction in ("all", "nearest"):

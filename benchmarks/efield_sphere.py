@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import platform
 import resource
 import tempfile
 import time
@@ -25,6 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from machine import device_label, environment
 
 RTOL = 1e-8
 DIDT = 1e6
@@ -132,33 +132,6 @@ def run_baseline(mesh_file: str) -> dict:
             "iterations": len(residuals) - 1, "peak_rss_mb": peak_rss_mb()}
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
-def environment() -> dict:
-    import importlib.metadata as md
-
-    import jax
-
-    versions = {}
-    for name in ("tmsim", "jax", "numpy", "scipy", "pyamg", "gmsh", "scikit-fem"):
-        try:
-            versions[name] = md.version(name)
-        except md.PackageNotFoundError:
-            versions[name] = None
-    return {"machine": platform.machine(), "processor": cpu_model(),
-            "cpu_count": mp.cpu_count(), "python": platform.python_version(),
-            "jax_backend": jax.default_backend(), "jax_devices": [str(d) for d in jax.devices()],
-            "versions": versions}
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=float, nargs="+", default=SIZES_MM, metavar="MM",
@@ -170,7 +143,7 @@ def main():
 
     import efield
 
-    env = environment()
+    env = environment(("numpy", "scipy", "pyamg", "gmsh", "scikit-fem"), ("efield",))
     rows = []
     ctx = mp.get_context("spawn")
     with tempfile.TemporaryDirectory() as tmp:
@@ -189,7 +162,7 @@ def main():
                     row["baseline"] = pool.submit(run_baseline, mesh_file).result()
             rows.append(row)
             print_row(row)
-    device = env["jax_backend"] if env["jax_backend"] != "cpu" else f"cpu{env['cpu_count']}"
+    device = device_label(env)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"efield_sphere_{device}.json"
     path.write_text(json.dumps({"environment": env, "rtol": RTOL, "rows": rows}, indent=2))

@@ -31,14 +31,14 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import os
-import platform
 import subprocess
 import sys
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+from machine import device_label, environment
 
 HERE = Path(__file__).resolve().parent
 VENV = HERE / ".venv-brian2"
@@ -120,43 +120,6 @@ def run_brian2(python: Path, n: int, duration_ms: float, dt_ms: float, seed: int
     return out
 
 
-# ---------------------------------------------------------------------------- environment
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
-def environment() -> dict:
-    import importlib.metadata as md
-
-    import jax
-
-    versions = {}
-    for name in ("tmsim", "jax", "jaxlib", "numpy"):
-        try:
-            versions[name] = md.version(name)
-        except md.PackageNotFoundError:
-            versions[name] = None
-    git = ["git", "-C", str(HERE)]
-    commit = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            check=False).stdout.strip() or None
-    changed = subprocess.run(git + ["status", "--porcelain", "--", "../neurons"], capture_output=True,
-                             text=True, check=False).stdout.strip()
-    return {"commit": commit, "neurons_changed_since_commit": bool(changed),
-            "machine": platform.machine(), "processor": cpu_model(),
-            "cpu_count": mp.cpu_count(), "load_average_at_start": os.getloadavg(),
-            "python": platform.python_version(),
-            "jax_backend": jax.default_backend(), "jax_devices": [str(d) for d in jax.devices()],
-            "versions": versions}
-
-
 # ----------------------------------------------------------------------------------- main
 
 
@@ -176,7 +139,7 @@ def main():
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
 
-    env = environment()
+    env = environment(("jaxlib", "numpy"), ("neurons",))
     python = None
     if not args.no_brian2:
         try:
@@ -203,7 +166,7 @@ def main():
     if peer:
         env["brian2_env"] = {k: peer[k] for k in ("brian2", "numpy", "python", "python_executable")}
     print_table(env, rows)
-    device = env["jax_backend"] if env["jax_backend"] != "cpu" else f"cpu{env['cpu_count']}"
+    device = device_label(env)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"snn_coba_{device}.json"
     path.write_text(json.dumps({"environment": env, "in_degree": IN_DEGREE, "rows": rows}, indent=2))

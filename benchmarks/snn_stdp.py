@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -27,6 +25,7 @@ import jax
 import numpy as np
 
 import neurons
+from machine import device_label, environment
 
 HERE = Path(__file__).resolve().parent
 
@@ -60,10 +59,9 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--song-s", type=float, default=100.0, help="Song 2000 run length (s); 0 to skip")
     args = parser.parse_args()
-    backend = jax.default_backend()
-    device = backend if backend != "cpu" else f"cpu{os.cpu_count()}"
-    results = {"device": device, "device_kind": jax.devices()[0].device_kind, "platform": platform.platform(),
-               "jax": jax.__version__}
+    env = environment(("jaxlib", "numpy"), ("neurons",))
+    device = device_label(env)
+    results = {"environment": env}
     for label, net in (("coba4k_static", neurons.coba(4000)),
                        ("coba4k_pair_stdp_exc_exc", plastic_coba(4000))):
         results[label] = time_twice(net, 1000.0)

@@ -3,6 +3,7 @@
 Units: ms, mV, nS, pA, pF; positions in mm. State is float32 on whatever device JAX picks.
 """
 
+from .bdnf import BDNF, ThreeFactorSTDP
 from .connectivity import DistanceDependent, FixedInDegree, FixedProbability, Projection, connect
 from .engine import NetworkState
 from .inputs import CurrentInjection
@@ -14,6 +15,7 @@ from .result import SimulationResult, SpikeTrains, Traces
 from .simulate import simulate
 
 __all__ = [
+    "BDNF", "ThreeFactorSTDP",
     "CurrentInjection", "DistanceDependent", "FixedInDegree", "FixedProbability", "Network",
     "NetworkState", "NeuronParams", "PairSTDP", "PoissonInput", "Population", "Projection",
     "SimulationResult", "TripletSTDP", "song_stdp",

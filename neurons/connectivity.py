@@ -154,7 +154,7 @@ class Projection:
     pre_ids, post_ids: int64 neuron indices within each population; weight: float64 (pA or nS,
     matching the network's synapse model; inhibition of current synapses is a negative weight);
     delay_ms: float64, at least one time step; receptor: "exc" or "inh"; plasticity: None
-    (static weights) or a rule from neurons.plasticity (PairSTDP, TripletSTDP).
+    (static weights) or a rule: PairSTDP, TripletSTDP, ThreeFactorSTDP.
     """
 
     name: str
@@ -171,7 +171,8 @@ class Projection:
 
     def __post_init__(self):
         if self.plasticity is not None and not hasattr(self.plasticity, "kernel"):
-            raise ValueError(f"Projection {self.name!r}: plasticity must be None, PairSTDP or TripletSTDP, "
+            raise ValueError(f"Projection {self.name!r}: plasticity must be None, PairSTDP, TripletSTDP or "
+                             f"ThreeFactorSTDP, "
                              f"got {self.plasticity!r}")
         if self.receptor not in RECEPTORS:
             raise ValueError(f"Projection {self.name!r}: receptor must be one of {RECEPTORS}, "
@@ -246,7 +247,8 @@ def connect(pre, post, rule, *, weight, delay_ms, receptor, seed=0, name=None,
     weight: pA (current synapses) or nS (conductance synapses): scalar, array with one value per
     synapse, or callable (numpy Generator, n) -> array; delay_ms likewise (ms, >= one step at
     simulation time). Autapses are excluded unless allow_autapses. plasticity: None or a
-    rule (neurons.PairSTDP, neurons.TripletSTDP) updating the weights during the run.
+    rule (neurons.PairSTDP, neurons.TripletSTDP, neurons.ThreeFactorSTDP) updating the weights
+    during the run.
     """
     name = name or f"{pre.name}_to_{post.name}"
     rng = np.random.default_rng(seed)

@@ -112,9 +112,9 @@ def poisson_cdf(mean_count: float) -> tuple:
     return tuple(float(x) for x in np.minimum(np.cumsum(np.exp(log_pmf)), 1.0))
 
 
-def fresh_state(v_init, weights, ring_slots: int, plastic_sizes=()) -> NetworkState:
+def fresh_state(v_init, weights, ring_slots: int, plastic=()) -> NetworkState:
     """State at step 0: v = v_init (mV), everything else at rest, no events pending;
-    plastic_sizes: (n_pre, n_post) per plastic projection (traces at zero)."""
+    plastic: (rule, n_pre, n_post, max_out) per plastic projection (traces at zero)."""
     n = v_init.shape[0]
     f32 = jnp.float32
     return NetworkState(
@@ -122,7 +122,7 @@ def fresh_state(v_init, weights, ring_slots: int, plastic_sizes=()) -> NetworkSt
         w=jnp.zeros(n, f32), refractory=jnp.zeros(n, jnp.int32),
         ring=jnp.zeros((ring_slots, len(RECEPTORS), n), f32),
         weights=tuple(jnp.asarray(wt, dtype=f32) for wt in weights), overflow=jnp.zeros((), bool),
-        plastic=tuple(fresh_plastic_state(a, b) for a, b in plastic_sizes))
+        plastic=tuple(fresh_plastic_state(*spec) for spec in plastic))
 
 
 def _step(cfg: EngineConfig, c: NeuronConstants, projections, inputs: StaticInputs, state, x):
@@ -175,7 +175,7 @@ def _step(cfg: EngineConfig, c: NeuronConstants, projections, inputs: StaticInpu
         pre = cfg.projection_pre[index]
         weights[index], traces = update(rule, cfg.dt_ms, projections[index].plastic, weights[index], traces,
                                         spike_ids[pre], cfg.population_slices[pre][1], spike_ids[post],
-                                        cfg.population_slices[post][1])
+                                        cfg.population_slices[post][1], state.step)
         plastic.append(traces)
 
     record = (counts, spike_ids) + trace

@@ -31,8 +31,9 @@ positions into the (n_pre * max_out) weight array. Both buffers are the engine's
 spike buffers, under its overflow/re-run rule, so no spike escapes the plasticity update.
 Timing is spike time only: synaptic delays are not taken into account by the rule.
 
-The per-projection state (`PlasticState`) is the place for further per-synapse variables
-(e.g. an eligibility trace for a third factor).
+A `ThreeFactorSTDP` rule (neurons.bdnf) sends the same increments to a per-synapse
+eligibility instead of the weight; BDNF converts it into lasting change at the end of the
+step (after step 3 above).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from .bdnf import BDNFState, ThreeFactorSTDP, advance, fresh_bdnf_state, gate
 
 BOUNDS = ("hard", "soft")
 INTERACTIONS = ("all", "nearest")
@@ -164,10 +167,12 @@ _PUBLISHED = {
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True)
 class PlasticState:
-    """Traces of one plastic projection: pre (2, n_pre) = (r1, r2), post (2, n_post) = (o1, o2)."""
+    """Traces of one plastic projection: pre (2, n_pre) = (r1, r2), post (2, n_post) = (o1, o2);
+    third: BDNFState of a three-factor rule, else None."""
 
     pre: jax.Array
     post: jax.Array
+    third: BDNFState | None = None
 
 
 @jax.tree_util.register_dataclass
@@ -181,8 +186,11 @@ class PlasticArrays:
     reverse: jax.Array
 
 
-def fresh_plastic_state(n_pre: int, n_post: int) -> PlasticState:
-    return PlasticState(pre=jnp.zeros((2, n_pre), jnp.float32), post=jnp.zeros((2, n_post), jnp.float32))
+def fresh_plastic_state(rule, n_pre: int, n_post: int, max_out: int) -> PlasticState:
+    """Traces at zero (and the third factor's rest state) for `rule` on an (n_pre, max_out) ELL."""
+    third = fresh_bdnf_state(rule, n_pre, n_post, max_out) if isinstance(rule, ThreeFactorSTDP) else None
+    return PlasticState(pre=jnp.zeros((2, n_pre), jnp.float32), post=jnp.zeros((2, n_post), jnp.float32),
+                        third=third)
 
 
 def device_arrays(proj) -> PlasticArrays:
@@ -191,59 +199,77 @@ def device_arrays(proj) -> PlasticArrays:
                          reverse=jnp.asarray(proj.reverse_index, dtype=jnp.int32))
 
 
-def _bounded(rule: TripletSTDP, w, dw_plus, dw_minus):
+def _apply(rule: TripletSTDP, w, target, dw_plus, dw_minus, eligibility: bool):
+    """Add the bounded increments (soft bounds weigh them by the weight w) to `target`: the
+    weights themselves (clipped to the bounds) or, for a three-factor rule, the eligibility."""
     f32 = jnp.float32
     lo, hi = f32(rule.w_min), f32(rule.w_max)
     if rule.bounds == "soft":
         span = f32(rule.w_max - rule.w_min)
-        w = w + dw_plus * (hi - w) / span - dw_minus * (w - lo) / span
-    else:
-        w = w + dw_plus - dw_minus
-    return jnp.clip(w, lo, hi)
+        dw_plus, dw_minus = dw_plus * (hi - w) / span, dw_minus * (w - lo) / span
+    if eligibility:
+        return target + dw_plus - dw_minus
+    return jnp.clip(w + dw_plus - dw_minus, lo, hi)
 
 
 def _jump(trace, hit, nearest: bool):
     return jnp.where(hit, 1.0, trace) if nearest else trace + hit.astype(trace.dtype)
 
 
-def update(rule: TripletSTDP, dt_ms: float, arrays: PlasticArrays, weights, traces: PlasticState,
-           pre_ids, n_pre: int, post_ids, n_post: int):
-    """One step of the rule (see the module docstring for the order). weights (n_pre, max_out);
-    pre_ids (K_pre,), post_ids (K_post,): local ids of this step's spikes, padded with n_pre
-    resp. n_post. Returns the new weights and traces."""
+def update(rule, dt_ms: float, arrays: PlasticArrays, weights, traces: PlasticState,
+           pre_ids, n_pre: int, post_ids, n_post: int, step):
+    """One step of the rule (see the module docstring for the order). rule: TripletSTDP kernel
+    or ThreeFactorSTDP; weights (n_pre, max_out); pre_ids (K_pre,), post_ids (K_post,): local
+    ids of this step's spikes, padded with n_pre resp. n_post; step: index of this step
+    (int32). Returns the new weights and traces."""
     f32 = jnp.float32
-    nearest = rule.interaction == "nearest"
-    decay_pre = jnp.asarray(np.exp(-dt_ms / np.array([[rule.tau_plus_ms], [rule.tau_x_ms]])), f32)
-    decay_post = jnp.asarray(np.exp(-dt_ms / np.array([[rule.tau_minus_ms], [rule.tau_y_ms]])), f32)
+    three = rule if isinstance(rule, ThreeFactorSTDP) else None
+    stdp = rule.stdp.kernel() if three else rule
+    nearest = stdp.interaction == "nearest"
+    decay_pre = jnp.asarray(np.exp(-dt_ms / np.array([[stdp.tau_plus_ms], [stdp.tau_x_ms]])), f32)
+    decay_post = jnp.asarray(np.exp(-dt_ms / np.array([[stdp.tau_minus_ms], [stdp.tau_y_ms]])), f32)
     pre_tr = traces.pre * decay_pre
     post_tr = traces.post * decay_post
     max_out = weights.shape[1]
+    # the increments go to the weights, or to the eligibility of a three-factor rule
+    eligibility = three is not None
+    target = traces.third.eligibility if eligibility else weights
+    boost = 1.0 + f32(three.ltp_boost) * gate(three, traces.third.chain) if three else None
 
     # pre spikes: depression of their ELL rows with the post traces of before this step's post spikes
-    def depress(weights):
+    def depress(target):
         row = jnp.minimum(pre_ids, n_pre - 1)
         post_of = arrays.post[row]                                     # (K, max_out)
         o1 = jnp.take(post_tr[0], post_of, mode="fill", fill_value=0.0)
-        dw = o1 * (f32(rule.A2_minus) + f32(rule.A3_minus) * pre_tr[1][row][:, None])
-        w_rows = weights[row]
-        new_rows = jnp.where(post_of < n_post, _bounded(rule, w_rows, f32(0.0), dw), w_rows)
-        return weights.at[pre_ids].set(new_rows, mode="drop")
+        dw = o1 * (f32(stdp.A2_minus) + f32(stdp.A3_minus) * pre_tr[1][row][:, None])
+        rows = target[row]
+        new_rows = _apply(stdp, weights[row], rows, f32(0.0), dw, eligibility)
+        new_rows = jnp.where(post_of < n_post, new_rows, rows)
+        return target.at[pre_ids].set(new_rows, mode="drop")
 
     # post spikes: potentiation of their incoming synapses with the pre traces of this step
-    def potentiate(weights, pre_tr):
+    def potentiate(target, pre_tr):
         col = jnp.minimum(post_ids, n_post - 1)
         flat = jnp.where((post_ids < n_post)[:, None], arrays.reverse[col], n_pre * max_out)  # (K, max_in)
         r1 = jnp.take(pre_tr[0], flat // max_out, mode="fill", fill_value=0.0)
-        dw = r1 * (f32(rule.A2_plus) + f32(rule.A3_plus) * post_tr[1][col][:, None])
-        w_flat = weights.reshape(-1)
-        w_in = jnp.take(w_flat, flat, mode="fill", fill_value=0.0)
-        return w_flat.at[flat].set(_bounded(rule, w_in, dw, f32(0.0)), mode="drop").reshape(weights.shape)
+        dw = r1 * (f32(stdp.A2_plus) + f32(stdp.A3_plus) * post_tr[1][col][:, None])
+        if three:
+            dw = dw * boost[col][:, None]
+        take = lambda a: jnp.take(a.reshape(-1), flat, mode="fill", fill_value=0.0)
+        new = _apply(stdp, take(weights), take(target), dw, f32(0.0), eligibility)
+        return target.reshape(-1).at[flat].set(new, mode="drop").reshape(target.shape)
 
     # the updates are skipped (lax.cond) in steps without spikes on their side
-    weights = jax.lax.cond(jnp.any(pre_ids < n_pre), depress, lambda w: w, weights)
+    target = jax.lax.cond(jnp.any(pre_ids < n_pre), depress, lambda t: t, target)
     pre_hit = jnp.zeros(n_pre, bool).at[pre_ids].set(True, mode="drop")
     pre_tr = jnp.stack([_jump(pre_tr[0], pre_hit, nearest), _jump(pre_tr[1], pre_hit, nearest)])
-    weights = jax.lax.cond(jnp.any(post_ids < n_post), potentiate, lambda w, _: w, weights, pre_tr)
+    target = jax.lax.cond(jnp.any(post_ids < n_post), potentiate, lambda t, _: t, target, pre_tr)
     post_hit = jnp.zeros(n_post, bool).at[post_ids].set(True, mode="drop")
     post_tr = jnp.stack([_jump(post_tr[0], post_hit, nearest), _jump(post_tr[1], post_hit, nearest)])
-    return weights, PlasticState(pre=pre_tr, post=post_tr)
+    if not three:
+        return target, PlasticState(pre=pre_tr, post=post_tr)
+    third = BDNFState(eligibility=target, calcium=traces.third.calcium, release=traces.third.release,
+                      chain=traces.third.chain)
+    weights, third = advance(three, dt_ms, third, post_hit, arrays.post, weights, stdp.w_min, stdp.w_max,
+                             step)
+    return weights, PlasticState(pre=pre_tr, post=post_tr, third=third)

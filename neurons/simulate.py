@@ -62,7 +62,8 @@ def simulate(net: Network, duration_ms: float, dt_ms: float = 0.1, seed: int = 0
         raise ValueError(f"simulate: chunk_steps must be >= 1, got {chunk_steps}")
     n_steps = int(round(duration_ms / dt_ms))
     constants, projections, weights, base_cfg = _engine_setup(net, dt_ms, max_spikes_per_step)
-    plastic_sizes = [(net.projections[i].n_pre, net.projections[i].n_post) for i, _, _ in base_cfg.plasticity]
+    plastic = [(rule, p.n_pre, p.n_post, p.ell.weight.shape[1])
+               for p, rule in ((net.projections[i], rule) for i, _, rule in base_cfg.plasticity)]
     record_split = [(pop, np.atleast_1d(np.asarray(ids, np.int64))) for pop, ids in (record or {}).items()]
     forced = ForcedSpikes.from_events(forced_spikes, net.offsets, {p.name: p.n for p in net.populations},
                                       dt_ms, n_steps)
@@ -75,9 +76,9 @@ def simulate(net: Network, duration_ms: float, dt_ms: float = 0.1, seed: int = 0
     if state is None:
         v_init = np.concatenate([np.broadcast_to(np.asarray(p.v_init_mV, np.float64), (p.n,))
                                  for p in net.populations])
-        state = fresh_state(v_init, weights, base_cfg.ring_slots, plastic_sizes)
+        state = fresh_state(v_init, weights, base_cfg.ring_slots, plastic)
     else:
-        _check_state(state, fresh_state(np.zeros(net.n_neurons), weights, base_cfg.ring_slots, plastic_sizes))
+        _check_state(state, fresh_state(np.zeros(net.n_neurons), weights, base_cfg.ring_slots, plastic))
     sizes = {p.name: p.n for p in net.populations}
     with SpikeFileWriter(spikes_path, sizes) if spikes_path else _SpikesInMemory(sizes) as spikes:
         state, records = _run_chunks(state, base_cfg, constants, projections, inputs, current_injections,

@@ -1,0 +1,235 @@
+"""BDNF as the third factor of STDP: eligibility, activity-dependent release, lasting change.
+
+`ThreeFactorSTDP(stdp, bdnf)` turns a pair or triplet rule into a three-factor rule
+(Izhikevich 2007, Cereb Cortex 17:2443): the STDP increments no longer change the weight
+but a per-synapse eligibility e, which decays with tau_eligibility_ms; BDNF of the
+postsynaptic neuron converts eligibility into lasting weight change,
+
+    de/dt = -e / tau_e + STDP increments (potentiation scaled by 1 + ltp_boost g(b))
+    dw/dt = g(b) e / tau_conversion,       g(b) = b / (b + 1)
+
+with b the BDNF level in units of its half-saturation concentration. Without BDNF (b = 0)
+no weight ever changes; with saturating BDNF (g -> 1) and tau_conversion = tau_e (the
+default) a pair's eligibility is converted whole, so the rule gives plain STDP. The LTP
+boost makes potentiation win at lower postsynaptic activity where BDNF is high (a lowered
+LTP threshold; BDNF converts LTD-inducing input into LTP, Kinoshita et al. 1999, and is
+needed for spike-timing LTP, Edelmann et al. 2015).
+
+BDNF per postsynaptic neuron (`BDNF`): a calcium-like trace c jumps by 1 at every spike
+of the neuron and decays with tau_calcium_ms; while it exceeds calcium_threshold the
+neuron releases BDNF at release_rate_per_s (c - threshold) times release_factor
+(about 0.7-0.8 for the Val66Met polymorphism: Egan et al. 2003, Cell 112:257), plus a
+tonic basal_per_s. Released BDNF reaches the synapse through a chain of delay_stages
+linear compartments (a gamma-distributed delay with mean delay_s) and decays with
+tau_decay_s:
+
+    dx_1/dt = release - x_1 / tau_s,   dx_k/dt = (x_(k-1) - x_k) / tau_s,
+    db/dt   = x_n / tau_s - b / tau_decay,           tau_s = delay_s / n.
+
+Defaults: BDNF secretion follows postsynaptic bursts (Edelmann et al. 2015, Neuron 86:1041;
+the threshold of 2 on a 100 ms trace needs about 20 Hz of sustained firing or a burst of
+three spikes), builds up over minutes and acts for tens of minutes (the kinetic model of
+Solinas et al. 2019, PLoS Comput Biol 15:e1006975: delay 3 min, decay 30 min here).
+`scope="population"` gates every synapse with the mean BDNF of the postsynaptic population.
+
+Time stepping (documented approximations, all first order in the interval over the time
+constant): the calcium trace and the release are advanced every step; eligibility is
+converted and decays in ticks of tick_ms (1 ms by default, the step of Izhikevich 2007),
+exactly for the exponential between ticks; the BDNF chain advances in steps of slow_step_s
+(1 s) with its exact propagator for a constant release over the step (float32 cannot
+resolve a 30 min decay over 0.1 ms).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.linalg
+
+SCOPES = ("neuron", "population")
+
+
+@dataclass(frozen=True)
+class BDNF:
+    """Activity-dependent BDNF release (see the module docstring for the equations).
+
+    tau_calcium_ms: decay of the calcium-like spike trace; calcium_threshold: release starts
+    above it (spikes); release_rate_per_s: BDNF units per s per unit of calcium above
+    threshold; release_factor: multiplies activity-dependent release (1 normal, ~0.75
+    Val66Met); basal_per_s: tonic release, BDNF units per s; delay_s, delay_stages: mean and
+    number of stages of the release delay; tau_decay_s: BDNF decay; scope: "neuron" or
+    "population"; slow_step_s: integration step of the delay chain. BDNF is in units of its
+    half-saturation concentration (g(1) = 1/2).
+    """
+
+    tau_calcium_ms: float = 100.0
+    calcium_threshold: float = 2.0
+    release_rate_per_s: float = 0.01
+    release_factor: float = 1.0
+    basal_per_s: float = 0.0
+    delay_s: float = 180.0
+    delay_stages: int = 3
+    tau_decay_s: float = 1800.0
+    scope: str = "neuron"
+    slow_step_s: float = 1.0
+
+    def __post_init__(self):
+        for name in ("tau_calcium_ms", "delay_s", "tau_decay_s", "slow_step_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"BDNF.{name} must be > 0, got {getattr(self, name)}")
+        for name in ("calcium_threshold", "release_rate_per_s", "release_factor", "basal_per_s"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"BDNF.{name} must be >= 0, got {getattr(self, name)}")
+        if int(self.delay_stages) != self.delay_stages or self.delay_stages < 1:
+            raise ValueError(f"BDNF.delay_stages must be a positive integer, got {self.delay_stages}")
+        if self.scope not in SCOPES:
+            raise ValueError(f"BDNF.scope must be one of {SCOPES}, got {self.scope!r}")
+
+    @classmethod
+    def val66met(cls, release_factor: float = 0.75, **overrides) -> "BDNF":
+        """BDNF of a Met carrier: activity-dependent release reduced to release_factor."""
+        return cls(release_factor=release_factor, **overrides)
+
+    def generator(self) -> np.ndarray:
+        """(n + 1, n + 1) matrix A of d[x_1 .. x_n, b]/dt = A [x, b] + release e_1, per s."""
+        n = int(self.delay_stages)
+        tau_s = self.delay_s / n
+        a = np.zeros((n + 1, n + 1))
+        a[np.arange(n), np.arange(n)] = -1.0 / tau_s
+        a[np.arange(1, n + 1), np.arange(n)] = 1.0 / tau_s
+        a[n, n] = -1.0 / self.tau_decay_s
+        return a
+
+    def steady_state(self, release_per_s: float | None = None) -> np.ndarray:
+        """[x_1 .. x_n, b] under a constant release (default: the basal release)."""
+        rate = self.basal_per_s if release_per_s is None else release_per_s
+        e1 = np.zeros(self.delay_stages + 1)
+        e1[0] = 1.0
+        return -np.linalg.solve(self.generator(), e1 * rate)
+
+    def propagator(self, h_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """(P, q): state after h_s seconds is P state + q release, exact for a release rate
+        (per s) constant over the interval."""
+        a = self.generator()
+        p = scipy.linalg.expm(a * h_s)
+        e1 = np.zeros(len(a))
+        e1[0] = 1.0
+        return p, np.linalg.solve(a, (p - np.eye(len(a))) @ e1)
+
+
+@dataclass(frozen=True)
+class ThreeFactorSTDP:
+    """STDP (PairSTDP or TripletSTDP) whose changes are eligibility, made lasting by BDNF.
+
+    tau_eligibility_ms: decay of the eligibility (Izhikevich 2007: 1 s); tau_conversion_ms:
+    time constant of the conversion at full gate (default tau_eligibility_ms: a pair's
+    eligibility is converted whole); ltp_boost: potentiation increments are scaled by
+    1 + ltp_boost g(b); tick_ms: interval of the conversion (a multiple of the time step).
+    Weight bounds are those of the STDP rule (soft bounds weigh the increments by the
+    current weight; the weight is clipped at every conversion).
+    """
+
+    stdp: object
+    bdnf: BDNF = BDNF()
+    tau_eligibility_ms: float = 1000.0
+    tau_conversion_ms: float | None = None
+    ltp_boost: float = 1.0
+    tick_ms: float = 1.0
+
+    def __post_init__(self):
+        if not hasattr(self.stdp, "kernel") or isinstance(self.stdp, ThreeFactorSTDP):
+            raise ValueError(f"ThreeFactorSTDP.stdp must be a PairSTDP or TripletSTDP, got {self.stdp!r}")
+        if not isinstance(self.bdnf, BDNF):
+            raise ValueError(f"ThreeFactorSTDP.bdnf must be a BDNF, got {self.bdnf!r}")
+        for name in ("tau_eligibility_ms", "tick_ms"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"ThreeFactorSTDP.{name} must be > 0, got {getattr(self, name)}")
+        if self.tau_conversion_ms is not None and not self.tau_conversion_ms > 0:
+            raise ValueError(f"ThreeFactorSTDP.tau_conversion_ms must be > 0, got {self.tau_conversion_ms}")
+        if not self.ltp_boost >= 0:
+            raise ValueError(f"ThreeFactorSTDP.ltp_boost must be >= 0, got {self.ltp_boost}")
+
+    def kernel(self) -> "ThreeFactorSTDP":
+        return self
+
+
+def steps_per(interval_ms: float, dt_ms: float, what: str) -> int:
+    """interval_ms as a whole number of steps of dt_ms (error otherwise)."""
+    k = int(round(interval_ms / dt_ms))
+    if k < 1 or abs(k * dt_ms - interval_ms) > 1e-9 * max(interval_ms, 1.0):
+        raise ValueError(f"{what} ({interval_ms} ms) must be a whole number of steps of dt_ms={dt_ms}")
+    return k
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class BDNFState:
+    """Per-projection state of the third factor: eligibility (n_pre, max_out) in weight units;
+    calcium (n_post,) spikes; release (n_post,) BDNF units released since the last chain step;
+    chain (n_stages + 1, n_post): delay stages and BDNF b (last row)."""
+
+    eligibility: jax.Array
+    calcium: jax.Array
+    release: jax.Array
+    chain: jax.Array
+
+    @property
+    def bdnf(self) -> jax.Array:
+        return self.chain[-1]
+
+
+def fresh_bdnf_state(rule: ThreeFactorSTDP, n_pre: int, n_post: int, max_out: int) -> BDNFState:
+    """No eligibility, calcium at rest, BDNF chain at the steady state of the basal release."""
+    f32 = jnp.float32
+    chain = np.repeat(rule.bdnf.steady_state()[:, None], n_post, axis=1)
+    return BDNFState(eligibility=jnp.zeros((n_pre, max_out), f32), calcium=jnp.zeros(n_post, f32),
+                     release=jnp.zeros(n_post, f32), chain=jnp.asarray(chain, f32))
+
+
+def gate(rule: ThreeFactorSTDP, chain) -> jax.Array:
+    """g(b) per postsynaptic neuron, (n_post,)."""
+    b = jnp.maximum(chain[-1], 0.0)
+    if rule.bdnf.scope == "population":
+        b = jnp.broadcast_to(jnp.mean(b), b.shape)
+    return b / (b + 1.0)
+
+
+def advance(rule: ThreeFactorSTDP, dt_ms: float, state: BDNFState, post_spiked, post_of, weights,
+            w_min: float, w_max: float, step) -> tuple[jax.Array, BDNFState]:
+    """End of step `step` (int32, 0-based): calcium and release (every step), eligibility
+    conversion (every tick_ms), BDNF chain (every slow_step_s). post_spiked (n_post,) bool;
+    post_of (n_pre, max_out) local post index per synapse (n_post at padding). Returns the
+    new weights and state."""
+    f32 = jnp.float32
+    bd = rule.bdnf
+    calcium = state.calcium * f32(np.exp(-dt_ms / bd.tau_calcium_ms)) + post_spiked.astype(f32)
+    release = state.release + f32(dt_ms * 1e-3 * bd.release_rate_per_s * bd.release_factor) * jnp.maximum(
+        calcium - f32(bd.calcium_threshold), 0.0)
+
+    tick = steps_per(rule.tick_ms, dt_ms, "ThreeFactorSTDP.tick_ms")
+    decay = np.exp(-rule.tick_ms / rule.tau_eligibility_ms)
+    converted = (1.0 - decay) * rule.tau_eligibility_ms / (rule.tau_conversion_ms or rule.tau_eligibility_ms)
+
+    def convert(args):
+        weights, elig = args
+        g = jnp.take(gate(rule, state.chain), post_of, mode="fill", fill_value=0.0)
+        weights = jnp.clip(weights + f32(converted) * g * elig, f32(w_min), f32(w_max))
+        return weights, elig * f32(decay)
+
+    weights, eligibility = jax.lax.cond((step + 1) % tick == 0, convert, lambda a: a,
+                                        (weights, state.eligibility))
+
+    slow = steps_per(bd.slow_step_s * 1e3, dt_ms, "BDNF.slow_step_s")
+    p, q = bd.propagator(bd.slow_step_s)
+
+    def chain_step(args):
+        chain, release = args
+        rate = release / f32(bd.slow_step_s) + f32(bd.basal_per_s)
+        chain = jnp.asarray(p, f32) @ chain + jnp.asarray(q, f32)[:, None] * rate[None, :]
+        return chain, jnp.zeros_like(release)
+
+    chain, release = jax.lax.cond((step + 1) % slow == 0, chain_step, lambda a: a, (state.chain, release))
+    return weights, BDNFState(eligibility=eligibility, calcium=calcium, release=release, chain=chain)

@@ -1,0 +1,128 @@
+"""BDNF-gated three-factor STDP: no lasting change without BDNF, STDP at saturation, the LTP
+boost, release kinetics against the closed-form chain, Val66Met and population scope."""
+
+import numpy as np
+import pytest
+
+import neurons
+from neurons import BDNF, Network, NeuronParams, PairSTDP, Population, Projection, ThreeFactorSTDP
+
+QUIET = NeuronParams(v_threshold_mV=1e3)
+DT = 0.1
+W0 = 0.5
+PAIR = PairSTDP(A_plus=0.01, A_minus=0.012, tau_plus_ms=16.8, tau_minus_ms=33.7)
+SATURATED = BDNF(basal_per_s=1e4)   # b ~ 2e7 half-saturation units: g(b) = 1 in float32
+
+
+def _run(rule, spikes, n, duration_ms):
+    """n independent synapses pre i -> post i, forced (time, side, i) spikes."""
+    pre, post = Population("pre", n, QUIET), Population("post", n, QUIET)
+    ids = np.arange(n)
+    proj = Projection("p", "pre", "post", n, n, "exc", ids, ids, np.full(n, W0), np.full(n, 1.0),
+                      plasticity=rule)
+    net = Network((pre, post), (proj,), synapse="current")
+    return neurons.simulate(net, duration_ms, DT, forced_spikes=spikes, progress=False)
+
+
+def _pairs(deltas, t_pre=50.0):
+    return [(t_pre, "pre", i) for i in range(len(deltas))] + \
+        [(t_pre + d, "post", i) for i, d in enumerate(deltas)]
+
+
+def _burst(t0, i, n=3, isi=10.0):
+    return [(t0 + k * isi, "post", i) for k in range(n)]
+
+
+def test_without_bdnf_stdp_leaves_eligibility_but_no_lasting_change():
+    rule = ThreeFactorSTDP(PAIR, BDNF(release_factor=0.0), tau_eligibility_ms=50.0)
+    deltas = [-20.0, -5.0, 5.0, 20.0]
+    # bursts drive the calcium trace far above threshold: only the release factor keeps b at 0
+    spikes = _pairs(deltas) + [s for i in range(4) for s in _burst(200.0, i, n=10, isi=5.0)]
+    res = _run(rule, spikes, 4, 400.0)
+    np.testing.assert_array_equal(res.weights("p"), np.float32(W0))
+    third = res.final_state.plastic[0].third
+    assert np.all(np.abs(np.asarray(third.eligibility)[:, 0]) > 1e-6)
+    assert np.all(np.asarray(third.calcium) > 0) and np.all(np.asarray(third.chain) == 0)
+
+
+@pytest.mark.parametrize("boost", [0.0, 1.0])
+def test_saturating_bdnf_converts_a_pairs_eligibility_into_the_stdp_change(boost):
+    """With g(b) = 1 the eligibility of a pair is converted whole: A exp(-|dt|/tau), the
+    potentiation scaled by 1 + ltp_boost."""
+    rule = ThreeFactorSTDP(PAIR, SATURATED, tau_eligibility_ms=20.0, ltp_boost=boost)
+    deltas = np.array([-30.0, -4.0, 0.0, 3.0, 12.5])
+    dw = _run(rule, _pairs(deltas), len(deltas), 600.0).weights("p") - W0
+    potentiation = (1.0 + boost) * PAIR.A_plus * np.exp(-deltas / PAIR.tau_plus_ms)
+    depression = -PAIR.A_minus * np.exp(deltas / PAIR.tau_minus_ms)
+    np.testing.assert_allclose(dw, np.where(deltas >= 0, potentiation, depression), rtol=1e-4, atol=1e-7)
+
+
+def test_bdnf_follows_the_delay_chain_and_scales_with_the_release_factor():
+    """A burst of 100 Hz raises the calcium trace above threshold; the released amount, from
+    the exact trace, passes a one-stage delay (tau_s) into b, which decays with tau_b:
+    for an impulse R, b(t) = R (exp(-t/tau_b) - exp(-t/tau_s)) / (tau_s (1/tau_s - 1/tau_b)).
+    Release is linear in the release factor."""
+    tau_s, tau_b = 0.5, 2.0
+    kinetics = dict(delay_s=tau_s, delay_stages=1, tau_decay_s=tau_b, slow_step_s=0.01,
+                    release_rate_per_s=1.0, calcium_threshold=2.0, tau_calcium_ms=100.0)
+    burst = [10.0 * k for k in range(10)]                      # 10 spikes at 100 Hz from t = 0
+    spikes = [(t, "post", 0) for t in burst] + [(t, "post", 1) for t in burst]
+    duration = 4000.0
+    results = {}
+    for factor in (1.0, 0.75):
+        rule = ThreeFactorSTDP(PAIR, BDNF(release_factor=factor, **kinetics))
+        pre, post = Population("pre", 2, QUIET), Population("post", 2, QUIET)
+        proj = Projection("p", "pre", "post", 2, 2, "exc", np.arange(2), np.arange(2), np.full(2, W0),
+                          np.full(2, 1.0), plasticity=rule)
+        net = Network((pre, post), (proj,), synapse="current")
+        res = neurons.simulate(net, duration, DT, forced_spikes=spikes, progress=False)
+        results[factor] = np.asarray(res.final_state.plastic[0].third.bdnf, np.float64)
+    # the calcium trace at the end of every step, from its definition (jump 1, decay 100 ms)
+    t = (np.arange(int(duration / DT)) + 1) * DT - DT          # spikes carry the step's start label
+    calcium = sum(np.where(t >= s, np.exp(-(t - s) / 100.0), 0.0) for s in burst)
+    released = np.sum(np.maximum(calcium - 2.0, 0.0)) * DT * 1e-3           # rate 1 per s, times s
+    above = np.maximum(calcium - 2.0, 0.0)
+    after = duration * 1e-3 - np.sum(t * above) / np.sum(above) * 1e-3       # s since the release centre
+    expected = released * (np.exp(-after / tau_b) - np.exp(-after / tau_s)) / (1.0 - tau_s / tau_b)
+    np.testing.assert_allclose(results[1.0], expected, rtol=0.02)
+    np.testing.assert_allclose(results[0.75], 0.75 * results[1.0], rtol=1e-5)
+
+
+def test_propagator_is_exact_for_constant_release_and_has_the_steady_state():
+    bd = BDNF(delay_s=120.0, delay_stages=3, tau_decay_s=1800.0, basal_per_s=0.002)
+    x = bd.steady_state()
+    assert x[-1] == pytest.approx(0.002 * 1800.0, rel=1e-12)     # b* = basal * tau_decay
+    p, q = bd.propagator(7.0)
+    np.testing.assert_allclose(p @ x + q * 0.002, x, rtol=1e-12)
+    # two half steps equal one full step
+    p2, q2 = bd.propagator(3.5)
+    y = np.arange(1.0, 5.0)
+    np.testing.assert_allclose(p2 @ (p2 @ y + q2 * 0.3) + q2 * 0.3, p @ y + q * 0.3, rtol=1e-12)
+
+
+@pytest.mark.parametrize("scope", ["neuron", "population"])
+def test_population_scope_shares_bdnf_across_the_postsynaptic_population(scope):
+    bd = BDNF(scope=scope, release_rate_per_s=50.0, delay_s=0.05, delay_stages=1, tau_decay_s=10.0,
+              slow_step_s=0.01)
+    rule = ThreeFactorSTDP(PAIR, bd, tau_eligibility_ms=500.0)
+    # both synapses get a causal pair; only post neuron 0 bursts (releases BDNF)
+    spikes = _pairs([5.0, 5.0]) + _burst(70.0, 0, n=10, isi=5.0)
+    dw = _run(rule, spikes, 2, 600.0).weights("p") - W0
+    assert dw[0] > 1e-4
+    if scope == "neuron":
+        assert dw[1] == 0.0
+    else:
+        assert dw[1] > 1e-4
+
+
+def test_bad_parameters_are_named():
+    with pytest.raises(ValueError, match="tau_decay_s"):
+        BDNF(tau_decay_s=0.0)
+    with pytest.raises(ValueError, match="scope"):
+        BDNF(scope="column")
+    with pytest.raises(ValueError, match="stdp"):
+        ThreeFactorSTDP(stdp=BDNF())
+    rule = ThreeFactorSTDP(PAIR, tick_ms=0.25)
+    with pytest.raises(ValueError, match="tick_ms"):
+        _run(rule, [], 1, 1.0)
+    assert BDNF.val66met().release_factor == 0.75

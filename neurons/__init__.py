@@ -7,7 +7,7 @@ from .bdnf import BDNF, ThreeFactorSTDP
 from .connectivity import DistanceDependent, FixedInDegree, FixedProbability, Projection, connect
 from .engine import NetworkState
 from .inputs import CurrentInjection
-from .io import write_sonata_network, write_sonata_spikes
+from .io import read_sonata_spikes, read_weight_snapshots, write_sonata_network, write_sonata_spikes
 from .models import brunel, coba, cuba, song_stdp
 from .network import Network, NeuronParams, PoissonInput, Population
 from .plasticity import PairSTDP, TripletSTDP
@@ -15,10 +15,9 @@ from .result import SimulationResult, SpikeTrains, Traces
 from .simulate import simulate
 
 __all__ = [
-    "BDNF", "ThreeFactorSTDP",
-    "CurrentInjection", "DistanceDependent", "FixedInDegree", "FixedProbability", "Network",
+    "BDNF", "CurrentInjection", "DistanceDependent", "FixedInDegree", "FixedProbability", "Network",
     "NetworkState", "NeuronParams", "PairSTDP", "PoissonInput", "Population", "Projection",
-    "SimulationResult", "TripletSTDP", "song_stdp",
-    "SpikeTrains", "Traces", "brunel", "coba", "connect", "cuba", "simulate", "write_sonata_network",
-    "write_sonata_spikes",
+    "SimulationResult", "SpikeTrains", "ThreeFactorSTDP", "Traces", "TripletSTDP", "brunel", "coba",
+    "connect", "cuba", "read_sonata_spikes", "read_weight_snapshots", "simulate", "song_stdp",
+    "write_sonata_network", "write_sonata_spikes",
 ]

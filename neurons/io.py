@@ -146,3 +146,94 @@ class SpikeFile(Mapping):
 
     def __len__(self) -> int:
         return len(self.populations)
+
+
+def read_sonata_spikes(path) -> dict:
+    """Population -> SpikeTrains of a SONATA spike file (any writer: ids local to each
+    population, times in ms; the population size is taken as the largest id + 1 unless the
+    group has an attribute n_nodes). Errors name the file and the missing dataset."""
+    import h5py
+
+    from .result import SpikeTrains
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"SONATA spike file {path} does not exist")
+    out = {}
+    with h5py.File(path, "r") as f:
+        if "spikes" not in f:
+            raise ValueError(f"{path}: no /spikes group (not a SONATA spike file)")
+        for name, group in f["spikes"].items():
+            for dataset in ("timestamps", "node_ids"):
+                if dataset not in group:
+                    raise ValueError(f"{path}: /spikes/{name} has no {dataset} dataset")
+            times, ids = group["timestamps"][:].astype(np.float64), group["node_ids"][:].astype(np.int64)
+            if times.shape != ids.shape:
+                raise ValueError(f"{path}: /spikes/{name} timestamps and node_ids differ in length")
+            if group["timestamps"].attrs.get("units", "ms") not in ("ms", b"ms"):
+                raise ValueError(f"{path}: /spikes/{name}/timestamps units must be ms")
+            order = np.argsort(times, kind="stable")
+            n = int(group.attrs.get("n_nodes", ids.max(initial=-1) + 1))
+            out[name] = SpikeTrains(times[order], ids[order], n)
+    return out
+
+
+class WeightSnapshotWriter:
+    """Append snapshots of plastic projections to an HDF5 file as a run goes: per projection
+    /weights/<name>/times_ms (n,), /weights/<name>/values (n, n_synapses) float32 (pA or nS,
+    the Projection's synapse order) and, for three-factor rules, /bdnf/<name>/values
+    (n, n_post) in half-saturation units. The file appears at `path` only when the context
+    block ends without error. sizes: name -> (n_synapses, n_post or None)."""
+
+    def __init__(self, path, sizes: dict[str, tuple[int, int | None]]):
+        self.path, self.sizes = Path(path), dict(sizes)
+
+    def __enter__(self):
+        import h5py
+
+        self._atomic = atomic_output(self.path)
+        tmp = self._atomic.__enter__()
+        try:
+            self._file = h5py.File(tmp, "w")
+            for name, (n_syn, n_post) in self.sizes.items():
+                g = self._file.create_group(f"weights/{name}")
+                g.create_dataset("times_ms", (0,), np.float64, maxshape=(None,))
+                g.create_dataset("values", (0, n_syn), np.float32, maxshape=(None, n_syn),
+                                 chunks=(1, max(1, min(n_syn, 1 << 20))))
+                if n_post is not None:
+                    self._file.create_group(f"bdnf/{name}").create_dataset(
+                        "values", (0, n_post), np.float32, maxshape=(None, n_post), chunks=(1, n_post))
+        except BaseException as err:
+            self._atomic.__exit__(type(err), err, err.__traceback__)
+            raise
+        return self
+
+    def append(self, name: str, time_ms: float, weights: np.ndarray, bdnf: np.ndarray | None = None):
+        """One snapshot of projection `name` at time_ms."""
+        parts = [(f"weights/{name}/times_ms", time_ms), (f"weights/{name}/values", weights)]
+        if bdnf is not None:
+            parts.append((f"bdnf/{name}/values", bdnf))
+        for key, values in parts:
+            dataset = self._file[key]
+            dataset.resize(dataset.shape[0] + 1, axis=0)
+            dataset[-1] = np.asarray(values).reshape(dataset.shape[1:])
+
+    def __exit__(self, *exc):
+        self._file.close()
+        return self._atomic.__exit__(*exc)
+
+
+def read_weight_snapshots(path) -> dict:
+    """Projection name -> dict(times_ms (n,), weights (n, n_synapses), bdnf (n, n_post) or
+    None) from a file written by `simulate(..., snapshots_path=...)`."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weight snapshot file {path} does not exist")
+    with h5py.File(path, "r") as f:
+        if "weights" not in f:
+            raise ValueError(f"{path}: no /weights group (not a weight snapshot file)")
+        return {name: dict(times_ms=g["times_ms"][:], weights=g["values"][:],
+                           bdnf=f[f"bdnf/{name}/values"][:] if f"bdnf/{name}" in f else None)
+                for name, g in f["weights"].items()}

@@ -8,6 +8,15 @@ from pathlib import Path
 import numpy as np
 
 
+def per_synapse(projection, ell_values) -> np.ndarray:
+    """Values of an (n_pre, max_out) ELL array of `projection` as float64, one per synapse in
+    the Projection's order (its pre_ids / post_ids)."""
+    ell = projection.ell
+    out = np.empty(projection.n_synapses)
+    out[ell.synapse_id[ell.valid]] = np.asarray(ell_values, np.float64)[ell.valid]
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class SpikeTrains:
     """Spikes of one population sorted by time: times_ms (float64), ids (int64, local)."""
@@ -55,7 +64,9 @@ class SimulationResult:
     traces: population -> Traces for the recorded neurons; times_ms: (steps,) time of each
     step (the label of the spikes and samples of that step); final_state: NetworkState;
     weight_mean: plastic projection name -> (chunk end times ms, mean weight over its
-    synapses at those times); projections: the network's projections (for `weights`).
+    synapses at those times); bdnf_mean: the same for the mean BDNF over the postsynaptic
+    neurons of each three-factor projection (half-saturation units); projections: the
+    network's projections (for `weights`); snapshots_path: the weight snapshot file, if any.
     """
 
     dt_ms: float
@@ -66,7 +77,9 @@ class SimulationResult:
     traces: dict
     final_state: object
     weight_mean: dict = field(default_factory=dict)
+    bdnf_mean: dict = field(default_factory=dict)
     projections: tuple = ()
+    snapshots_path: Path | None = None
 
     def weights(self, projection: str) -> np.ndarray:
         """Final weights (float64, pA or nS) of `projection`, one per synapse in the
@@ -75,11 +88,7 @@ class SimulationResult:
         if projection not in names:
             raise KeyError(f"no projection {projection!r}; the network has {names}")
         index = names.index(projection)
-        proj = self.projections[index]
-        ell = proj.ell
-        out = np.empty(proj.n_synapses)
-        out[ell.synapse_id[ell.valid]] = np.asarray(self.final_state.weights[index], np.float64)[ell.valid]
-        return out
+        return per_synapse(self.projections[index], self.final_state.weights[index])
 
     def mean_rate_Hz(self, population: str) -> float:
         """Mean firing rate of the population over the run, Hz."""

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import replace
+from functools import partial
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from .bdnf import ThreeFactorSTDP, steps_per
 from .connectivity import RECEPTORS
 from .dynamics import neuron_constants
 from .engine import (
@@ -22,15 +26,16 @@ from .engine import (
     run_chunk,
 )
 from .inputs import CurrentInjection, ForcedSpikes
-from .io import SpikeFile, SpikeFileWriter
+from .io import SpikeFile, SpikeFileWriter, WeightSnapshotWriter
 from .network import Network
 from .plasticity import device_arrays
-from .result import SimulationResult, SpikeTrains, Traces
+from .result import SimulationResult, SpikeTrains, Traces, per_synapse
 
 
 def simulate(net: Network, duration_ms: float, dt_ms: float = 0.1, seed: int = 0, *,
              record: dict | None = None, current_injections: tuple[CurrentInjection, ...] = (),
              forced_spikes=(), state: NetworkState | None = None, spikes_path=None,
+             snapshots_path=None, snapshot_every_ms: float | None = None,
              max_spikes_per_step: int | None = None, chunk_steps: int = 1000,
              progress: bool = True) -> SimulationResult:
     """Simulate `net` for duration_ms (steps of dt_ms) and return a SimulationResult.
@@ -44,6 +49,10 @@ def simulate(net: Network, duration_ms: float, dt_ms: float = 0.1, seed: int = 0
     and dt_ms); with the same seed the continuation equals one uninterrupted run.
     spikes_path: stream the spikes chunk by chunk to this SONATA file instead of keeping them
     in memory (long runs); result.spikes then reads them from it.
+    snapshots_path: write the weights of every plastic projection (and the BDNF of
+    three-factor ones) to this HDF5 file (neurons.io.WeightSnapshotWriter) at the start, every
+    snapshot_every_ms (a whole number of steps; default: only at the end) and at the end;
+    read it back with neurons.read_weight_snapshots.
     max_spikes_per_step: initial size K of the per-step spike buffer (default 2% of each
     population, a power of two); later chunks use 1.5 times the largest count of the chunk
     before (at least 16). A chunk with a step above K is re-run from its start state with
@@ -54,13 +63,16 @@ def simulate(net: Network, duration_ms: float, dt_ms: float = 0.1, seed: int = 0
 
     Plastic projections (connect(..., plasticity=...)) update their weights every step (see
     neurons.plasticity); result.weight_mean holds the mean weight of each plastic projection
-    at the end of every chunk, result.weights(name) the final weights per synapse.
+    at the end of every chunk (result.bdnf_mean the mean BDNF of three-factor ones),
+    result.weights(name) the final weights per synapse.
     """
     if duration_ms <= 0 or dt_ms <= 0:
         raise ValueError(f"simulate: duration_ms and dt_ms must be > 0, got {duration_ms}, {dt_ms}")
     if chunk_steps < 1:
         raise ValueError(f"simulate: chunk_steps must be >= 1, got {chunk_steps}")
     n_steps = int(round(duration_ms / dt_ms))
+    snap_steps = n_steps if snapshot_every_ms is None else steps_per(snapshot_every_ms, dt_ms,
+                                                                      "simulate: snapshot_every_ms")
     constants, projections, weights, base_cfg = _engine_setup(net, dt_ms, max_spikes_per_step)
     plastic = [(rule, p.n_pre, p.n_post, p.ell.weight.shape[1])
                for p, rule in ((net.projections[i], rule) for i, _, rule in base_cfg.plasticity)]
@@ -80,25 +92,43 @@ def simulate(net: Network, duration_ms: float, dt_ms: float = 0.1, seed: int = 0
     else:
         _check_state(state, fresh_state(np.zeros(net.n_neurons), weights, base_cfg.ring_slots, plastic))
     sizes = {p.name: p.n for p in net.populations}
-    with SpikeFileWriter(spikes_path, sizes) if spikes_path else _SpikesInMemory(sizes) as spikes:
+    plastic_projections = [net.projections[i] for i, _, _ in base_cfg.plasticity]
+    snapshot_sizes = {p.name: (p.n_synapses, p.n_post if isinstance(p.plasticity, ThreeFactorSTDP) else None)
+                      for p in plastic_projections}
+    spike_sink = SpikeFileWriter(spikes_path, sizes) if spikes_path else _SpikesInMemory(sizes)
+    snapshot_sink = WeightSnapshotWriter(snapshots_path, snapshot_sizes) if snapshots_path else nullcontext()
+    with spike_sink as spikes, snapshot_sink as snaps:
+        snapshot = None if snaps is None else \
+            partial(_snapshot, snaps, plastic_projections, base_cfg.plasticity)
         state, records = _run_chunks(state, base_cfg, constants, projections, inputs, current_injections,
-                                     forced, n_steps, dt_ms, chunk_steps, progress, spikes)
+                                     forced, n_steps, dt_ms, chunk_steps, progress, spikes, snapshot,
+                                     snap_steps)
     trains = SpikeFile(spikes_path, sizes) if spikes_path else spikes.trains()
-    return _result(net, trains, records, record_split, state, dt_ms, n_steps)
+    return _result(net, trains, records, record_split, state, dt_ms, n_steps, snapshots_path)
+
+
+def _snapshot(writer, plastic_projections, plasticity, state: NetworkState, time_ms: float):
+    """Write the weights (and BDNF) of every plastic projection at time_ms."""
+    for proj, (index, _, _), traces in zip(plastic_projections, plasticity, state.plastic):
+        bdnf = None if traces.third is None else np.asarray(traces.third.bdnf)
+        writer.append(proj.name, time_ms, per_synapse(proj, state.weights[index]), bdnf)
 
 
 def _run_chunks(state, base_cfg, constants, projections, inputs, current_injections, forced, n_steps,
-                dt_ms, chunk_steps, progress, spikes):
+                dt_ms, chunk_steps, progress, spikes, snapshot, snap_steps):
     """Run all steps chunk by chunk, handing each chunk's spikes to spikes.append(population
-    index, times_ms, ids); returns the final state and the per-chunk monitor records."""
+    index, times_ms, ids) and calling snapshot(state, time_ms) (if given) at the start, every
+    snap_steps and at the end; returns the final state and the per-chunk monitor records."""
     n = base_cfg.n_neurons
     records, first, next_cfg = [], 0, base_cfg
     plastic = [i for i, _, _ in base_cfg.plasticity]
     valid = {i: np.asarray(projections[i].target) < 2 * n for i in plastic}
     burst_steps = max(1, chunk_steps // 8)
+    if snapshot is not None:
+        snapshot(state, 0.0)
     with tqdm(total=n_steps, desc="simulate", unit="step", disable=not progress) as bar:
         while first < n_steps:
-            steps, cfg = min(chunk_steps, n_steps - first), next_cfg
+            steps, cfg = min(chunk_steps, n_steps - first, snap_steps - first % snap_steps), next_cfg
             while True:
                 injected = np.concatenate([inj.rows(first, steps, dt_ms) for inj in current_injections]
                                           or [np.zeros((steps, 0), np.float32)], axis=1)
@@ -127,9 +157,13 @@ def _run_chunks(state, base_cfg, constants, projections, inputs, current_injecti
                 spikes.append(i, (first + step_in_chunk) * dt_ms, ids[step_in_chunk, slot].astype(np.int64))
             means = np.array([np.asarray(state.weights[i], np.float64)[valid[i]].mean() if valid[i].any()
                               else np.nan for i in plastic])
-            records.append((counts, v, syn, w, (first + steps) * dt_ms, means))
+            bdnf = np.array([np.nan if t.third is None else float(np.mean(t.third.bdnf))
+                             for t in state.plastic])
+            records.append((counts, v, syn, w, (first + steps) * dt_ms, means, bdnf))
             first += steps
             bar.update(steps)
+            if snapshot is not None and (first % snap_steps == 0 or first == n_steps):
+                snapshot(state, first * dt_ms)
     return state, records
 
 
@@ -225,12 +259,15 @@ class _SpikesInMemory:
                 for (name, n), (times, ids) in zip(self.populations.items(), self._parts)}
 
 
-def _result(net, spikes, records, record_split, state, dt_ms, n_steps) -> SimulationResult:
+def _result(net, spikes, records, record_split, state, dt_ms, n_steps, snapshots_path) -> SimulationResult:
     counts, v, syn, w = (np.concatenate([r[k] for r in records]) for k in range(4))
     plastic = [p for p in net.projections if p.plasticity is not None]
     chunk_end = np.array([r[4] for r in records])
     means = np.array([r[5] for r in records]).reshape(len(records), len(plastic))
     weight_mean = {p.name: (chunk_end, means[:, i]) for i, p in enumerate(plastic)}
+    bdnf = np.array([r[6] for r in records]).reshape(len(records), len(plastic))
+    bdnf_mean = {p.name: (chunk_end, bdnf[:, i]) for i, p in enumerate(plastic)
+                 if isinstance(p.plasticity, ThreeFactorSTDP)}
     spike_counts = {pop.name: counts[:, i] for i, pop in enumerate(net.populations)}
     traces, column = {}, 0
     for population, rec_ids in record_split:
@@ -239,4 +276,5 @@ def _result(net, spikes, records, record_split, state, dt_ms, n_steps) -> Simula
         column += rec_ids.size
     return SimulationResult(dt_ms=dt_ms, duration_ms=n_steps * dt_ms, times_ms=np.arange(n_steps) * dt_ms,
                             spikes=spikes, spike_counts=spike_counts, traces=traces, final_state=state,
-                            weight_mean=weight_mean, projections=net.projections)
+                            weight_mean=weight_mean, bdnf_mean=bdnf_mean, projections=net.projections,
+                            snapshots_path=None if snapshots_path is None else Path(snapshots_path))

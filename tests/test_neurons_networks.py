@@ -49,6 +49,20 @@ def test_sonata_spike_file_layout(coba_result, tmp_path):
             np.testing.assert_array_equal(stamps, trains.times_ms)
             np.testing.assert_array_equal(ids, trains.ids)
     assert [p.name for p in tmp_path.iterdir()] == ["spikes.h5"]  # no temporary file left
+    back = neurons.read_sonata_spikes(path)
+    for pop in ("exc", "inh"):
+        np.testing.assert_array_equal(back[pop].times_ms, coba_result.spikes[pop].times_ms)
+        np.testing.assert_array_equal(back[pop].ids, coba_result.spikes[pop].ids)
+
+
+def test_reading_a_file_that_is_not_a_spike_file_names_it(tmp_path):
+    path = tmp_path / "other.h5"
+    with h5py.File(path, "w") as f:
+        f["x"] = 1
+    with pytest.raises(ValueError, match="other.h5.*no /spikes"):
+        neurons.read_sonata_spikes(path)
+    with pytest.raises(FileNotFoundError, match="missing.h5"):
+        neurons.read_sonata_spikes(tmp_path / "missing.h5")
 
 
 def test_sonata_network_layout(tmp_path):
@@ -75,6 +89,26 @@ def test_sonata_network_layout(tmp_path):
 def test_spike_trains_unpack_as_times_and_ids(coba_result):
     times, ids = coba_result.spikes["exc"]
     assert times.shape == ids.shape and ids.max() < 3200 and times.max() < 1000.0
+
+
+def test_weight_snapshots_are_written_at_the_requested_times(tmp_path):
+    pre, post = neurons.Population("pre", 50, rate_Hz=40.0), neurons.Population("post", 20)
+    rule = neurons.ThreeFactorSTDP(neurons.PairSTDP(A_plus=1.0, A_minus=1.0, w_max=100.0),
+                                   neurons.BDNF(basal_per_s=1.0), tau_eligibility_ms=10.0)
+    proj = neurons.connect(pre, post, neurons.FixedProbability(0.5), weight=40.0, delay_ms=1.0,
+                           receptor="exc", plasticity=rule, name="ff")
+    net = neurons.Network((pre, post), (proj,), synapse="current")
+    path = tmp_path / "weights.h5"
+    res = neurons.simulate(net, 100.0, progress=False, chunk_steps=300, snapshots_path=path,
+                           snapshot_every_ms=25.0)
+    snaps = neurons.read_weight_snapshots(path)["ff"]
+    np.testing.assert_allclose(snaps["times_ms"], [0.0, 25.0, 50.0, 75.0, 100.0])
+    np.testing.assert_array_equal(snaps["weights"][0], np.float32(proj.weight))
+    np.testing.assert_array_equal(snaps["weights"][-1], np.float32(res.weights("ff")))
+    assert snaps["weights"].shape == (5, proj.n_synapses) and snaps["bdnf"].shape == (5, 20)
+    np.testing.assert_allclose(snaps["bdnf"][0], 1800.0, rtol=1e-6)    # basal steady state
+    assert res.mean_rate_Hz("post") > 5.0 and np.any(snaps["weights"][-1] != snaps["weights"][0])
+    assert [p.name for p in tmp_path.iterdir()] == ["weights.h5"]
 
 
 def test_spikes_streamed_to_file_equal_spikes_in_memory(tmp_path):

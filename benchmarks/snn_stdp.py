@@ -3,7 +3,9 @@
 - COBA (`neurons.coba`, 4,000 neurons, 1 s, dt 0.1 ms) with static weights, and the same
   network with all-to-all pair STDP on the excitatory -> excitatory projection (hard bounds
   [0, 2 w_exc], A_plus = 1% and A_minus = 1.05% of w_max, tau 20 ms): `neurons.simulate`
-  twice each, the first call with JIT compilation, the second without.
+  twice each, the first call with JIT compilation, the second without; and the same pair
+  rule as a BDNF-gated three-factor rule (`neurons.ThreeFactorSTDP`, basal BDNF at the
+  half-saturation level, 1 ms conversion ticks).
 - Song, Miller & Abbott (2000) (`neurons.song_stdp`, 1,000 Poisson inputs at 15 Hz onto one
   LIF neuron, 100 s = 1e6 steps): one run with compilation; fractions of weights below
   0.1 g_max and above 0.9 g_max at the end.
@@ -30,11 +32,13 @@ from machine import device_label, environment
 HERE = Path(__file__).resolve().parent
 
 
-def plastic_coba(n: int = 4000, seed: int = 0) -> neurons.Network:
+def plastic_coba(n: int = 4000, seed: int = 0, three_factor: bool = False) -> neurons.Network:
     net = neurons.coba(n_neurons=n, seed=seed)
     w_max = 12.0
     rule = neurons.PairSTDP(A_plus=0.01 * w_max, A_minus=0.0105 * w_max, tau_plus_ms=20.0, tau_minus_ms=20.0,
                             w_min=0.0, w_max=w_max)
+    if three_factor:
+        rule = neurons.ThreeFactorSTDP(rule, neurons.BDNF(basal_per_s=1.0 / 1800.0))
     projections = tuple(dataclasses.replace(p, plasticity=rule) if (p.pre, p.post) == ("exc", "exc") else p
                         for p in net.projections)
     return dataclasses.replace(net, projections=projections)
@@ -63,7 +67,8 @@ def main():
     device = device_label(env)
     results = {"environment": env}
     for label, net in (("coba4k_static", neurons.coba(4000)),
-                       ("coba4k_pair_stdp_exc_exc", plastic_coba(4000))):
+                       ("coba4k_pair_stdp_exc_exc", plastic_coba(4000)),
+                       ("coba4k_bdnf_stdp_exc_exc", plastic_coba(4000, three_factor=True))):
         results[label] = time_twice(net, 1000.0)
         print(label, results[label], flush=True)
     if args.song_s > 0:

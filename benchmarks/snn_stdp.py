@@ -5,7 +5,7 @@
   [0, 2 w_exc], A_plus = 1% and A_minus = 1.05% of w_max, tau 20 ms): `neurons.simulate`
   twice each, the first call with JIT compilation, the second without; and the same pair
   rule as a BDNF-gated three-factor rule (`neurons.ThreeFactorSTDP`, basal BDNF at the
-  half-saturation level, 1 ms conversion ticks).
+  half-saturation level, 10 ms conversion ticks).
 - Song, Miller & Abbott (2000) (`neurons.song_stdp`, 1,000 Poisson inputs at 15 Hz onto one
   LIF neuron, 100 s = 1e6 steps): one run with compilation; fractions of weights below
   0.1 g_max and above 0.9 g_max at the end.

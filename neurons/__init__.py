@@ -11,6 +11,7 @@ from .io import read_sonata_spikes, read_weight_snapshots, write_sonata_network,
 from .models import brunel, coba, cuba, song_stdp
 from .network import Network, NeuronParams, PoissonInput, Population
 from .plasticity import PairSTDP, TripletSTDP
+from .rest import rest
 from .result import SimulationResult, SpikeTrains, Traces
 from .simulate import simulate
 
@@ -18,6 +19,6 @@ __all__ = [
     "BDNF", "CurrentInjection", "DistanceDependent", "FixedInDegree", "FixedProbability", "Network",
     "NetworkState", "NeuronParams", "PairSTDP", "PoissonInput", "Population", "Projection",
     "SimulationResult", "SpikeTrains", "ThreeFactorSTDP", "Traces", "TripletSTDP", "brunel", "coba",
-    "connect", "cuba", "read_sonata_spikes", "read_weight_snapshots", "simulate", "song_stdp",
+    "connect", "cuba", "read_sonata_spikes", "read_weight_snapshots", "rest", "simulate", "song_stdp",
     "write_sonata_network", "write_sonata_spikes",
 ]

@@ -34,8 +34,9 @@ Solinas et al. 2019, PLoS Comput Biol 15:e1006975: delay 3 min, decay 30 min her
 
 Time stepping (documented approximations, all first order in the interval over the time
 constant): the calcium trace and the release are advanced every step; eligibility is
-converted and decays in ticks of tick_ms (1 ms by default, the step of Izhikevich 2007),
-exactly for the exponential between ticks; the BDNF chain advances in steps of slow_step_s
+converted and decays in ticks of tick_ms (10 ms by default: short against the 1 s
+eligibility, long enough that float32 weights resolve each conversion), exactly for the
+exponential between ticks; the BDNF chain advances in steps of slow_step_s
 (1 s) with its exact propagator for a constant release over the step (float32 cannot
 resolve a 30 min decay over 0.1 ms).
 """
@@ -137,7 +138,7 @@ class ThreeFactorSTDP:
     tau_eligibility_ms: float = 1000.0
     tau_conversion_ms: float | None = None
     ltp_boost: float = 1.0
-    tick_ms: float = 1.0
+    tick_ms: float = 10.0
 
     def __post_init__(self):
         if not hasattr(self.stdp, "kernel") or isinstance(self.stdp, ThreeFactorSTDP):
@@ -233,3 +234,53 @@ def advance(rule: ThreeFactorSTDP, dt_ms: float, state: BDNFState, post_spiked, 
 
     chain, release = jax.lax.cond((step + 1) % slow == 0, chain_step, lambda a: a, (state.chain, release))
     return weights, BDNFState(eligibility=eligibility, calcium=calcium, release=release, chain=chain)
+
+
+def rest_state(rule: ThreeFactorSTDP, state: BDNFState, weights: np.ndarray, post_of: np.ndarray,
+               w_min: float, w_max: float, duration_s: float) -> tuple[np.ndarray, BDNFState]:
+    """Advance the third factor through duration_s seconds without spikes, on the host in
+    float64: calcium is spent (its pending release enters the chain at once), the chain
+    follows its exact propagator with the basal release, and the eligibility decays while
+    BDNF converts it, integrated in substeps of a twentieth of the fastest slow time
+    constant (trapezoidal in g(b)) until it is below 1e-12 of its start, then the chain
+    jumps over the rest of the interval. weights, post_of: (n_pre, max_out) ELL arrays.
+    Returns the new weights (float32) and state."""
+    bd = rule.bdnf
+    tau_e = rule.tau_eligibility_ms * 1e-3
+    scale = tau_e / ((rule.tau_conversion_ms or rule.tau_eligibility_ms) * 1e-3)
+    chain = np.asarray(state.chain, np.float64).copy()
+    chain[0] += np.asarray(state.release, np.float64)
+    w = np.asarray(weights, np.float64).copy()
+    e = np.asarray(state.eligibility, np.float64).copy()
+    valid = post_of < chain.shape[1]
+    col = np.where(valid, post_of, 0)
+
+    def g_of(chain):
+        b = np.maximum(chain[-1], 0.0)
+        if bd.scope == "population":
+            b = np.full_like(b, b.mean())
+        return np.where(valid, (b / (b + 1.0))[col], 0.0)
+
+    h = min(tau_e, bd.delay_s / bd.delay_stages, bd.tau_decay_s) / 20.0
+    n_sub = min(int(np.ceil(duration_s / h)), int(np.ceil(28.0 * tau_e / h))) if np.any(e) else 0
+    p, q = bd.propagator(h)
+    g0, t = g_of(chain), 0.0
+    for _ in range(n_sub):
+        step = min(h, duration_s - t)
+        if step < h:
+            p, q = bd.propagator(step)
+        chain = p @ chain + q[:, None] * bd.basal_per_s
+        g1 = g_of(chain)
+        decay = np.exp(-step / tau_e)
+        w = np.clip(w + 0.5 * (g0 + g1) * e * (1.0 - decay) * scale, w_min, w_max)
+        e *= decay
+        g0, t = g1, t + step
+    if duration_s > t:
+        p, q = bd.propagator(duration_s - t)
+        chain = p @ chain + q[:, None] * bd.basal_per_s
+        w = np.clip(w + g0 * e * scale, w_min, w_max)   # what is left of e (< 1e-12 of it)
+        e[:] = 0.0
+    f32 = jnp.float32
+    rested = BDNFState(eligibility=jnp.asarray(e, f32), calcium=jnp.zeros_like(state.calcium),
+                       release=jnp.zeros_like(state.release), chain=jnp.asarray(chain, f32))
+    return jnp.asarray(w, f32), rested

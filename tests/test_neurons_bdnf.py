@@ -126,3 +126,26 @@ def test_bad_parameters_are_named():
     with pytest.raises(ValueError, match="tick_ms"):
         _run(rule, [], 1, 1.0)
     assert BDNF.val66met().release_factor == 0.75
+
+
+def test_rest_matches_a_silent_simulation():
+    """Advancing the slow variables in closed form equals simulating the silence step by step."""
+    bd = BDNF(release_rate_per_s=5.0, delay_s=0.5, delay_stages=2, tau_decay_s=2.0, slow_step_s=0.001,
+              basal_per_s=0.05)
+    rule = ThreeFactorSTDP(PAIR, bd, tau_eligibility_ms=500.0)
+    pre, post = Population("pre", 2, QUIET), Population("post", 2, QUIET)
+    proj = Projection("p", "pre", "post", 2, 2, "exc", np.arange(2), np.arange(2), np.full(2, W0),
+                      np.full(2, 1.0), plasticity=rule)
+    net = Network((pre, post), (proj,), synapse="current")
+    spikes = _pairs([6.0, -6.0], t_pre=150.0) + _burst(20.0, 0, n=10, isi=5.0)
+    first = neurons.simulate(net, 300.0, DT, forced_spikes=spikes, progress=False).final_state
+    stepped = neurons.simulate(net, 3000.0, DT, state=first, progress=False).final_state
+    rested = neurons.rest(net, first, 3000.0, DT)
+    assert int(rested.step) == int(stepped.step)
+    before = np.asarray(first.weights[0])[:, 0]
+    change = lambda s: np.asarray(s.weights[0])[:, 0] - before
+    assert np.all(np.abs(change(stepped)) > 1e-4)
+    np.testing.assert_allclose(change(rested), change(stepped), rtol=5e-3)
+    chain = lambda s: np.asarray(s.plastic[0].third.chain)
+    np.testing.assert_allclose(chain(rested), chain(stepped), rtol=2e-3)
+    np.testing.assert_array_equal(np.asarray(rested.plastic[0].pre), 0.0)

@@ -245,7 +245,7 @@ def pulse_events(pulse_times_ms, activated_masks: Mapping[str, np.ndarray], dela
                              f"got {dt_ms!r}")
         off = (times * 1000) % dt_ns != 0
         if np.any(off):
-            raise ValueError(f"pulse_events: spike at {times[off][0] / US_PER_MS!r} ms is not on the "
+            raise ValueError(f"pulse_events: spike at {float(times[off][0] / US_PER_MS)!r} ms is not on the "
                              f"dt_ms={dt_ms!r} grid (check delay_ms and wave_interval_ms)")
     return PulseEvents(names, times, pop, ids, pulse, wave)
 

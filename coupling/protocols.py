@@ -36,7 +36,7 @@ def to_us(value_ms, what: str) -> np.ndarray:
     whole = np.rint(us)
     off = np.abs(us - whole) > 1e-6 * np.maximum(1.0, np.abs(us))
     if np.any(off):
-        raise ValueError(f"{what}: {ms[off].ravel()[0]!r} ms is not a whole number of microseconds")
+        raise ValueError(f"{what}: {float(ms[off].ravel()[0])!r} ms is not a whole number of microseconds")
     return whole.astype(np.int64)
 
 
@@ -154,7 +154,7 @@ class Protocol:
         steps, rest = np.divmod(times_ns, dt_ns)
         if np.any(rest):
             i = int(np.argmax(rest != 0))
-            raise ValueError(f"Protocol {self.name!r}: pulse {i} at {self.times_ms[i]!r} ms is not on the "
+            raise ValueError(f"Protocol {self.name!r}: pulse {i} at {float(self.times_ms[i])!r} ms is not on the "
                              f"dt_ms={dt_ms!r} grid (pass round_to_grid=True to round)")
         return steps
 
@@ -434,7 +434,7 @@ def read_protocol(path) -> Protocol:
         times, levels = times[order], levels[order]
         if np.any(np.diff(times) <= 0):
             i = int(np.argmax(np.diff(times) <= 0))
-            top.fail("train", f"trains overlap: two pulses at {times[i] / US_PER_MS!r} ms")
+            top.fail("train", f"trains overlap: two pulses at {float(times[i] / US_PER_MS)!r} ms")
     else:
         raw = data["pulse_times_ms"]
         if not isinstance(raw, list) or not raw or not all(
@@ -453,7 +453,7 @@ def read_protocol(path) -> Protocol:
         duration_ms = top.number("duration_ms", minimum=0)
         end = int(top.check("duration_ms", lambda: to_us(duration_ms, "duration_ms")))
         if end < times[-1]:
-            top.fail("duration_ms", f"is before the last pulse at {times[-1] / US_PER_MS!r} ms")
+            top.fail("duration_ms", f"is before the last pulse at {float(times[-1] / US_PER_MS)!r} ms")
     return Protocol(name, times, np.asarray(levels, np.float64), end, is_sham)
 
 

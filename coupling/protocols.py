@@ -154,8 +154,8 @@ class Protocol:
         steps, rest = np.divmod(times_ns, dt_ns)
         if np.any(rest):
             i = int(np.argmax(rest != 0))
-            raise ValueError(f"Protocol {self.name!r}: pulse {i} at {float(self.times_ms[i])!r} ms is not on the "
-                             f"dt_ms={dt_ms!r} grid (pass round_to_grid=True to round)")
+            raise ValueError(f"Protocol {self.name!r}: pulse {i} at {float(self.times_ms[i])!r} ms is not on "
+                             f"the dt_ms={dt_ms!r} grid (pass round_to_grid=True to round)")
         return steps
 
     def shifted(self, offset_ms: float) -> Protocol:

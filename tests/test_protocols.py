@@ -203,7 +203,8 @@ intensity = 0.5
     ("[[train]]\nfrequency_Hz = -10.0\npulses = 3\n", "key 'train[0].frequency_Hz'"),
     ("[[train]]\nfrequency_Hz = 10.0\npulses = 3.5\n", "key 'train[0].pulses'"),
     ("[[train]]\nfrequency_Hz = 10.0\npulses = 30\nrepeat = 2\nevery_s = 1.0\n", "key 'train[0].every_s'"),
-    ("[[train]]\nfrequency_Hz = 10.0\npulses = 3\n[[train]]\nfrequency_Hz = 20.0\npulses = 3\n", "key 'train'"),
+    ("[[train]]\nfrequency_Hz = 10.0\npulses = 3\n[[train]]\nfrequency_Hz = 20.0\npulses = 3\n",
+     "key 'train'"),
 ])
 def test_bad_files_name_the_file_and_key(tmp_path, text, key):
     path = tmp_path / "bad.toml"

@@ -17,8 +17,9 @@ Literature (figures confirmed in the cited abstracts):
   thresholds; layer 2/3 pyramidal cells and basket cells are also activated at most
   intensities; direct activation of layers 1 and 6 is unlikely; activation is driven by the
   field magnitude rather than by its component normal to the cortex.
-- Weise et al. 2023, Imaging Neuroscience 1:1-22: average threshold models of L2/3 PC, L4
-  basket cells and L5 PC depend on the angle of E to the cortical normal, but |E| dominates.
+- Weise et al. 2023, Imaging Neuroscience 1, doi:10.1162/imag_a_00036: average threshold
+  models of L2/3 PCs, L4 basket cells and L5 PCs; thresholds depend on the angle of E to the
+  cortical normal in a cell-type specific way that the cosine model does not capture.
 - Weise et al. 2025, Brain Stimul 18:280-286: at motor threshold, whole-head models give
   macroscopic fields of 50-70 V/m, while simulated single-cell thresholds are 175-350 V/m;
   a single statistically derived factor between microscopic and macroscopic field reconciles
@@ -84,7 +85,8 @@ class CellClass:
             raise ValueError(f"CellClass {self.name!r}: delay_ms must be >= 0, got {self.delay_ms}")
 
     def draw_thresholds(self, n: int, seed: int | np.random.Generator = 0) -> np.ndarray:
-        """Thresholds of n neurons, V/m (lognormal; drawn once per network with its seed)."""
+        """Thresholds of n neurons, V/m (lognormal; drawn once per network with its seed, a
+        different seed or Generator per population)."""
         rng = np.random.default_rng(seed)
         return self.threshold_V_per_m * np.exp(self.sigma * rng.standard_normal(n))
 
@@ -164,7 +166,7 @@ def activated(E_eff_V_per_m, thresholds_V_per_m, *, pulse_scale=None, scale: flo
         raise ValueError(f"activated: noise_sigma must be >= 0, got {noise_sigma}")
     if noise_sigma > 0:
         T = T * np.exp(noise_sigma * np.random.default_rng(seed).standard_normal(shape))
-    return np.broadcast_to(scale * E >= T, shape).copy()
+    return scale * E >= T
 
 
 @dataclass(frozen=True, eq=False)
@@ -222,6 +224,8 @@ def pulse_events(pulse_times_ms, activated_masks: Mapping[str, np.ndarray], dela
         if mask.ndim != 2 or mask.shape[0] != pulses_us.size:
             raise ValueError(f"pulse_events: activated_masks[{name!r}] must have shape ({pulses_us.size}, "
                              f"n_neurons), got {mask.shape}")
+        if isinstance(delay_ms, Mapping) and name not in delay_ms:
+            raise ValueError(f"pulse_events: delay_ms has no entry for population {name!r}")
         delay = delay_ms[name] if isinstance(delay_ms, Mapping) else delay_ms
         delay_us = int(to_us(delay, f"pulse_events: delay_ms for {name!r}"))
         if delay_us < 0:

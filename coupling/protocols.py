@@ -216,10 +216,11 @@ def theta_burst(bursts_per_train: int, n_trains: int = 1, inter_train_interval_s
     per_burst = _count(pulses_per_burst, "theta_burst: pulses_per_burst")
     burst = _grid_us(per_burst, burst_frequency_Hz, "theta_burst: burst_frequency_Hz")
     onsets = _grid_us(bursts, burst_rate_Hz, "theta_burst: burst_rate_Hz")
-    if per_burst > 1 and bursts > 1 and burst[-1] >= onsets[1]:
+    period = _period_us(burst_rate_Hz, "theta_burst: burst_rate_Hz")
+    if burst[-1] >= period:
         raise ValueError(f"theta_burst: a burst of {per_burst} pulses at {burst_frequency_Hz} Hz does not "
-                         f"fit in the {onsets[1] / 1000:g} ms between bursts (burst_rate_Hz {burst_rate_Hz})")
-    length = int(round(bursts * _period_us(burst_rate_Hz, "theta_burst: burst_rate_Hz")))
+                         f"fit in the {period / 1000:g} ms between bursts (burst_rate_Hz {burst_rate_Hz})")
+    length = int(round(bursts * period))
     gap = int(to_us(inter_train_interval_s * 1000, "theta_burst: inter_train_interval_s"))
     if gap < 0:
         raise ValueError(f"theta_burst: inter_train_interval_s must be >= 0, got {inter_train_interval_s}")

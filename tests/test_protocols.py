@@ -81,6 +81,12 @@ def test_one_hz_and_generic_rtms():
         P.rtms(10.0, 0)
 
 
+def test_theta_burst_bursts_must_fit_between_burst_onsets():
+    with pytest.raises(ValueError, match="a burst of 11 pulses at 50.0 Hz does not fit in the 200 ms"):
+        P.theta_burst(10, pulses_per_burst=11)
+    assert P.theta_burst(10, pulses_per_burst=10).n_pulses == 100  # last pulse 180 ms after burst onset
+
+
 def test_single_and_paired_pulse():
     assert P.single_pulse().pulse_times_us.tolist() == [0]
     p = P.paired_pulse(2.5, conditioning=0.8, test=1.2)

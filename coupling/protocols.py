@@ -85,7 +85,7 @@ class Protocol:
         times = times.astype(np.int64)
         if times[0] < 0 or np.any(np.diff(times) <= 0):
             raise ValueError(f"Protocol {self.name!r}: pulse_times_us must be >= 0 and strictly increasing")
-        levels = np.ones(times.size) if self.intensities is None else np.asarray(self.intensities, np.float64)
+        levels = np.ones(times.size) if self.intensities is None else np.array(self.intensities, np.float64)
         if levels.shape != times.shape or not np.all(np.isfinite(levels)) or np.any(levels < 0):
             raise ValueError(f"Protocol {self.name!r}: intensities must be {times.size} finite values >= 0")
         duration = int(times[-1]) if self.duration_us is None else self.duration_us

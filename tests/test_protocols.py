@@ -148,6 +148,10 @@ def test_protocol_validation():
     with pytest.raises(ValueError, match="0.0005 ms is not a whole number of microseconds"):
         P.Protocol.from_times_ms("x", [0.0, 0.0005])
     assert P.Protocol.from_times_ms("x", [0.1, 191.84]).pulse_times_us.tolist() == [100, 191_840]
+    levels = np.array([1.0, 0.5])
+    p = P.Protocol("x", np.array([0, 10]), levels)
+    levels[0] = 3.0  # the protocol keeps its own read-only copy
+    assert p.intensities.tolist() == [1.0, 0.5] and not p.intensities.flags.writeable
 
 
 @pytest.mark.parametrize("protocol", [P.itbs(), P.paired_pulse(3.0, 0.8, 1.2), P.sham(P.ten_hz_clinical()),

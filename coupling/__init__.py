@@ -1,1 +1,41 @@
 """tmsim.coupling: the E-field of each pulse meets the network; pipeline and command line."""
+
+from .activation import (
+    DEFAULT_CELL_CLASSES,
+    I_WAVE_INTERVAL_MS,
+    MICRO_MACRO_SCALE,
+    MOTOR_THRESHOLD_FIELD_V_PER_M,
+    CellClass,
+    PulseEvents,
+    activated,
+    didt_from_mso,
+    effective_field,
+    field_at_didt,
+    mso_from_rmt,
+    pulse_events,
+)
+from .protocols import (
+    Protocol,
+    ctbs,
+    imtbs,
+    itbs,
+    one_hz,
+    paired_pulse,
+    protocol_by_name,
+    protocol_names,
+    read_protocol,
+    rtms,
+    sham,
+    single_pulse,
+    ten_hz_clinical,
+    theta_burst,
+    write_protocol,
+)
+
+__all__ = [
+    "DEFAULT_CELL_CLASSES", "I_WAVE_INTERVAL_MS", "MICRO_MACRO_SCALE", "MOTOR_THRESHOLD_FIELD_V_PER_M",
+    "CellClass", "PulseEvents", "activated", "didt_from_mso", "effective_field", "field_at_didt",
+    "mso_from_rmt", "pulse_events",
+    "Protocol", "ctbs", "imtbs", "itbs", "one_hz", "paired_pulse", "protocol_by_name", "protocol_names",
+    "read_protocol", "rtms", "sham", "single_pulse", "ten_hz_clinical", "theta_burst", "write_protocol",
+]

@@ -124,6 +124,8 @@ def _run_chunks(state, base_cfg, constants, projections, inputs, current_injecti
     plastic = [i for i, _, _ in base_cfg.plasticity]
     valid = {i: np.asarray(projections[i].target) < 2 * n for i in plastic}
     burst_steps = max(1, chunk_steps // 8)
+    # a power of two, so that runs with similar stimuli share one compiled chunk
+    forced_width = _pow2(max(forced.max_per_step, _MIN_SPIKE_BUFFER)) if forced.max_per_step else 0
     if snapshot is not None:
         snapshot(state, 0.0)
     with tqdm(total=n_steps, desc="simulate", unit="step", disable=not progress) as bar:
@@ -132,7 +134,7 @@ def _run_chunks(state, base_cfg, constants, projections, inputs, current_injecti
             while True:
                 injected = np.concatenate([inj.rows(first, steps, dt_ms) for inj in current_injections]
                                           or [np.zeros((steps, 0), np.float32)], axis=1)
-                forced_rows = forced.rows(first, steps, forced.max_per_step, n)
+                forced_rows = forced.rows(first, steps, forced_width, n)
                 cfg = _with_capacity(cfg, _forced_per_population(forced_rows, cfg.population_slices))
                 new_state, out = run_chunk(cfg, constants, projections, inputs, state,
                                            jnp.asarray(injected, dtype=jnp.float32),

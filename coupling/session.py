@@ -1,0 +1,224 @@
+"""One rTMS session on a cortical patch: motor threshold, MEP proxy before and after, plasticity.
+
+MEP proxy: the spikes of the output population (layer 5 pyramidal cells, "L5E") within
+`MEP_WINDOW_MS` after a test pulse minus those in the same window before it (the background),
+per neuron of the population, for test pulses given every `TEST_INTERVAL_MS` from a network
+state. Probing never changes the state it starts from.
+Resting motor threshold (RMT): the lowest %MSO at which a single pulse evokes an MEP (a
+response of at least `MEP_CRITERION` of L5E) in half of the trials, found by bisection.
+
+A session (`run_session`): the network settles, the MEP proxy is measured, the protocol is
+delivered (spikes simulated step by step, with plasticity), the network runs on for
+`after_s`; then the slow variables advance without spiking (neurons.rest) to each probe time
+after the end of stimulation, where the MEP proxy and the mean weights are measured.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import neurons
+
+from .patch import CorticalPatch
+from .protocols import Protocol
+from .stimulus import NeuronField, neuron_field, stimulus_events
+
+OUTPUT = "L5E"
+MEP_WINDOW_MS = 25.0
+MEP_CRITERION = 0.05
+TEST_INTERVAL_MS = 500.0
+SETTLE_MS = 500.0
+
+
+@dataclass(frozen=True, eq=False)
+class MEP:
+    """Responses to test pulses: per-trial fraction of the output population firing in the
+    window; mean and the fraction of trials with an MEP (response >= criterion)."""
+
+    responses: np.ndarray
+    criterion: float = MEP_CRITERION
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.responses))
+
+    @property
+    def probability(self) -> float:
+        return float(np.mean(self.responses >= self.criterion))
+
+
+def probe_mep(patch: CorticalPatch, field: NeuronField, state, percent_mso: float, *, n_trials: int = 10,
+              dt_ms: float = 0.1, seed: int = 0, output: str = OUTPUT) -> MEP:
+    """MEP proxy of `n_trials` test pulses at percent_mso, every TEST_INTERVAL_MS from `state`
+    (None: a settled fresh network). Spikes of `output` within MEP_WINDOW_MS after each pulse
+    (its own D wave included) minus those within MEP_WINDOW_MS before it, per neuron."""
+    if output not in patch.populations:
+        raise ValueError(f"probe_mep: no population {output!r} in the patch {patch.populations}")
+    if state is None:
+        state = settle(patch, dt_ms=dt_ms, seed=seed)
+    times = TEST_INTERVAL_MS * (np.arange(n_trials) + 0.5)
+    events = stimulus_events(patch, field, times, np.ones(n_trials), percent_mso, dt_ms=dt_ms)
+    res = neurons.simulate(patch.network, TEST_INTERVAL_MS * n_trials, dt_ms, seed=seed, state=state,
+                           forced_spikes=events, progress=False)
+    spikes = res.spikes[output].times_ms
+    in_window = lambda start: np.sum((spikes >= start) & (spikes < start + MEP_WINDOW_MS))
+    counts = [in_window(t) - in_window(t - MEP_WINDOW_MS) for t in times]
+    n = patch.network.population(output).n
+    return MEP(np.asarray(counts, np.float64) / n)
+
+
+def settle(patch: CorticalPatch, *, dt_ms: float = 0.1, seed: int = 0, duration_ms: float = SETTLE_MS):
+    """State of the patch after duration_ms of background activity from its initial state."""
+    return neurons.simulate(patch.network, duration_ms, dt_ms, seed=seed, progress=False).final_state
+
+
+def motor_threshold(patch: CorticalPatch, field: NeuronField, *, n_trials: int = 10,
+                    tolerance_pct: float = 1.0, dt_ms: float = 0.1, seed: int = 0) -> float:
+    """Resting motor threshold in %MSO: bisection between 0 and 100 % for the intensity at which
+    half of n_trials single pulses evoke an MEP; ValueError if 100 % does not."""
+    state = settle(patch, dt_ms=dt_ms, seed=seed)
+    hit = lambda pct: probe_mep(patch, field, state, pct, n_trials=n_trials, dt_ms=dt_ms,
+                                seed=seed).probability
+    low, high = 0.0, 100.0
+    if hit(high) < 0.5:
+        raise ValueError("motor_threshold: 100 % MSO evokes MEPs in fewer than half of the trials; "
+                         "move the coil closer or check the field at the patch")
+    while high - low > tolerance_pct:
+        middle = 0.5 * (low + high)
+        low, high = (low, middle) if hit(middle) >= 0.5 else (middle, high)
+    return high
+
+
+@dataclass(frozen=True, eq=False)
+class SessionResult:
+    """What a session did. protocol; percent_mso (and rmt_percent_mso if it was measured);
+    mep_before: MEP; mep_after: minutes after the end of stimulation -> MEP; mean_weights:
+    projection -> {"before", "after_stimulation", "<minutes>"} mean weight (nS); bdnf: mean
+    BDNF of the excitatory output projection at the same times; spikes: SpikeTrains of the
+    stimulation run; final_state: the network state at the last probe time; field: NeuronField."""
+
+    protocol: Protocol
+    percent_mso: float
+    rmt_percent_mso: float | None
+    mep_before: MEP
+    mep_after: dict
+    mean_weights: dict
+    bdnf: dict
+    spikes: dict
+    final_state: object
+    field: NeuronField
+    elapsed_ms: float = field(default=0.0)
+
+    def summary(self) -> dict:
+        """Plain-number summary (JSON-ready)."""
+        return dict(protocol=self.protocol.name, n_pulses=self.protocol.n_pulses, sham=self.protocol.sham,
+                    percent_mso=self.percent_mso, rmt_percent_mso=self.rmt_percent_mso,
+                    mep_before=self.mep_before.mean,
+                    mep_after={str(k): v.mean for k, v in self.mep_after.items()},
+                    mep_change={str(k): v.mean / max(self.mep_before.mean, 1e-12)
+                                for k, v in self.mep_after.items()},
+                    mean_weights_nS=self.mean_weights, bdnf=self.bdnf)
+
+    def save(self, folder) -> Path:
+        """Write summary.json and spikes.h5 (SONATA) into `folder`."""
+        from efield.atomic import atomic_output
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        neurons.write_sonata_spikes(folder / "spikes.h5", self.spikes)
+        with atomic_output(folder / "summary.json") as tmp:
+            tmp.write_text(json.dumps(self.summary(), indent=2) + "\n")
+        return folder
+
+
+def run_protocol(patch: CorticalPatch, field: NeuronField, protocol: Protocol, percent_mso: float, *,
+                 probe_minutes=(0.0, 30.0, 60.0), after_s: float = 10.0, n_test: int = 10, dt_ms: float = 0.1,
+                 seed: int = 0, rmt_percent_mso: float | None = None, spikes_path=None, snapshots_path=None,
+                 progress: bool = True) -> SessionResult:
+    """Deliver `protocol` at percent_mso to the patch (see the module docstring). probe_minutes:
+    times after the end of stimulation (>= after_s / 60) at which the MEP proxy (at the same
+    intensity as the protocol, n_test pulses) and the mean weights are measured; a probe
+    earlier than after_s is taken at after_s."""
+    probe_minutes = tuple(sorted(float(m) for m in probe_minutes))
+    if probe_minutes and probe_minutes[0] < 0:
+        raise ValueError(f"probe_minutes must be >= 0, got {probe_minutes}")
+    test_pct = percent_mso
+    state = settle(patch, dt_ms=dt_ms, seed=seed)
+    before = probe_mep(patch, field, state, test_pct, n_trials=n_test, dt_ms=dt_ms, seed=seed + 1)
+    weights = {"before": _mean_weights(patch, state)}
+    bdnf = {"before": _mean_bdnf(patch, state)}
+    lead_ms = 10.0
+    events = stimulus_events(patch, field, protocol.times_ms + lead_ms, protocol.field_scale, percent_mso,
+                             dt_ms=dt_ms)
+    run_ms = lead_ms + protocol.duration_ms + after_s * 1e3
+    res = neurons.simulate(patch.network, run_ms, dt_ms, seed=seed + 2, state=state, forced_spikes=events,
+                           spikes_path=spikes_path, snapshots_path=snapshots_path, progress=progress)
+    state = res.final_state
+    weights["after_stimulation"] = _mean_weights(patch, state)
+    bdnf["after_stimulation"] = _mean_bdnf(patch, state)
+    after, elapsed_ms = {}, after_s * 1e3
+    for minutes in probe_minutes:
+        wait_ms = max(minutes * 60e3 - elapsed_ms, 0.0)
+        if wait_ms > 0:
+            state = neurons.rest(patch.network, state, round(wait_ms / dt_ms) * dt_ms, dt_ms)
+            elapsed_ms += wait_ms
+        after[minutes] = probe_mep(patch, field, state, test_pct, n_trials=n_test, dt_ms=dt_ms, seed=seed + 3)
+        weights[str(minutes)] = _mean_weights(patch, state)
+        bdnf[str(minutes)] = _mean_bdnf(patch, state)
+    return SessionResult(protocol, float(percent_mso), rmt_percent_mso, before, after,
+                         _by_projection(weights), _by_projection(bdnf), res.spikes, state, field, elapsed_ms)
+
+
+def _plastic(patch: CorticalPatch):
+    return [(i, p) for i, p in enumerate(patch.network.projections) if p.plasticity is not None]
+
+
+def _mean_weights(patch: CorticalPatch, state) -> dict:
+    out = {}
+    for i, proj in _plastic(patch):
+        valid = proj.ell.valid
+        out[proj.name] = float(np.asarray(state.weights[i], np.float64)[valid].mean())
+    return out
+
+
+def _mean_bdnf(patch: CorticalPatch, state) -> dict:
+    return {proj.name: float(np.mean(np.asarray(tr.third.bdnf)))
+            for (_, proj), tr in zip(_plastic(patch), state.plastic) if tr.third is not None}
+
+
+def _by_projection(by_time: dict) -> dict:
+    """{time: {projection: value}} -> {projection: {time: value}}."""
+    out = {}
+    for when, values in by_time.items():
+        for name, value in values.items():
+            out.setdefault(name, {})[when] = value
+    return out
+
+
+
+def run_session(head, coil, placement, patch: CorticalPatch, protocol: Protocol, *,
+                percent_mso: float | None = None, percent_rmt: float | None = None,
+                **options) -> SessionResult:
+    """Compute the coil's field at the patch (efield.simulate at the coil's maximum dI/dt),
+    find the resting motor threshold if the intensity is given as percent_rmt, and run the
+    protocol (run_protocol; options go there). Give exactly one of percent_mso, percent_rmt."""
+    import efield
+
+    from .activation import mso_from_rmt
+
+    if (percent_mso is None) == (percent_rmt is None):
+        raise ValueError("run_session: give exactly one of percent_mso and percent_rmt")
+    if coil.didt_max is None:
+        raise ValueError(f"run_session: coil {coil.name!r} has no didt_max (A/s); set it to use %MSO")
+    res = efield.simulate(head, coil, placement, didt=coil.didt_max)
+    field = neuron_field(head, res.E, patch, coil.didt_max)
+    rmt = None
+    if percent_rmt is not None:
+        dt_ms, seed = options.get("dt_ms", 0.1), options.get("seed", 0)
+        rmt = motor_threshold(patch, field, dt_ms=dt_ms, seed=seed)
+        percent_mso = mso_from_rmt(percent_rmt, rmt)
+    return run_protocol(patch, field, protocol, percent_mso, rmt_percent_mso=rmt, **options)

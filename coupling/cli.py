@@ -59,6 +59,14 @@ def _parser() -> argparse.ArgumentParser:
                     help="results folder (default results/efield)")
     ef.add_argument("--quiet", action="store_true", help="no progress bar")
     ef.set_defaults(run=_run_efield)
+    se = sub.add_parser("session", help="one rTMS session on a cortical patch under the coil", description=(
+        "Run one rTMS session from a TOML config (keys and defaults: README, 'Config reference'; "
+        "without a file, the defaults): E-field, cortical patch, motor threshold, protocol, MEP proxy "
+        "and weights after it. Writes efield.msh, spikes.h5, weights.h5, summary.json, session.png."))
+    se.add_argument("config", nargs="?", type=Path, help="config file (.toml)")
+    se.add_argument("--out", type=Path, metavar="DIR", help="results folder (overrides output.folder)")
+    se.add_argument("--quiet", action="store_true", help="no progress bars")
+    se.set_defaults(run=_run_session)
     return parser
 
 
@@ -112,6 +120,21 @@ def _run_efield(args) -> int:
         bar.update()
     print(f"peak |E| {summary['max']:.1f} V/m (99.9th percentile {summary['p99_9']:.1f} V/m) "
           f"at {np.round(summary['max_location_mm'], 1).tolist()} mm; results in {args.out}/")
+    return 0
+
+
+def _run_session(args) -> int:
+    from .config import load_config
+    from .pipeline import run_session_config
+
+    config = load_config(args.config)
+    if args.out is not None:
+        config["output"]["folder"] = str(args.out)
+    result = run_session_config(config, args.config, progress=not args.quiet)
+    summary = result.summary()
+    after = ", ".join(f"+{k} min {v:.3f}" for k, v in summary["mep_after"].items())
+    print(f"{summary['protocol']} ({summary['n_pulses']} pulses) at {summary['percent_mso']:.1f} % MSO: "
+          f"MEP proxy {summary['mep_before']:.3f} before, {after}; results in {config['output']['folder']}/")
     return 0
 
 

@@ -1,0 +1,60 @@
+"""Figures of a session (matplotlib, imported when called)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def plot_session(result, patch, path, *, raster_s: float = 2.0) -> Path:
+    """One figure of a SessionResult: raster of the first raster_s seconds of stimulation with
+    the pulses, |E| at the neurons per population, MEP proxy and mean plastic weights over
+    time (before, after stimulation, probe times)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from efield.atomic import atomic_output
+
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+    ax = axes[0, 0]
+    offset, end = 0, raster_s * 1e3
+    for k, name in enumerate(patch.populations):
+        times, ids = result.spikes[name]
+        keep = times < end
+        ax.plot(times[keep] / 1e3, ids[keep] + offset, ",", color=f"C{k}", label=name)
+        offset += patch.network.population(name).n
+    pulses = result.protocol.times_ms[result.protocol.times_ms < end] + 10.0
+    if not result.protocol.sham:
+        ax.vlines(pulses / 1e3, 0, offset, colors="k", linewidth=0.3, alpha=0.4)
+    ax.set(xlabel="time (s)", ylabel="neuron", title=f"{result.protocol.name}: spikes (pulses in grey)")
+    ax.legend(loc="upper right", markerscale=20, fontsize=7)
+
+    ax = axes[0, 1]
+    names = list(patch.populations)
+    ax.boxplot([result.field.magnitude(n) * result.percent_mso / 100.0 for n in names], labels=names)
+    ax.set(ylabel="|E| at the neurons (V/m)", title=f"field at {result.percent_mso:.0f} % MSO")
+
+    times = ["before"] + [str(m) for m in result.mep_after]
+    x = np.arange(len(times))
+    labels = ["before"] + [f"+{m:g} min" for m in result.mep_after]
+    ax = axes[1, 0]
+    meps = [result.mep_before] + list(result.mep_after.values())
+    ax.errorbar(x, [m.mean for m in meps], yerr=[np.std(m.responses) for m in meps], marker="o", capsize=3)
+    ax.set_xticks(x, labels)
+    ax.set(ylabel="MEP proxy (L5E spikes per neuron)", title="response to test pulses")
+
+    ax = axes[1, 1]
+    for name, series in result.mean_weights.items():
+        ax.plot(x, [series[t] for t in times], marker="o", label=name)
+    ax.set_xticks(x, labels)
+    ax.set(ylabel="mean weight (nS)", title="plastic projections")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=110)
+    plt.close(fig)
+    return path

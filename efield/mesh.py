@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from difflib import get_close_matches
 from functools import cached_property
 from types import MappingProxyType
 from typing import Mapping
@@ -178,9 +179,11 @@ class TetMesh:
         folded = {name.casefold(): name for name in self.eeg_positions}
         name = folded.get(str(label).strip().casefold())
         if name is None:
-            known = list(self.eeg_positions)
-            shown = ", ".join(known[:12]) + (f", ... ({len(known)} in all)" if len(known) > 12 else "")
-            raise ValueError(f"EEG label {label!r} is not among the mesh's positions: {shown}")
+            close = get_close_matches(str(label).strip().casefold(), folded, n=6, cutoff=0.5)
+            shown = (f"closest: {', '.join(folded[c] for c in close)}" if close else
+                     f"e.g. {', '.join(list(self.eeg_positions)[:12])}")
+            raise ValueError(f"EEG label {label!r} is not among the mesh's "
+                             f"{len(self.eeg_positions)} positions ({shown})")
         return self.eeg_positions[name]
 
     @cached_property

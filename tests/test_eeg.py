@@ -270,3 +270,36 @@ def test_load_subject_warns_for_positions_off_the_scalp(m2m, spherical):
     efield.write_eeg_positions(m2m / "eeg_positions" / "EEG10-10_UI_Jurak_2007.csv", shifted)
     with pytest.warns(UserWarning, match="from the scalp"):
         efield.load_subject(m2m)
+
+
+# --- tmsim efield --centre/--handle with labels -----------------------------------------
+
+def test_cli_labels_on_the_sphere(tmp_path, head, spherical):
+    import json
+
+    from coupling.cli import main
+
+    assert main(["efield", "--max-edge", "12", "--centre", "C3", "--handle", "Cz",
+                 "--out", str(tmp_path), "--quiet"]) == 0
+    matsimnibs = np.array(json.loads((tmp_path / "summary.json").read_text())["matsimnibs"])
+    c3 = unit(spherical["C3"])
+    np.testing.assert_allclose(matsimnibs[:3, 3], (R_SCALP + 4.0) * c3, atol=SAGITTA_MM)
+    expected = efield.Placement.on_scalp(head, "C3", handle="Cz", distance_mm=4.0)
+    np.testing.assert_allclose(matsimnibs, expected.matsimnibs, atol=1e-9)
+
+
+def test_cli_label_errors(tmp_path, sphere, capsys):
+    from coupling.cli import main
+
+    out = tmp_path / "x"
+    assert main(["efield", "--max-edge", "12", "--centre", "F33", "--out", str(out), "--quiet"]) == 2
+    assert "--centre: EEG label 'F33' is not among" in capsys.readouterr().err
+    mesh = tmp_path / "head.msh"
+    efield.write_msh(mesh, sphere)
+    assert main(["efield", "--mesh", str(mesh), "--centre", "0,0,95", "--handle", "Fz",
+                 "--out", str(out), "--quiet"]) == 2
+    assert "--handle: EEG label 'Fz': this mesh has no EEG positions" in capsys.readouterr().err
+    assert not out.exists()
+    with pytest.raises(SystemExit):
+        main(["efield", "--centre", "5", "--out", str(out)])
+    assert "expected X,Y,Z in mm or an EEG label" in capsys.readouterr().err

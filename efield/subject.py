@@ -21,7 +21,8 @@ def load_subject(m2m_dir, cap: str | None = DEFAULT_CAP) -> TetMesh:
     """The head mesh of a SimNIBS charm folder with the EEG positions of one cap.
 
     m2m_dir: the folder ``m2m_<id>``; the mesh is ``m2m_<id>/<id>.msh`` (mm, SimNIBS tissue
-    tags) and the positions ``m2m_<id>/eeg_positions/<cap>.csv`` (subject space, mm). With
+    tags), or ``<id>.msh`` beside the folder where SimNIBS 3's headreco put it, and the
+    positions ``m2m_<id>/eeg_positions/<cap>.csv`` (subject space, mm). With
     cap=None the mesh comes without positions. Raises FileNotFoundError for a missing folder,
     mesh or cap (listing what the folder has), MshFormatError for an unreadable mesh and
     ValueError for a bad cap file, each naming the path. Warns when the positions lie far from
@@ -34,10 +35,11 @@ def load_subject(m2m_dir, cap: str | None = DEFAULT_CAP) -> TetMesh:
     name = folder.resolve().name
     if not name.startswith("m2m_") or name == "m2m_":
         raise ValueError(f"{folder}: a SimNIBS charm folder is named m2m_<id>, holding <id>.msh")
-    mesh_path = folder / f"{name[4:]}.msh"
+    inside, beside = folder / f"{name[4:]}.msh", folder.parent / f"{name[4:]}.msh"
+    mesh_path = inside if inside.is_file() or not beside.is_file() else beside
     if not mesh_path.is_file():
         found = sorted(p.name for p in folder.glob("*.msh"))
-        raise FileNotFoundError(f"{mesh_path}: head mesh not found (charm writes m2m_<id>/<id>.msh); "
+        raise FileNotFoundError(f"{inside}: head mesh not found (charm writes m2m_<id>/<id>.msh); "
                                 + (f"the folder has {', '.join(found)}" if found else
                                    "the folder has no .msh file"))
     mesh = read_msh(mesh_path)

@@ -243,6 +243,8 @@ def test_load_subject(m2m, sphere, spherical):
     pos = efield.Placement.on_scalp(mesh, "F3", handle="Fz")
     assert pos.centre_mm[0] < 0 and pos.centre_mm[1] > 0               # left, anterior
     assert efield.load_subject(str(m2m) + "/", cap=None).eeg_positions == {}
+    (m2m / "ernie.msh").rename(m2m.parent / "ernie.msh")                 # SimNIBS 3 layout
+    np.testing.assert_array_equal(efield.load_subject(m2m).nodes, sphere.nodes)
 
 
 def test_load_subject_errors(m2m, tmp_path):

@@ -33,6 +33,12 @@ class CorticalLayer:
     areas_mm2: np.ndarray
     target_mm: np.ndarray
 
+    def __post_init__(self):
+        for name in ("points_mm", "normals", "areas_mm2", "target_mm"):
+            arr = np.array(getattr(self, name), dtype=np.float64, copy=True)
+            arr.flags.writeable = False
+            object.__setattr__(self, name, arr)
+
     def __len__(self) -> int:
         return len(self.points_mm)
 

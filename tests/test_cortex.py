@@ -45,6 +45,8 @@ def test_pial_surface_nodes_normals_and_areas_are_exact(shells):
     assert len(layer) == on_pial.sum()
     np.testing.assert_allclose(radius(layer.points_mm), GM_R, atol=1e-9)
     np.testing.assert_allclose(layer.normals, unit(layer.points_mm), atol=1e-9)
+    with pytest.raises(ValueError):
+        layer.points_mm[0, 0] = 0.0
     area = layer.areas_mm2.sum() / (4 * np.pi * GM_R**2)
     assert 0.98 < area < 1.0                    # an inscribed polyhedron has a little less area
 

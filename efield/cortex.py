@@ -92,11 +92,11 @@ def field_at(mesh: TetMesh, field, points_mm) -> tuple[np.ndarray, np.ndarray]:
     and tag -1. Returns (values (n, ...), tags (n,)).
     """
     result = field if isinstance(field, EFieldResult) else None
-    values = np.asarray(field.E if result else field, dtype=np.float64)
-    if values.ndim < 1 or len(values) != mesh.n_tets or (
-            result is not None and result.mesh.n_nodes != mesh.n_nodes):
-        raise ValueError(f"field_at: the field is not one of this mesh's {mesh.n_tets} "
-                         "tetrahedra")
+    values = np.asarray(field if result is None else result.E, dtype=np.float64)
+    rows = len(values) if values.ndim else 0
+    if rows != mesh.n_tets or (result is not None and result.mesh.n_nodes != mesh.n_nodes):
+        raise ValueError(f"field_at: the field has {rows} rows, not one per tetrahedron of "
+                         f"this mesh ({mesh.n_tets})")
     points = np.asarray(points_mm, dtype=np.float64)
     tet = containing_tets(mesh, points)
     inside = tet >= 0

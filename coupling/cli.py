@@ -42,11 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     ef.add_argument("--coil", default="fig8-70",
                     help=f"built-in coil ({', '.join(BUILTIN_COILS)}) or a .ccd/.tcd file "
                          "(default fig8-70: Magstim 70 mm figure-8 model)")
-    ef.add_argument("--centre", type=_xyz, metavar="X,Y,Z",
-                    help="point on or near the scalp under the coil centre, mm "
-                         "(default for the sphere: the top, 0,0,95)")
-    ef.add_argument("--handle", type=_xyz, metavar="X,Y,Z",
-                    help="point the coil handle points to, mm (SimNIBS pos_ydir)")
+    ef.add_argument("--centre", type=_xyz_or_label, metavar="X,Y,Z|LABEL",
+                    help="point on or near the scalp under the coil centre, mm, or an EEG "
+                         "label such as F3 (default for the sphere: the top, 0,0,95); on the "
+                         "sphere, labels take MNE's spherical 10-05 positions")
+    ef.add_argument("--handle", type=_xyz_or_label, metavar="X,Y,Z|LABEL",
+                    help="point the coil handle points to, mm, or an EEG label (SimNIBS pos_ydir)")
     ef.add_argument("--distance", type=float, default=4.0, metavar="MM",
                     help="coil bottom to scalp, mm (default 4)")
     ef.add_argument("--matsimnibs", type=Path, metavar="PATH",
@@ -78,6 +79,19 @@ def _xyz(text: str) -> np.ndarray:
     if values.shape != (3,):
         raise argparse.ArgumentTypeError(f"{text!r}: expected three numbers X,Y,Z in mm")
     return values
+
+
+def _xyz_or_label(text: str):
+    """X,Y,Z in mm, or an EEG label (resolved on the head's positions later)."""
+    if "," in text:
+        return _xyz(text)
+    label = text.strip()
+    try:
+        float(label)
+    except ValueError:
+        if label:
+            return label
+    raise argparse.ArgumentTypeError(f"{text!r}: expected X,Y,Z in mm or an EEG label such as F3")
 
 
 def _run_efield(args) -> int:
@@ -160,13 +174,27 @@ def _placement(args, mesh):
         path = args.matsimnibs
         matrix = np.load(path) if path.suffix == ".npy" else np.loadtxt(path, delimiter=_delimiter(path))
         return efield.Placement(matrix)
-    centre = args.centre
+    if args.mesh is None and args.head == "sphere" and str in (type(args.centre), type(args.handle)):
+        mesh = mesh.with_eeg_positions(efield.standard_positions(mesh, "spherical_1005"))
+    centre = _resolve(mesh, args.centre, "--centre")
     if centre is None:
         if args.mesh is not None:
             raise ValueError("--centre (or --matsimnibs) is required with --mesh")
         centre = np.array([0.0, 0.0, 95.0])
-    handle = args.handle if args.handle is not None or args.mesh is not None else centre + [0, 50, 0]
+    handle = _resolve(mesh, args.handle, "--handle")
+    if handle is None and args.mesh is None:
+        handle = centre + [0, 50, 0]
     return efield.Placement.on_scalp(mesh, centre, handle, distance_mm=args.distance)
+
+
+def _resolve(mesh, value, option: str):
+    """An EEG label's position on the mesh (mm); coordinates and None as they are."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return mesh.eeg_position(value)
+    except ValueError as err:
+        raise ValueError(f"{option}: {err}") from None
 
 
 def _delimiter(path: Path):

@@ -11,6 +11,8 @@ jax.config.update("jax_enable_x64", True)
 from .analytic import analytic_sphere_field  # noqa: E402
 from .coil import Coil, circular_coil, figure8_70mm, figure8_coil  # noqa: E402
 from .conductivity import DEFAULT_CONDUCTIVITY  # noqa: E402
+from .cortex import CorticalLayer, containing_tets, cortical_layer, field_at  # noqa: E402
+from .eeg import project_to_scalp, read_eeg_positions, standard_positions, write_eeg_positions  # noqa: E402
 from .io import MshFormatError, read_msh, write_msh  # noqa: E402
 from .mesh import TISSUE_NAMES, TetMesh  # noqa: E402
 from .placement import Placement, check_clearance  # noqa: E402
@@ -19,10 +21,13 @@ from .result import EFieldResult  # noqa: E402
 from .simulate import simulate  # noqa: E402
 from .solver import FieldSolver, SolverError  # noqa: E402
 from .sphere import sphere_head  # noqa: E402
+from .subject import load_subject  # noqa: E402
 
 __all__ = [
-    "Coil", "DEFAULT_CONDUCTIVITY", "EFieldResult", "FieldSolver", "MshFormatError",
-    "Placement", "SolverError", "TISSUE_NAMES", "TetMesh", "analytic_sphere_field",
-    "check_clearance", "circular_coil", "coil_dadt", "figure8_70mm", "figure8_coil",
-    "read_msh", "simulate", "sphere_head", "write_msh",
+    "Coil", "CorticalLayer", "DEFAULT_CONDUCTIVITY", "EFieldResult", "FieldSolver",
+    "MshFormatError", "Placement", "SolverError", "TISSUE_NAMES", "TetMesh",
+    "analytic_sphere_field", "check_clearance", "circular_coil", "coil_dadt",
+    "containing_tets", "cortical_layer", "field_at", "figure8_70mm", "figure8_coil",
+    "load_subject", "project_to_scalp", "read_eeg_positions", "read_msh", "simulate",
+    "sphere_head", "standard_positions", "write_eeg_positions", "write_msh",
 ]

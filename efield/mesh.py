@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from difflib import get_close_matches
 from functools import cached_property
 from types import MappingProxyType
 from typing import Mapping
@@ -38,6 +39,24 @@ def _frozen_data(data: Mapping[str, np.ndarray] | None, n: int, what: str) -> Ma
     return MappingProxyType(out)
 
 
+def _frozen_positions(positions: Mapping[str, np.ndarray] | None) -> Mapping:
+    out, folded = {}, {}
+    for label, xyz in (positions or {}).items():
+        if not isinstance(label, str) or not label.strip() or label != label.strip():
+            raise ValueError(f"TetMesh.eeg_positions: label {label!r} must be a non-empty string "
+                             "without surrounding blanks")
+        if label.casefold() in folded:
+            raise ValueError(f"TetMesh.eeg_positions: labels {folded[label.casefold()]!r} and "
+                             f"{label!r} differ only in case")
+        arr = np.array(xyz, dtype=np.float64, copy=True)
+        if arr.shape != (3,) or not np.isfinite(arr).all():
+            raise ValueError(f"TetMesh.eeg_positions[{label!r}]: expected 3 finite coordinates "
+                             f"in mm, got {xyz!r}")
+        arr.flags.writeable = False
+        out[label], folded[label.casefold()] = arr, label
+    return MappingProxyType(out)
+
+
 @dataclass(frozen=True, eq=False)
 class TetMesh:
     """Tetrahedral mesh in millimetres.
@@ -47,6 +66,7 @@ class TetMesh:
     tags: (m,) int tissue numbers (SimNIBS: 1 WM, 2 GM, 3 CSF, 4 bone, 5 scalp, ...).
     tris, tri_tags: optional surface triangles (k, 3) and their tags (1000 + tissue).
     element_data, node_data: named arrays per tetrahedron / per node (e.g. "E" in V/m).
+    eeg_positions: EEG electrode and fiducial positions, label -> (3,) mm (see `eeg_position`).
     """
 
     nodes: np.ndarray
@@ -56,6 +76,7 @@ class TetMesh:
     tri_tags: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     element_data: Mapping[str, np.ndarray] = field(default_factory=dict)
     node_data: Mapping[str, np.ndarray] = field(default_factory=dict)
+    eeg_positions: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self):
         set_ = object.__setattr__
@@ -73,11 +94,13 @@ class TetMesh:
                 raise ValueError(f"TetMesh.{name}: node index out of range [0, {len(self.nodes)})")
         set_(self, "element_data", _frozen_data(self.element_data, len(self.tets), "element_data"))
         set_(self, "node_data", _frozen_data(self.node_data, len(self.nodes), "node_data"))
+        set_(self, "eeg_positions", _frozen_positions(self.eeg_positions))
 
     def __repr__(self):
         tissues = ", ".join(f"{t}:{c}" for t, c in zip(*np.unique(self.tags, return_counts=True)))
+        eeg = f", {len(self.eeg_positions)} EEG positions" if self.eeg_positions else ""
         return (f"TetMesh({len(self.nodes)} nodes, {len(self.tets)} tets [{tissues}], "
-                f"{len(self.tris)} triangles)")
+                f"{len(self.tris)} triangles{eeg})")
 
     @property
     def n_nodes(self) -> int:
@@ -133,13 +156,35 @@ class TetMesh:
             tris=new_index[self.tris[tri_keep]], tri_tags=self.tri_tags[tri_keep],
             element_data={k: v[keep] for k, v in self.element_data.items()},
             node_data={k: v[used] for k, v in self.node_data.items()},
+            eeg_positions=self.eeg_positions,
         )
 
     def with_data(self, element_data=None, node_data=None) -> "TetMesh":
         """A copy with data added (or replaced) by name."""
-        return TetMesh(self.nodes, self.tets, self.tags, self.tris, self.tri_tags,
-                       {**self.element_data, **(element_data or {})},
-                       {**self.node_data, **(node_data or {})})
+        return replace(self, element_data={**self.element_data, **(element_data or {})},
+                       node_data={**self.node_data, **(node_data or {})})
+
+    def with_eeg_positions(self, positions: Mapping[str, np.ndarray]) -> "TetMesh":
+        """A copy with these EEG positions (label -> (3,) mm) in place of any it had."""
+        return replace(self, eeg_positions=positions)
+
+    def eeg_position(self, label: str) -> np.ndarray:
+        """The position (3,) mm of an EEG label, matched without regard to case."""
+        if not self.eeg_positions:
+            raise ValueError(
+                f"EEG label {label!r}: this mesh has no EEG positions; load a SimNIBS subject "
+                "with efield.load_subject('m2m_<id>'), use efield.template_head(), or attach "
+                "positions with mesh.with_eeg_positions(efield.read_eeg_positions(csv)) or "
+                "mesh.with_eeg_positions(efield.standard_positions(mesh, montage))")
+        folded = {name.casefold(): name for name in self.eeg_positions}
+        name = folded.get(str(label).strip().casefold())
+        if name is None:
+            close = get_close_matches(str(label).strip().casefold(), folded, n=6, cutoff=0.5)
+            shown = (f"closest: {', '.join(folded[c] for c in close)}" if close else
+                     f"e.g. {', '.join(list(self.eeg_positions)[:12])}")
+            raise ValueError(f"EEG label {label!r} is not among the mesh's "
+                             f"{len(self.eeg_positions)} positions ({shown})")
+        return self.eeg_positions[name]
 
     @cached_property
     def boundary_faces(self) -> np.ndarray:

@@ -82,19 +82,20 @@ class Placement:
                  normal_radius_mm: float = 5.0) -> "Placement":
         """Place the coil over the scalp point closest to `centre`, like SimNIBS.
 
-        centre: a point (mm) near the scalp; it is projected to the closest point of the
-        mesh's outer surface. z is minus the area-weighted outward normal of the surface
+        centre: a point (mm) near the scalp, or an EEG label such as "F3" (looked up in
+        mesh.eeg_positions, without regard to case); it is projected to the closest point of
+        the mesh's outer surface. z is minus the area-weighted outward normal of the surface
         triangles within normal_radius_mm of that point. handle: a point (mm) the handle points
-        towards (SimNIBS pos_ydir): y is handle - centre made perpendicular to z. Without a
+        towards (SimNIBS pos_ydir), or an EEG label: y is handle - centre made perpendicular to z. Without a
         handle, y points posterior (-y of the head), or superior (+z) where posterior is
         nearly normal to the scalp. The coil centre lies distance_mm outside the scalp.
         """
-        centre = _point(centre, "centre")
+        centre = _point(mesh, centre, "centre")
         surface = _surface(mesh)
         scalp, _, _ = surface.closest(centre[None])
         scalp = scalp[0]
         z = -surface.mean_normal(scalp, normal_radius_mm)
-        y = _handle_axis(centre, None if handle is None else _point(handle, "handle"), z)
+        y = _handle_axis(centre, None if handle is None else _point(mesh, handle, "handle"), z)
         m = np.eye(4)
         m[:3, 0], m[:3, 1], m[:3, 2] = np.cross(y, z), y, z
         m[:3, 3] = scalp - distance_mm * z
@@ -147,10 +148,13 @@ def _check_matsimnibs(m: np.ndarray) -> None:
         raise ValueError("matsimnibs' axes are left-handed (det = -1); need x = y cross z")
 
 
-def _point(value, what: str) -> np.ndarray:
+def _point(mesh: TetMesh, value, what: str) -> np.ndarray:
+    """A point in mm: coordinates as given, or the position of an EEG label on the mesh."""
     if isinstance(value, str):
-        raise TypeError(f"{what}={value!r}: EEG labels need a head with EEG positions; "
-                        "give coordinates in mm")
+        try:
+            return mesh.eeg_position(value)
+        except ValueError as err:
+            raise ValueError(f"{what}: {err}") from None
     p = np.asarray(value, dtype=np.float64)
     if p.shape != (3,) or not np.isfinite(p).all():
         raise ValueError(f"{what} must be 3 finite coordinates in mm, got {value!r}")

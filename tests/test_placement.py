@@ -130,9 +130,9 @@ def test_on_scalp_on_the_side_and_default_handle(ball):
 
 
 def test_on_scalp_input_errors(ball):
-    with pytest.raises(TypeError, match="EEG"):
+    with pytest.raises(ValueError, match="centre: EEG label 'C3': this mesh has no EEG positions"):
         Placement.on_scalp(ball, "C3")
-    with pytest.raises(TypeError, match="EEG"):
+    with pytest.raises(ValueError, match="handle: EEG label 'CP3': .*load_subject"):
         Placement.on_scalp(ball, [0, 0, 90], handle="CP3")
     with pytest.raises(ValueError, match="along the scalp normal"):
         Placement.on_scalp(ball, [0, 0, 90], handle=[0, 0, 120])

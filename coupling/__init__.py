@@ -14,6 +14,8 @@ from .activation import (
     mso_from_rmt,
     pulse_events,
 )
+from .config import ConfigError, load_config
+from .patch import DEFAULT_LAYERS, CorticalPatch, Layer, PatchModel, cortical_patch
 from .protocols import (
     Protocol,
     ctbs,
@@ -31,6 +33,8 @@ from .protocols import (
     theta_burst,
     write_protocol,
 )
+from .session import MEP, SessionResult, motor_threshold, probe_mep, run_protocol, run_session
+from .stimulus import NeuronField, neuron_field, stimulus_events
 
 __all__ = [
     "DEFAULT_CELL_CLASSES", "I_WAVE_INTERVAL_MS", "MICRO_MACRO_SCALE", "MOTOR_THRESHOLD_FIELD_V_PER_M",
@@ -38,4 +42,7 @@ __all__ = [
     "mso_from_rmt", "pulse_events",
     "Protocol", "ctbs", "imtbs", "itbs", "one_hz", "paired_pulse", "protocol_by_name", "protocol_names",
     "read_protocol", "rtms", "sham", "single_pulse", "ten_hz_clinical", "theta_burst", "write_protocol",
+    "ConfigError", "load_config", "DEFAULT_LAYERS", "CorticalPatch", "Layer", "PatchModel", "cortical_patch",
+    "MEP", "SessionResult", "motor_threshold", "probe_mep", "run_protocol", "run_session",
+    "NeuronField", "neuron_field", "stimulus_events",
 ]

@@ -87,7 +87,7 @@ def run_session_config(config: dict, config_path=None, progress: bool = True):
         patch = cortical_patch(mesh, target, radius_mm=patch_cfg["radius_mm"],
                                n_neurons=patch_cfg["n_neurons"],
                                seed=patch_cfg["seed"])
-        field = neuron_field(mesh, fem.E, patch, coil.didt_max)
+        field = neuron_field(mesh, fem, patch, coil.didt_max)
         bar.update()
         stage(3)
         rmt = None

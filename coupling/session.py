@@ -215,7 +215,7 @@ def run_session(head, coil, placement, patch: CorticalPatch, protocol: Protocol,
     if coil.didt_max is None:
         raise ValueError(f"run_session: coil {coil.name!r} has no didt_max (A/s); set it to use %MSO")
     res = efield.simulate(head, coil, placement, didt=coil.didt_max)
-    field = neuron_field(head, res.E, patch, coil.didt_max)
+    field = neuron_field(head, res, patch, coil.didt_max)
     rmt = None
     if percent_rmt is not None:
         dt_ms, seed = options.get("dt_ms", 0.1), options.get("seed", 0)

@@ -43,14 +43,15 @@ class NeuronField:
                 for p in self.E}
 
 
-def neuron_field(mesh, E_per_tet, patch: CorticalPatch, didt_A_per_s: float) -> NeuronField:
-    """E (per tetrahedron, V/m, computed at didt_A_per_s) at every neuron of the patch; a neuron
-    outside the mesh is an error."""
+def neuron_field(mesh, efield_result, patch: CorticalPatch, didt_A_per_s: float) -> NeuronField:
+    """E at every neuron of the patch from an efield.EFieldResult computed at didt_A_per_s
+    (the primary field interpolated within each tetrahedron, see efield.field_at) or from an
+    (m, 3) per-tetrahedron E (V/m); a neuron outside the mesh is an error."""
     from efield.cortex import field_at
 
     E, tags = {}, {}
     for name, points in patch.positions_mm.items():
-        E[name], tags[name] = field_at(mesh, E_per_tet, points)
+        E[name], tags[name] = field_at(mesh, efield_result, points)
         if np.any(tags[name] < 0):
             raise ValueError(f"population {name!r}: {int(np.sum(tags[name] < 0))} neurons lie outside "
                              "the mesh")

@@ -21,7 +21,7 @@ def setup():
     head = efield.sphere_head(radii_mm=RADII, max_edge_mm=6.0)
     coil = efield.figure8_70mm()
     pos = efield.Placement.on_scalp(head, centre=TOP, handle=[0.0, 50.0, 95.0])
-    E = efield.simulate(head, coil, pos, didt=coil.didt_max).E
+    E = efield.simulate(head, coil, pos, didt=coil.didt_max)
     patch = cortical_patch(head, TOP, radius_mm=8.0, n_neurons=300, seed=1)
     return head, coil, pos, E, patch, neuron_field(head, E, patch, coil.didt_max)
 
@@ -49,8 +49,9 @@ def test_field_at_the_neurons_matches_the_analytic_sphere_solution(setup):
     E = np.concatenate([field.E[p] for p in patch.populations])
     dip_pos, dip_moment = transform_elements(pos.matsimnibs, coil.dipole_positions, coil.dipole_moments)
     exact = efield.analytic_sphere_field(dip_pos, dip_moment, coil.didt_max, points)
-    # within the accuracy of a 6 mm mesh (RDM about 0.03 over the whole sphere)
-    assert np.linalg.norm(E - exact) / np.linalg.norm(exact) < 0.08
+    # within the accuracy of a 6 mm mesh (RDM about 0.03 over the whole sphere, 0.04 in the
+    # grey-matter mid-layer at 12 mm edges, tests/test_cortex.py)
+    assert np.linalg.norm(E - exact) / np.linalg.norm(exact) < 0.06
     # in a sphere the field has no radial component
     radial = np.sum(E * points, axis=1) / np.linalg.norm(points, axis=1)
     assert np.median(np.abs(radial) / np.linalg.norm(E, axis=1)) < 0.1

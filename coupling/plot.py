@@ -34,7 +34,8 @@ def plot_session(result, patch, path, *, raster_s: float = 2.0) -> Path:
 
     ax = axes[0, 1]
     names = list(patch.populations)
-    ax.boxplot([result.field.magnitude(n) * result.percent_mso / 100.0 for n in names], labels=names)
+    ax.boxplot([result.field.magnitude(n) * result.percent_mso / 100.0 for n in names])
+    ax.set_xticks(np.arange(1, len(names) + 1), names)
     ax.set(ylabel="|E| at the neurons (V/m)", title=f"field at {result.percent_mso:.0f} % MSO")
 
     times = ["before"] + [str(m) for m in result.mep_after]

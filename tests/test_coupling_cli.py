@@ -1,0 +1,50 @@
+"""`tmsim session` end to end on a small patch, and its figure."""
+
+import json
+
+import h5py
+import matplotlib.image
+import numpy as np
+
+from coupling.cli import main
+
+
+def test_tmsim_session_writes_a_complete_results_folder(tmp_path):
+    schedule = tmp_path / "five.toml"
+    schedule.write_text('name = "five pulses"\npulse_times_ms = [0.0, 100.0, 200.0, 300.0, 400.0]\n')
+    config = tmp_path / "run.toml"
+    config.write_text(f"""
+[head]
+max_edge_mm = 8.0
+[patch]
+n_neurons = 60
+radius_mm = 6.0
+[protocol]
+name = "{schedule}"
+intensity = "70% MSO"
+[session]
+probe_minutes = [0.0, 5.0]
+after_s = 0.2
+n_test = 2
+[output]
+folder = "{tmp_path / 'out'}"
+""")
+    assert main(["session", str(config), "--quiet"]) == 0
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["config.toml", "efield.msh", "session.png", "spikes.h5",
+                                                     "summary.json", "weights.h5"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_pulses"] == 5 and summary["percent_mso"] == 70.0
+    assert set(summary["mep_after"]) == {"0.0", "5.0"}
+    with h5py.File(out / "spikes.h5") as f:
+        assert set(f["spikes"]) == {"L23E", "L23I", "L5E", "L5I", "AFF"}
+    image = matplotlib.image.imread(out / "session.png")
+    assert image.shape[:2] == (int(7.5 * 110), 11 * 110) and np.ptp(image) > 0
+
+
+def test_a_bad_config_key_stops_before_any_work(tmp_path, capsys):
+    config = tmp_path / "bad.toml"
+    config.write_text("[patch]\nneurons = 10\n")
+    assert main(["session", str(config), "--out", str(tmp_path / "out")]) == 2
+    assert "unknown key patch.neurons" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -33,6 +33,7 @@ from .protocols import (
     theta_burst,
     write_protocol,
 )
+from .scenario import SCENARIOS, scenario_model
 from .session import MEP, SessionResult, motor_threshold, probe_mep, run_protocol, run_session
 from .stimulus import NeuronField, neuron_field, stimulus_events
 
@@ -44,5 +45,5 @@ __all__ = [
     "read_protocol", "rtms", "sham", "single_pulse", "ten_hz_clinical", "theta_burst", "write_protocol",
     "ConfigError", "load_config", "DEFAULT_LAYERS", "CorticalPatch", "Layer", "PatchModel", "cortical_patch",
     "MEP", "SessionResult", "motor_threshold", "probe_mep", "run_protocol", "run_session",
-    "NeuronField", "neuron_field", "stimulus_events",
+    "NeuronField", "neuron_field", "stimulus_events", "SCENARIOS", "scenario_model",
 ]

@@ -66,7 +66,8 @@ class PatchModel:
     tau_exc 2 ms, tau_inh 8 ms (AMPA / GABA_A decay). In-degrees k_exc, k_inh over the
     sampled neurons with lateral spread sigma_mm (assumed: the patch samples the cortex
     sparsely, so the spread is wider than a column's 0.3 mm); weights w_exc_nS, w_inh_nS and
-    the afferents' w_aff_nS; delays 1.5 ms excitatory, 0.8 ms inhibitory (Potjans &
+    the afferents' w_aff_nS (excitatory-to-excitatory weights are w_exc_nS times
+    ee_weight_factor, see coupling.scenario); delays 1.5 ms excitatory, 0.8 ms inhibitory (Potjans &
     Diesmann). Background: n_background Poisson sources at background_Hz with weight
     w_background_nS onto every neuron; the afferents fire at afferent_Hz. plasticity: rule
     of the excitatory-to-excitatory synapses (None: static). thickness_mm: cortical
@@ -80,6 +81,7 @@ class PatchModel:
     w_exc_nS: float = 1.0
     w_inh_nS: float = 4.0
     w_aff_nS: float = 1.5
+    ee_weight_factor: float = 1.0
     delay_exc_ms: float = 1.5
     delay_inh_ms: float = 0.8
     n_background: int = 100
@@ -105,7 +107,8 @@ class PatchModel:
             if not 0 <= layer.depth <= 1 or not layer.fraction > 0 or layer.waves < 1:
                 raise ValueError(f"PatchModel.layers: {layer.name!r} needs depth in [0, 1], fraction > 0, "
                                  "waves >= 1")
-        for name in ("k_exc", "k_inh", "sigma_mm", "w_exc_nS", "w_inh_nS", "thickness_mm"):
+        for name in ("k_exc", "k_inh", "sigma_mm", "w_exc_nS", "w_inh_nS", "thickness_mm",
+                     "ee_weight_factor"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"PatchModel.{name} must be > 0, got {getattr(self, name)}")
 
@@ -185,8 +188,9 @@ def _projections(model: PatchModel, populations, rng) -> list:
             p0 = min(1.0, k / max(sum(reach), 1e-12))
             for pre in sources:
                 afferent = layers[pre.name].waves > 1
-                weight = model.w_aff_nS if afferent else (model.w_exc_nS if kind == "exc" else model.w_inh_nS)
                 plastic = kind == "exc" and not afferent and layers[post.name].excitatory
+                weight = model.w_aff_nS if afferent else (model.w_exc_nS if kind == "exc" else model.w_inh_nS)
+                weight *= model.ee_weight_factor if plastic else 1.0
                 out.append(neurons.connect(
                     pre, post, neurons.DistanceDependent(p0, model.sigma_mm), weight=weight,
                     delay_ms=model.delay_exc_ms if kind == "exc" else model.delay_inh_ms, receptor=receptor,

@@ -1,0 +1,38 @@
+"""Scenario parameters: what sets the depressed and Val66Met patches apart from the healthy one."""
+
+import numpy as np
+import pytest
+
+import coupling
+import efield
+
+
+@pytest.fixture(scope="module")
+def patches():
+    head = efield.sphere_head(radii_mm=(80.0, 85.0, 90.0, 95.0), max_edge_mm=10.0)
+    return {name: coupling.cortical_patch(head, [0.0, 0.0, 95.0], 6.0, 120, seed=3,
+                                          model=coupling.scenario_model(name))
+            for name in coupling.SCENARIOS}
+
+
+def test_depression_weakens_only_excitatory_to_excitatory_synapses(patches):
+    healthy, depressed = patches["healthy"].network, patches["depressed"].network
+    for a, b in zip(healthy.projections, depressed.projections):
+        assert a.name == b.name
+        np.testing.assert_array_equal(a.pre_ids, b.pre_ids)        # same synapses
+        factor = 0.75 if a.plasticity is not None else 1.0
+        np.testing.assert_allclose(b.weight, factor * a.weight)
+
+
+def test_basal_bdnf_and_release_of_each_scenario(patches):
+    rule = lambda name: next(p.plasticity for p in patches[name].network.projections if p.plasticity)
+    healthy, depressed, met = (rule(n).bdnf for n in coupling.SCENARIOS)
+    assert healthy.steady_state()[-1] == pytest.approx(1.0)         # half-saturation
+    assert depressed.steady_state()[-1] == pytest.approx(0.5)
+    assert (healthy.release_factor, depressed.release_factor, met.release_factor) == (1.0, 1.0, 0.75)
+    assert met.basal_per_s == depressed.basal_per_s
+
+
+def test_unknown_scenario_is_named():
+    with pytest.raises(ValueError, match="anxious"):
+        coupling.scenario_model("anxious")

@@ -111,11 +111,11 @@ def test_itbs_with_saturating_bdnf_potentiates_and_without_bdnf_changes_nothing(
     results = {}
     for label, bdnf in (("bdnf", neurons.BDNF(basal_per_s=1.0)), ("none", neurons.BDNF(release_factor=0.0))):
         rule = neurons.ThreeFactorSTDP(neurons.PairSTDP(A_plus=0.02, A_minus=0.021, w_max=3.0), bdnf)
-        patch = cortical_patch(head, TOP, radius_mm=8.0, n_neurons=300, seed=1,
+        patch = cortical_patch(head, TOP, radius_mm=8.0, n_neurons=150, seed=1,
                                model=PatchModel(plasticity=rule))
         field = neuron_field(head, E, patch, coil.didt_max)
-        results[label] = run_protocol(patch, field, itbs(n_pulses=120), 70.0, probe_minutes=(1.0,),
-                                      after_s=5.0, n_test=4, progress=False)
+        results[label] = run_protocol(patch, field, itbs(n_pulses=60), 70.0, probe_minutes=(1.0,),
+                                      after_s=2.0, n_test=2, progress=False)
     for name, w in results["none"].mean_weights.items():
         assert w["before"] == w["1.0"]
     changed = [w["1.0"] - w["before"] for w in results["bdnf"].mean_weights.values()]

@@ -59,3 +59,37 @@ def plot_session(result, patch, path, *, raster_s: float = 2.0) -> Path:
         fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_course(result, path) -> Path:
+    """MEP proxy, mean plastic weights and mean BDNF over a course (a CourseResult), against
+    days from the course start, with the sessions marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from efield.atomic import atomic_output
+
+    fig, axes = plt.subplots(3, 1, figsize=(9, 9), sharex=True)
+    days = result.times_days
+    for ax in axes:
+        for start in result.calendar.start_days:
+            ax.axvline(start, color="0.85", linewidth=0.8, zorder=0)
+    axes[0].plot(days, result.mep, "o-", markersize=3)
+    axes[0].set(ylabel="MEP proxy (L5E spikes per neuron)",
+                title=f"{result.protocol.name} at {result.percent_mso:.0f} % MSO, "
+                      f"{len(result.calendar)} sessions (grey: session starts)")
+    for name, series in result.mean_weights.items():
+        axes[1].plot(days, series, "o-", markersize=3, label=name)
+    axes[1].set(ylabel="mean weight (nS)")
+    axes[1].legend(fontsize=7)
+    for name, series in result.bdnf.items():
+        axes[2].plot(days, series, "o-", markersize=3, label=name)
+    axes[2].set(ylabel="mean BDNF (half-saturation units)", xlabel="days from the course start")
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=110)
+    plt.close(fig)
+    return path

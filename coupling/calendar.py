@@ -33,7 +33,7 @@ class Calendar:
         if times[0] < 0 or np.any(np.diff(times) <= 0):
             k = 0 if times[0] < 0 else int(np.argmax(np.diff(times) <= 0)) + 1
             raise ValueError(f"Calendar.start_min must be >= 0 and strictly increasing: session {k} "
-                             f"at {times[k]!r} min")
+                             f"at {float(times[k])!r} min")
         times.setflags(write=False)
         object.__setattr__(self, "start_min", times)
 
@@ -113,6 +113,6 @@ class Calendar:
         gaps = np.diff(self.start_min)
         if np.any(gaps < session_min):
             k = int(np.argmax(gaps < session_min))
-            raise ValueError(f"calendar: session {k + 1} at {self.start_min[k + 1]!r} min starts "
-                             f"{gaps[k]!r} min after session {k}, before it ends ({what} lasts "
+            raise ValueError(f"calendar: session {k + 1} at {float(self.start_min[k + 1])!r} min starts "
+                             f"{float(gaps[k])!r} min after session {k}, before it ends ({what} lasts "
                              f"{session_min:.6g} min)")

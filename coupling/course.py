@@ -165,7 +165,7 @@ def run_course(patch: CorticalPatch, field: NeuronField, protocol: Protocol, cal
         raise ValueError(f"run_course: percent_mso must be in [0, 100], got {percent_mso}")
     window = int(round((LEAD_MS + protocol.duration_ms + after_s * 1e3) / dt_ms))
     calendar.check(window * dt_ms / 60e3, f"a session of {protocol!r} with after_s={after_s}")
-    starts = [_steps(m * 60e3, dt_ms, f"calendar session {k} at {m!r} min")
+    starts = [_steps(m * 60e3, dt_ms, f"calendar session {k} at {float(m)!r} min")
               for k, m in enumerate(calendar.start_min)]
     final_steps = _steps(final_probe_days * MS_PER_DAY, dt_ms, f"final_probe_days={final_probe_days!r}")
     run = _Run(patch, field, protocol, calendar, float(percent_mso), folder, after_s, int(n_test), dt_ms,

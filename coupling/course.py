@@ -7,12 +7,14 @@ the end of its window. Between sessions nothing spikes and only the slow variabl
 in closed form or with their exact propagators (neurons.rest), then homeostatic scaling if
 asked for (coupling.homeostasis; operator splitting: consolidation ends within half a minute
 of a gap, against a scaling time constant of a day). The MEP proxy is also measured at the
-course start (the settled patch) and final_probe_days after the end of the last session.
-MEP probes are side runs: they do not advance the course's state or clock.
+course start (the settled patch) and final_probe_days after the end of the last session,
+always with real pulses at the course's percent_mso (also in a sham course). MEP probes are
+side runs: they do not advance the course's state or clock.
 
 Equations and time constants (defaults of coupling.PatchModel and neurons.bdnf)::
 
-    STDP (pair rule)           dw = A+ exp(-dt/tau+) / -A- exp(dt/tau-)   tau+- = 20 ms   Bi & Poo 1998
+    STDP (pair, dt = t_post - t_pre)  +A+ exp(-dt/tau+) if dt >= 0, -A- exp(dt/tau-) if dt < 0
+                                                                          tau+- = 20 ms   Bi & Poo 1998
     eligibility                de/dt = -e/tau_e + STDP increments         tau_e = 1 s     Izhikevich 2007
     consolidation (late phase) dw/dt = g(b) e / tau_c, g(b) = b/(b+1)     tau_c = tau_e   Izhikevich 2007
     spike calcium trace        dc/dt = -c/tau_ca + spikes, release above 2  tau_ca = 100 ms  Edelmann 2015
@@ -22,7 +24,8 @@ Equations and time constants (defaults of coupling.PatchModel and neurons.bdnf):
 
 (neurons.bdnf states the BDNF equations in full; Bi & Poo 1998, J Neurosci 18:10464;
 Izhikevich 2007, Cereb Cortex 17:2443; Edelmann et al. 2015, Neuron 86:1041; Solinas et
-al. 2019, PLoS Comput Biol 15:e1006975; Turrigiano et al. 1998, Nature 391:892.) Over a
+al. 2019, PLoS Comput Biol 15:e1006975; Turrigiano et al. 1998, Nature 391:892; Turrigiano
+2008, Cell 135:422.) Over a
 gap, BDNF follows its exact linear propagator with the basal release, the eligibility left
 at the end of a session is converted (and decays) within about 28 tau_e, and scaling uses
 the rate of each neuron in the last spiking window (the after_s window of the previous

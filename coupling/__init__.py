@@ -14,7 +14,10 @@ from .activation import (
     mso_from_rmt,
     pulse_events,
 )
+from .calendar import Calendar
 from .config import ConfigError, load_config
+from .course import CourseResult, run_course
+from .homeostasis import Homeostasis
 from .patch import DEFAULT_LAYERS, CorticalPatch, Layer, PatchModel, cortical_patch
 from .protocols import (
     Protocol,
@@ -46,4 +49,5 @@ __all__ = [
     "ConfigError", "load_config", "DEFAULT_LAYERS", "CorticalPatch", "Layer", "PatchModel", "cortical_patch",
     "MEP", "SessionResult", "motor_threshold", "probe_mep", "run_protocol", "run_session",
     "NeuronField", "neuron_field", "stimulus_events", "SCENARIOS", "scenario_model",
+    "Calendar", "CourseResult", "Homeostasis", "run_course",
 ]

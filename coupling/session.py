@@ -32,6 +32,8 @@ MEP_WINDOW_MS = 25.0
 MEP_CRITERION = 0.05
 TEST_INTERVAL_MS = 500.0
 SETTLE_MS = 500.0
+LEAD_MS = 10.0
+"""Time from the start of a session's run to its first pulse, ms."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,23 +140,25 @@ class SessionResult:
 def run_protocol(patch: CorticalPatch, field: NeuronField, protocol: Protocol, percent_mso: float, *,
                  probe_minutes=(0.0, 30.0, 60.0), after_s: float = 10.0, n_test: int = 10, dt_ms: float = 0.1,
                  seed: int = 0, rmt_percent_mso: float | None = None, spikes_path=None, snapshots_path=None,
-                 progress: bool = True) -> SessionResult:
+                 progress: bool = True, state=None) -> SessionResult:
     """Deliver `protocol` at percent_mso to the patch (see the module docstring). probe_minutes:
     times after the end of stimulation (>= after_s / 60) at which the MEP proxy (at the same
     intensity as the protocol, n_test pulses) and the mean weights are measured; a probe
-    earlier than after_s is taken at after_s."""
+    earlier than after_s is taken at after_s. state: the NetworkState to start from (e.g. the
+    end of a previous session; default: the patch settled with `seed`). The run lasts
+    LEAD_MS + the protocol's duration + after_s; its spikes count from its start."""
     probe_minutes = tuple(sorted(float(m) for m in probe_minutes))
     if probe_minutes and probe_minutes[0] < 0:
         raise ValueError(f"probe_minutes must be >= 0, got {probe_minutes}")
     test_pct = percent_mso
-    state = settle(patch, dt_ms=dt_ms, seed=seed)
+    if state is None:
+        state = settle(patch, dt_ms=dt_ms, seed=seed)
     before = probe_mep(patch, field, state, test_pct, n_trials=n_test, dt_ms=dt_ms, seed=seed + 1)
     weights = {"before": _mean_weights(patch, state)}
     bdnf = {"before": _mean_bdnf(patch, state)}
-    lead_ms = 10.0
-    events = stimulus_events(patch, field, protocol.times_ms + lead_ms, protocol.field_scale, percent_mso,
+    events = stimulus_events(patch, field, protocol.times_ms + LEAD_MS, protocol.field_scale, percent_mso,
                              dt_ms=dt_ms)
-    run_ms = lead_ms + protocol.duration_ms + after_s * 1e3
+    run_ms = LEAD_MS + protocol.duration_ms + after_s * 1e3
     res = neurons.simulate(patch.network, run_ms, dt_ms, seed=seed + 2, state=state, forced_spikes=events,
                            spikes_path=spikes_path, snapshots_path=snapshots_path, progress=progress)
     state = res.final_state

@@ -13,12 +13,13 @@ from .network import Network, NeuronParams, PoissonInput, Population
 from .plasticity import PairSTDP, TripletSTDP
 from .rest import rest
 from .result import SimulationResult, SpikeTrains, Traces
-from .simulate import simulate
+from .simulate import initial_state, simulate
 
 __all__ = [
     "BDNF", "CurrentInjection", "DistanceDependent", "FixedInDegree", "FixedProbability", "Network",
     "NetworkState", "NeuronParams", "PairSTDP", "PoissonInput", "Population", "Projection",
     "SimulationResult", "SpikeTrains", "ThreeFactorSTDP", "Traces", "TripletSTDP", "brunel", "coba",
-    "connect", "cuba", "read_sonata_spikes", "read_weight_snapshots", "rest", "simulate", "song_stdp",
+    "connect", "cuba", "initial_state", "read_sonata_spikes", "read_weight_snapshots", "rest", "simulate",
+    "song_stdp",
     "write_sonata_network", "write_sonata_spikes",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import jax.numpy as jnp
@@ -17,7 +18,11 @@ def rest(net: Network, state: NetworkState, duration_ms: float, dt_ms: float = 0
     three-factor projections BDNF follows its kinetics with the basal release and converts
     the remaining eligibility (neurons.bdnf.rest_state); membrane and synaptic variables are
     kept as they were, so simulate(..., state=rest(...)) resumes where the last run stopped,
-    duration_ms later on the step counter (which keys the randomness and the BDNF ticks)."""
+    duration_ms later on the step counter (which keys the randomness and the BDNF ticks).
+    The counter is int32 (about 2.5 days at 0.1 ms): a rest that would overflow it wraps it
+    by a multiple of the delay ring's length and of every BDNF tick and chain step, so every
+    phase keyed by the step is kept; only the random stream of a later run with the same seed
+    differs from the one it would have had."""
     n_steps = steps_per(duration_ms, dt_ms, "rest: duration_ms")
     plastic = [p for p in net.projections if p.plasticity is not None]
     if len(plastic) != len(state.plastic):
@@ -32,4 +37,23 @@ def rest(net: Network, state: NetworkState, duration_ms: float, dt_ms: float = 0
                                                stdp.w_min, stdp.w_max, duration_ms * 1e-3)
             tr = replace(tr, third=third)
         traces.append(tr)
-    return replace(state, step=state.step + n_steps, weights=tuple(weights), plastic=tuple(traces))
+    step = int(state.step) + n_steps
+    if step > _INT32_MAX:
+        step %= _step_period(net, state, dt_ms)
+    return replace(state, step=jnp.asarray(step, jnp.int32), weights=tuple(weights), plastic=tuple(traces))
+
+
+_INT32_MAX = 2**31 - 1
+
+
+def _step_period(net: Network, state: NetworkState, dt_ms: float) -> int:
+    """Least common multiple of the delay ring's length and of the tick and chain-step
+    intervals (steps) of every three-factor rule: shifting the step counter by it changes no
+    phase the engine keys by the step."""
+    period = int(state.ring.shape[0])
+    for proj in net.projections:
+        if isinstance(proj.plasticity, ThreeFactorSTDP):
+            rule = proj.plasticity
+            period = math.lcm(period, steps_per(rule.tick_ms, dt_ms, "ThreeFactorSTDP.tick_ms"),
+                              steps_per(rule.bdnf.slow_step_s * 1e3, dt_ms, "BDNF.slow_step_s"))
+    return period

@@ -85,12 +85,11 @@ def simulate(net: Network, duration_ms: float, dt_ms: float = 0.1, seed: int = 0
                           injection_ids=jnp.asarray(_concat(injection_ids), dtype=jnp.int32),
                           record_ids=jnp.asarray(_concat([_global_ids(net, pop, ids, "record")
                                                           for pop, ids in record_split]), dtype=jnp.int32))
+    initial = fresh_state(_v_init(net), weights, base_cfg.ring_slots, plastic)
     if state is None:
-        v_init = np.concatenate([np.broadcast_to(np.asarray(p.v_init_mV, np.float64), (p.n,))
-                                 for p in net.populations])
-        state = fresh_state(v_init, weights, base_cfg.ring_slots, plastic)
+        state = initial
     else:
-        _check_state(state, fresh_state(np.zeros(net.n_neurons), weights, base_cfg.ring_slots, plastic))
+        _check_state(state, initial)
     sizes = {p.name: p.n for p in net.populations}
     plastic_projections = [net.projections[i] for i, _, _ in base_cfg.plasticity]
     snapshot_sizes = {p.name: (p.n_synapses, p.n_post if isinstance(p.plasticity, ThreeFactorSTDP) else None)
@@ -105,6 +104,21 @@ def simulate(net: Network, duration_ms: float, dt_ms: float = 0.1, seed: int = 0
                                      snap_steps)
     trains = SpikeFile(spikes_path, sizes) if spikes_path else spikes.trains()
     return _result(net, trains, records, record_split, state, dt_ms, n_steps, snapshots_path)
+
+
+def initial_state(net: Network, dt_ms: float = 0.1) -> NetworkState:
+    """The NetworkState simulate(net, ..., dt_ms) starts from without state=: v at each
+    population's v_init_mV, no events pending, the initial weights, plasticity traces at rest.
+    Also the template for rebuilding a saved state (same leaves, shapes and dtypes)."""
+    _, _, weights, cfg = _engine_setup(net, dt_ms, None)
+    plastic = [(rule, p.n_pre, p.n_post, p.ell.weight.shape[1])
+               for p, rule in ((net.projections[i], rule) for i, _, rule in cfg.plasticity)]
+    return fresh_state(_v_init(net), weights, cfg.ring_slots, plastic)
+
+
+def _v_init(net: Network) -> np.ndarray:
+    return np.concatenate([np.broadcast_to(np.asarray(p.v_init_mV, np.float64), (p.n,))
+                           for p in net.populations])
 
 
 def _snapshot(writer, plastic_projections, plasticity, state: NetworkState, time_ms: float):

@@ -68,6 +68,17 @@ def _parser() -> argparse.ArgumentParser:
     se.add_argument("--out", type=Path, metavar="DIR", help="results folder (overrides output.folder)")
     se.add_argument("--quiet", action="store_true", help="no progress bars")
     se.set_defaults(run=_run_session)
+    ru = sub.add_parser("run", help="the main job: a treatment course on a cortical patch", description=(
+        "Run an rTMS treatment course from a TOML config (keys and defaults: README, 'Config reference'; "
+        "without a file, the built-in default: a short iTBS course on the depressed patch): head, "
+        "E-field, cortical patch, motor threshold, every session spike by spike with the slow "
+        "variables in between, checkpoints (an interrupted run resumes). Writes config.toml, "
+        "efield.msh, efield.png, course.h5, last_session_spikes.h5, summary.json, course.png, "
+        "raster.png."))
+    ru.add_argument("config", nargs="?", type=Path, help="config file (.toml)")
+    ru.add_argument("--out", type=Path, metavar="DIR", help="results folder (overrides output.folder)")
+    ru.add_argument("--quiet", action="store_true", help="no progress bars")
+    ru.set_defaults(run=_run_course)
     return parser
 
 
@@ -137,18 +148,37 @@ def _run_efield(args) -> int:
     return 0
 
 
-def _run_session(args) -> int:
+def _config(args) -> dict:
     from .config import load_config
-    from .pipeline import run_session_config
 
     config = load_config(args.config)
     if args.out is not None:
         config["output"]["folder"] = str(args.out)
-    result = run_session_config(config, args.config, progress=not args.quiet)
-    summary = result.summary()
+    return config
+
+
+def _run_session(args) -> int:
+    from .pipeline import run_session_config
+
+    config = _config(args)
+    summary = run_session_config(config, progress=not args.quiet).summary()
     after = ", ".join(f"+{k} min {v:.3f}" for k, v in summary["mep_after"].items())
     print(f"{summary['protocol']} ({summary['n_pulses']} pulses) at {summary['percent_mso']:.1f} % MSO: "
-          f"MEP proxy {summary['mep_before']:.3f} before, {after}; results in {config['output']['folder']}/")
+          f"MEP proxy {summary['mep_before']:.3f} before, {after}; results in "
+          f"{config['output']['folder'] or 'results/session'}/")
+    return 0
+
+
+def _run_course(args) -> int:
+    from .pipeline import run_course_config
+
+    config = _config(args)
+    summary = run_course_config(config, progress=not args.quiet).summary()
+    weights = "; ".join(f"{p} {w['start']:.3f} -> {w.get('final', w.get('after_last_session')):.3f}"
+                        for p, w in summary["mean_weights_nS"].items())
+    print(f"{summary['n_sessions']} sessions of {summary['protocol']} at {summary['percent_mso']:.1f} % MSO: "
+          f"MEP proxy x{summary['mep_change'].get('final', float('nan')):.2f}; mean weights (nS) {weights}; "
+          f"results in {config['output']['folder'] or 'results/run'}/")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Run configuration (TOML) for `tmsim session`: every key, its default, and its check.
+"""Run configuration (TOML) for `tmsim session` and `tmsim run`: every key, its default, and
+its check.
 
 A config file holds some of the tables and keys of `SCHEMA`; anything it leaves out takes the
 default. An unknown table or key, or a value of the wrong kind, is an error that names the
@@ -74,6 +75,10 @@ def intensity(config: dict) -> tuple[float, str]:
     return _intensity(config["protocol"]["intensity"])
 
 
+def _bool(v):
+    return None if isinstance(v, bool) else f"expected true or false, got {v!r}"
+
+
 def _minutes(v):
     if not isinstance(v, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0
                                           for x in v):
@@ -99,6 +104,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "n_neurons": Key(500, _number(20, integer=True),
                          "neurons in the patch (L2/3, L5, interneurons, afferents)"),
         "seed": Key(0, _number(0, integer=True), "seed of positions, connectivity and thresholds"),
+        "scenario": Key("depressed", _text("healthy", "depressed", "depressed_val66met"),
+                        "network: healthy, depressed or depressed_val66met (coupling.scenario)"),
     },
     "protocol": {
         "name": Key("itbs", _text(), "protocol name (itbs, ctbs, imtbs, 1hz, 10hz, single, sham-...) or a "
@@ -116,8 +123,21 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "dt_ms": Key(0.1, _number(positive=True), "time step, ms"),
         "seed": Key(0, _number(0, integer=True), "seed of the background activity"),
     },
+    "course": {
+        "calendar": Key("daily", _text("daily", "clinical_10hz", "itbs_daily", "saint"),
+                        "\"daily\" (the keys below), or a named calendar: clinical_10hz, itbs_daily "
+                        "(weeks), saint (days)"),
+        "weeks": Key(1, _number(1, integer=True), "weeks of a daily calendar"),
+        "days_per_week": Key(1, _number(1, 7, integer=True), "session days per week of a daily calendar"),
+        "days": Key(5, _number(1, integer=True), "days of the saint calendar"),
+        "sessions_per_day": Key(2, _number(1, integer=True), "sessions per day of a daily calendar"),
+        "interval_min": Key(50.0, _number(positive=True), "session onset to onset on a day, min"),
+        "final_probe_days": Key(1.0, _number(0.0), "final MEP probe after the last session, days"),
+        "homeostasis": Key(False, _bool, "synaptic scaling between sessions (tau 1 day)"),
+    },
     "output": {
-        "folder": Key("results/session", _text(), "results folder"),
+        "folder": Key("", lambda v: None if isinstance(v, str) else f"expected a string, got {v!r}",
+                      "results folder (empty: results/session or results/run)"),
     },
 }
 
@@ -151,6 +171,35 @@ def load_config(path=None) -> dict[str, dict[str, Any]]:
                 raise ConfigError(f"{path}: {table}.{name}: {message}")
             config[table][name] = value
     return config
+
+
+def calendar(config: dict):
+    """The coupling.Calendar of config["course"]."""
+    from .calendar import Calendar
+
+    course = config["course"]
+    name = course["calendar"]
+    if name == "daily":
+        return Calendar.daily(course["weeks"], course["days_per_week"], course["sessions_per_day"],
+                              course["interval_min"])
+    if name == "saint":
+        return Calendar.saint(course["days"])
+    return getattr(Calendar, name)(course["weeks"])
+
+
+def dump_config(config: dict) -> str:
+    """`config` as TOML text that load_config reads back to the same values."""
+    def value(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return repr(v)
+
+    return "\n".join(f"[{table}]\n" + "".join(f"{k} = {value(v)}\n" for k, v in keys.items())
+                     for table, keys in config.items())
 
 
 def reference_table() -> str:

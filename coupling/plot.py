@@ -1,10 +1,47 @@
-"""Figures of a session (matplotlib, imported when called)."""
+"""Figures of sessions and courses (matplotlib, imported when called)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+
+
+def raster(ax, spikes, patch, protocol, duration_s: float):
+    """Spikes of every population of the patch over the first duration_s of a session run
+    (population blocks stacked), with the protocol's pulses (LEAD_MS after the run's start)."""
+    from .session import LEAD_MS
+
+    offset, end = 0, duration_s * 1e3
+    for k, name in enumerate(patch.populations):
+        times, ids = spikes[name]
+        keep = times < end
+        ax.plot(times[keep] / 1e3, ids[keep] + offset, ",", color=f"C{k}", label=name)
+        offset += patch.network.population(name).n
+    if not protocol.sham:
+        pulses = protocol.times_ms[protocol.times_ms + LEAD_MS < end] + LEAD_MS
+        ax.vlines(pulses / 1e3, 0, offset, colors="k", linewidth=0.3, alpha=0.4)
+    ax.set(xlabel="time (s)", ylabel="neuron", title=f"{protocol.name}: spikes (pulses in grey)")
+    ax.legend(loc="upper right", markerscale=20, fontsize=7)
+
+
+def plot_raster(spikes, patch, protocol, path, *, duration_s: float = 2.0) -> Path:
+    """Raster of a session's spikes (population -> SpikeTrains) to an image file."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from efield.atomic import atomic_output
+
+    fig, ax = plt.subplots(figsize=(9, 5))
+    raster(ax, spikes, patch, protocol, duration_s)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=110)
+    plt.close(fig)
+    return path
 
 
 def plot_session(result, patch, path, *, raster_s: float = 2.0) -> Path:
@@ -19,18 +56,7 @@ def plot_session(result, patch, path, *, raster_s: float = 2.0) -> Path:
     from efield.atomic import atomic_output
 
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
-    ax = axes[0, 0]
-    offset, end = 0, raster_s * 1e3
-    for k, name in enumerate(patch.populations):
-        times, ids = result.spikes[name]
-        keep = times < end
-        ax.plot(times[keep] / 1e3, ids[keep] + offset, ",", color=f"C{k}", label=name)
-        offset += patch.network.population(name).n
-    pulses = result.protocol.times_ms[result.protocol.times_ms < end] + 10.0
-    if not result.protocol.sham:
-        ax.vlines(pulses / 1e3, 0, offset, colors="k", linewidth=0.3, alpha=0.4)
-    ax.set(xlabel="time (s)", ylabel="neuron", title=f"{result.protocol.name}: spikes (pulses in grey)")
-    ax.legend(loc="upper right", markerscale=20, fontsize=7)
+    raster(axes[0, 0], result.spikes, patch, result.protocol, raster_s)
 
     ax = axes[0, 1]
     names = list(patch.populations)

@@ -7,6 +7,7 @@ import matplotlib.image
 import numpy as np
 
 from coupling.cli import main
+from coupling.config import load_config
 
 
 def test_tmsim_session_writes_a_complete_results_folder(tmp_path):
@@ -33,6 +34,7 @@ folder = "{tmp_path / 'out'}"
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == ["config.toml", "efield.msh", "session.png", "spikes.h5",
                                                      "summary.json", "weights.h5"]
+    assert load_config(out / "config.toml") == load_config(config) | {"output": {"folder": str(out)}}
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_pulses"] == 5 and summary["percent_mso"] == 70.0
     assert set(summary["mep_after"]) == {"0.0", "5.0"}
@@ -48,3 +50,38 @@ def test_a_bad_config_key_stops_before_any_work(tmp_path, capsys):
     assert main(["session", str(config), "--out", str(tmp_path / "out")]) == 2
     assert "unknown key patch.neurons" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_tmsim_run_writes_the_course_folder(tmp_path):
+    schedule = tmp_path / "three.toml"
+    schedule.write_text('pulse_times_ms = [0.0, 100.0, 200.0]\n')
+    config = tmp_path / "run.toml"
+    config.write_text(f"""
+[head]
+max_edge_mm = 8.0
+[patch]
+n_neurons = 60
+radius_mm = 6.0
+scenario = "depressed_val66met"
+[protocol]
+name = "{schedule}"
+intensity = "70% MSO"
+[session]
+after_s = 0.2
+n_test = 2
+[course]
+sessions_per_day = 2
+interval_min = 10.0
+final_probe_days = 0.01
+""")
+    out = tmp_path / "out"
+    assert main(["run", str(config), "--out", str(out), "--quiet"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "checkpoint.npz", "config.toml", "course.h5", "course.png", "efield.msh", "efield.png",
+        "last_session_spikes.h5", "raster.png", "summary.json"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_sessions"] == summary["sessions_done"] == 2
+    assert summary["scenario"] == "depressed_val66met"
+    with h5py.File(out / "course.h5") as f:
+        assert list(f["label"][:].astype(str)) == ["start", "before", "after", "before", "after", "final"]
+        np.testing.assert_allclose(f["session_start_days"][:], [540 / 1440, 550 / 1440])

@@ -190,3 +190,86 @@ def _face_components(faces: np.ndarray) -> np.ndarray:
     node_graph = (incidence.T @ incidence).tocsr()
     _, node_label = connected_components(node_graph, directed=False)
     return node_label[faces[:, 0]]
+
+
+DEGENERATE_SHAPE = 1e-3
+"""Shape measure (see `mesh_quality`) below which a tetrahedron counts as degenerate."""
+
+_EDGES = np.array([[0, 1], [0, 2], [0, 3], [1, 2], [1, 3], [2, 3]])
+
+
+def tet_shape(mesh: TetMesh) -> np.ndarray:
+    """Shape measure per tetrahedron: 6 sqrt(2) |V| / l_max^3, 1 for a regular one, 0 when flat."""
+    p = mesh.nodes[mesh.tets]
+    longest = np.linalg.norm(p[:, _EDGES[:, 1]] - p[:, _EDGES[:, 0]], axis=2).max(axis=1)
+    return 6.0 * np.sqrt(2.0) * mesh.volumes / longest ** 3
+
+
+def min_dihedral_deg(mesh: TetMesh) -> np.ndarray:
+    """Smallest dihedral angle of each tetrahedron, degrees (70.5 for a regular one)."""
+    p = mesh.nodes[mesh.tets]
+    faces = np.array([[1, 2, 3], [0, 3, 2], [0, 1, 3], [0, 2, 1]])
+    n = np.cross(p[:, faces[:, 1]] - p[:, faces[:, 0]], p[:, faces[:, 2]] - p[:, faces[:, 0]])
+    n /= np.maximum(np.linalg.norm(n, axis=2, keepdims=True), 1e-300)
+    # the dihedral angle at the edge shared by faces i and j is pi minus the angle of their normals
+    i, j = np.triu_indices(4, 1)
+    cos = -np.einsum("mki,mki->mk", n[:, i], n[:, j])
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))).min(axis=1)
+
+
+def mesh_quality(mesh: TetMesh) -> dict:
+    """Quality figures of a tetrahedral mesh, overall ("all") and per tissue tag.
+
+    Each entry: n_tets; volume_ml; inverted (tetrahedra with signed volume <= 0 for gmsh's
+    right-handed node order); degenerate (shape measure below `DEGENERATE_SHAPE`); min_shape
+    and median_shape (see `tet_shape`); min_dihedral_deg; under_5_deg (tetrahedra with a
+    dihedral angle below 5 degrees).
+    """
+    shape, dihedral, signed = tet_shape(mesh), min_dihedral_deg(mesh), mesh.signed_volumes
+
+    def figures(sel):
+        return {"n_tets": int(sel.sum()), "volume_ml": float(mesh.volumes[sel].sum() / 1000.0),
+                "inverted": int((signed[sel] <= 0).sum()),
+                "degenerate": int((shape[sel] < DEGENERATE_SHAPE).sum()),
+                "min_shape": float(shape[sel].min()), "median_shape": float(np.median(shape[sel])),
+                "min_dihedral_deg": float(dihedral[sel].min()),
+                "under_5_deg": int((dihedral[sel] < 5.0).sum())}
+
+    out = {"all": figures(np.ones(mesh.n_tets, bool))}
+    out.update({tag: figures(mesh.tags == tag) for tag in mesh.tissues})
+    return out
+
+
+def tissues_along(mesh: TetMesh, start_mm, direction, depth_mm: float = 60.0,
+                  step_mm: float = 0.1) -> list[tuple[int, float, float]]:
+    """The tissues met walking from `start_mm` along `direction` for depth_mm.
+
+    Returns runs (tag, from_mm, to_mm) in order, depths from start_mm (mm, to the nearest
+    step_mm); 0 stands for outside the mesh. Points are located in the tetrahedra near them
+    with barycentric coordinates.
+    """
+    from scipy.spatial import cKDTree
+
+    start = np.asarray(start_mm, float)
+    d = np.asarray(direction, float)
+    d = d / np.linalg.norm(d)
+    depth = np.arange(0.0, depth_mm + 0.5 * step_mm, step_mm)
+    points = start + depth[:, None] * d
+    near = np.flatnonzero(np.linalg.norm(mesh.barycenters - start, axis=1) < depth_mm + 50.0)
+    corners = mesh.nodes[mesh.tets[near]]
+    reach = np.linalg.norm(corners - corners.mean(axis=1, keepdims=True), axis=2).max()
+    tree = cKDTree(corners.mean(axis=1))
+    tag = np.zeros(len(points), np.int64)
+    for k, p in enumerate(points):
+        cand = tree.query_ball_point(p, reach)
+        if not cand:
+            continue
+        c = corners[cand]
+        t = np.linalg.solve(np.transpose(c[:, 1:] - c[:, :1], (0, 2, 1)), (p - c[:, 0])[..., None])[..., 0]
+        inside = (t >= -1e-9).all(axis=1) & (t.sum(axis=1) <= 1 + 1e-9)
+        if inside.any():
+            tag[k] = mesh.tags[near[cand[int(np.argmax(inside))]]]
+    change = np.flatnonzero(np.diff(tag)) + 1
+    starts = np.r_[0, change]
+    ends = np.r_[change, len(tag)] - 1
+    return [(int(tag[s]), float(depth[s]), float(depth[e])) for s, e in zip(starts, ends)]

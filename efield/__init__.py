@@ -12,17 +12,19 @@ from .analytic import analytic_sphere_field  # noqa: E402
 from .coil import Coil, circular_coil, figure8_70mm, figure8_coil  # noqa: E402
 from .conductivity import DEFAULT_CONDUCTIVITY  # noqa: E402
 from .io import MshFormatError, read_msh, write_msh  # noqa: E402
-from .mesh import TISSUE_NAMES, TetMesh  # noqa: E402
+from .mesh import TISSUE_NAMES, TetMesh, mesh_quality  # noqa: E402
 from .placement import Placement, check_clearance  # noqa: E402
 from .primary import coil_dadt  # noqa: E402
 from .result import EFieldResult  # noqa: E402
 from .simulate import simulate  # noqa: E402
 from .solver import FieldSolver, SolverError  # noqa: E402
 from .sphere import sphere_head  # noqa: E402
+from .template import template_head, template_quality  # noqa: E402
 
 __all__ = [
     "Coil", "DEFAULT_CONDUCTIVITY", "EFieldResult", "FieldSolver", "MshFormatError",
     "Placement", "SolverError", "TISSUE_NAMES", "TetMesh", "analytic_sphere_field",
     "check_clearance", "circular_coil", "coil_dadt", "figure8_70mm", "figure8_coil",
-    "read_msh", "simulate", "sphere_head", "write_msh",
+    "mesh_quality", "read_msh", "simulate", "sphere_head", "template_head", "template_quality",
+    "write_msh",
 ]

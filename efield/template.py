@@ -237,9 +237,10 @@ def repaired_surfaces(progress=None) -> dict[str, tuple[np.ndarray, np.ndarray]]
 
 
 def refine(surface: tuple, max_edge_mm: float) -> tuple[np.ndarray, np.ndarray]:
-    """Split the surface at edge midpoints until its median edge is at most max_edge_mm."""
+    """Split the surface at edge midpoints while its median edge exceeds sqrt(2) max_edge_mm,
+    which leaves the median edge within a factor sqrt(2) of max_edge_mm or below it."""
     v, t = surface
-    while np.median(np.linalg.norm(v[t] - v[np.roll(t, 1, axis=1)], axis=2)) > max_edge_mm:
+    while np.median(np.linalg.norm(v[t] - v[np.roll(t, 1, axis=1)], axis=2)) > np.sqrt(2) * max_edge_mm:
         v, t = sr.subdivide(v, t)
     return v, t
 

@@ -245,31 +245,47 @@ def tissues_along(mesh: TetMesh, start_mm, direction, depth_mm: float = 60.0,
     """The tissues met walking from `start_mm` along `direction` for depth_mm.
 
     Returns runs (tag, from_mm, to_mm) in order, depths from start_mm (mm, to the nearest
-    step_mm); 0 stands for outside the mesh. Points are located in the tetrahedra near them
-    with barycentric coordinates.
+    step_mm); 0 stands for outside the mesh.
     """
-    from scipy.spatial import cKDTree
-
     start = np.asarray(start_mm, float)
     d = np.asarray(direction, float)
     d = d / np.linalg.norm(d)
     depth = np.arange(0.0, depth_mm + 0.5 * step_mm, step_mm)
-    points = start + depth[:, None] * d
-    near = np.flatnonzero(np.linalg.norm(mesh.barycenters - start, axis=1) < depth_mm + 50.0)
-    corners = mesh.nodes[mesh.tets[near]]
-    reach = np.linalg.norm(corners - corners.mean(axis=1, keepdims=True), axis=2).max()
-    tree = cKDTree(corners.mean(axis=1))
-    tag = np.zeros(len(points), np.int64)
-    for k, p in enumerate(points):
-        cand = tree.query_ball_point(p, reach)
-        if not cand:
-            continue
-        c = corners[cand]
-        t = np.linalg.solve(np.transpose(c[:, 1:] - c[:, :1], (0, 2, 1)), (p - c[:, 0])[..., None])[..., 0]
-        inside = (t >= -1e-9).all(axis=1) & (t.sum(axis=1) <= 1 + 1e-9)
-        if inside.any():
-            tag[k] = mesh.tags[near[cand[int(np.argmax(inside))]]]
+    tag = locate_tags(mesh, start + depth[:, None] * d)
     change = np.flatnonzero(np.diff(tag)) + 1
     starts = np.r_[0, change]
     ends = np.r_[change, len(tag)] - 1
     return [(int(tag[s]), float(depth[s]), float(depth[e])) for s, e in zip(starts, ends)]
+
+
+def locate_tags(mesh: TetMesh, points_mm) -> np.ndarray:
+    """Tissue tag of the tetrahedron containing each point (n,), 0 outside the mesh.
+
+    Candidates are the tetrahedra with the nearest barycentres, 16 then more; a point is
+    declared outside once every tetrahedron whose barycentre is within the largest
+    barycentre-to-corner distance has been tried.
+    """
+    from scipy.spatial import cKDTree
+
+    points = np.asarray(points_mm, float).reshape(-1, 3)
+    corners = mesh.nodes[mesh.tets]
+    centres = mesh.barycenters
+    reach = np.linalg.norm(corners - centres[:, None], axis=2).max()
+    tree = cKDTree(centres)
+    tag = np.zeros(len(points), np.int64)
+    todo, k = np.arange(len(points)), 16
+    while len(todo):
+        k = min(k, mesh.n_tets)
+        dist, cand = tree.query(points[todo], k=k)
+        dist, cand = dist.reshape(len(todo), k), cand.reshape(len(todo), k)
+        c = corners[cand]                                           # (n, k, 4, 3)
+        edges = np.swapaxes(c[:, :, 1:] - c[:, :, :1], 2, 3)
+        t = np.linalg.solve(edges, (points[todo, None] - c[:, :, 0])[..., None])[..., 0]
+        inside = (t >= -1e-9).all(axis=2) & (t.sum(axis=2) <= 1 + 1e-9)
+        found = inside.any(axis=1)
+        rows = np.flatnonzero(found)
+        tag[todo[rows]] = mesh.tags[cand[rows, inside[rows].argmax(axis=1)]]
+        # every tetrahedron that could hold the point has been tried
+        exhausted = (dist[:, -1] > reach) | (k == mesh.n_tets)
+        todo, k = todo[~found & ~exhausted], 4 * k
+    return tag

@@ -186,3 +186,30 @@ def test_full_resolution_head(tmp_path, electrodes):
     check_volumes(full)
     check_layers(full, electrodes)
     assert 100.0 < peak_at_f3(full, electrodes) < 300.0
+
+
+def test_cli_efield_on_the_template_head(head, cache_dir, electrodes, tmp_path, monkeypatch):
+    import json
+
+    from coupling import cli
+
+    assert cli.TEMPLATE_MAX_EDGE_MM == template.DEFAULT_MAX_EDGE_MM
+    monkeypatch.setenv("TMSIM_CACHE_DIR", str(cache_dir))         # the fixture's build is reused
+    f3 = ",".join(f"{v:.3f}" for v in electrodes["F3"])
+    out = tmp_path / "run"
+    assert cli.main(["efield", "--head", "template", "--max-edge", str(FAST_MAX_EDGE_MM),
+                     "--centre", f3, "--out", str(out), "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["mesh"] == f"template, max edge {FAST_MAX_EDGE_MM:g} mm"
+    assert summary["n_tets"] == head.n_tets
+    # the strongest field lies under the coil at F3, not elsewhere on the head
+    assert np.linalg.norm(np.array(summary["max_location_mm"]) - electrodes["F3"]) < 40.0
+
+
+def test_tissues_along_a_ray_match_the_sphere_radii():
+    head = efield.sphere_head(radii_mm=(85, 90, 95), max_edge_mm=8.0)
+    runs = tissues_along(head, [0.0, 0.0, 100.0], [0.0, 0.0, -1.0], depth_mm=30.0, step_mm=0.1)
+    assert [r[0] for r in runs] == [0, SCALP, BONE, GM]
+    # boundaries at depths 5, 10, 15 mm, up to the facets' sag (8 mm chords on r = 85-95 mm)
+    for (_, _, end), exact in zip(runs[:3], (5.0, 10.0, 15.0)):
+        assert abs(end + 0.1 - exact) < 0.4

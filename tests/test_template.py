@@ -198,12 +198,13 @@ def test_cli_efield_on_the_template_head(head, cache_dir, electrodes, tmp_path, 
     f3 = ",".join(f"{v:.3f}" for v in electrodes["F3"])
     out = tmp_path / "run"
     assert cli.main(["efield", "--head", "template", "--max-edge", str(FAST_MAX_EDGE_MM),
-                     "--centre", f3, "--out", str(out), "--quiet"]) == 0
+                     f"--centre={f3}", "--out", str(out), "--quiet"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["mesh"] == f"template, max edge {FAST_MAX_EDGE_MM:g} mm"
     assert summary["n_tets"] == head.n_tets
-    # the strongest field lies under the coil at F3, not elsewhere on the head
-    assert np.linalg.norm(np.array(summary["max_location_mm"]) - electrodes["F3"]) < 40.0
+    # the strongest field in the cortex lies under the coil at F3 (the cortex is about 20 mm deep)
+    gm_peak = np.array(summary["tissues"][str(GM)]["max_location_mm"])
+    assert np.linalg.norm(gm_peak - electrodes["F3"]) < 40.0
 
 
 def test_tissues_along_a_ray_match_the_sphere_radii():

@@ -8,7 +8,7 @@ import efield.template as template
 from efield.mesh import DEGENERATE_SHAPE, tet_shape, tissues_along
 
 FAST_MAX_EDGE_MM = 6.0
-"""Reduced resolution for the fast suite (about 0.56M tetrahedra)."""
+"""Reduced resolution for the fast suite (about 0.62M tetrahedra)."""
 
 WM, GM, CSF, BONE, SCALP = 1, 2, 3, 4, 5
 
@@ -214,3 +214,40 @@ def test_tissues_along_a_ray_match_the_sphere_radii():
     # boundaries at depths 5, 10, 15 mm, up to the facets' sag (8 mm chords on r = 85-95 mm)
     for (_, _, end), exact in zip(runs[:3], (5.0, 10.0, 15.0)):
         assert abs(end + 0.1 - exact) < 0.4
+
+
+def _octahedron(radius=10.0):
+    v = radius * np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], float)
+    t = np.array([[0, 2, 4], [2, 1, 4], [1, 3, 4], [3, 0, 4], [2, 0, 5], [1, 2, 5], [3, 1, 5], [0, 3, 5]])
+    return v, t
+
+
+def test_subdivision_keeps_the_shape_and_correspondence():
+    from efield import surface_repair as sr
+
+    v, t = _octahedron()
+    fine_v, fine_t = sr.subdivide(v, t)
+    assert len(fine_v) == 6 + 12 and len(fine_t) == 4 * 8        # one new vertex per edge
+    np.testing.assert_allclose(fine_v[:6], v)                       # old vertices keep their index
+    exact = 4.0 / 3.0 * 10.0 ** 3                                   # octahedron of radius 10 mm
+    assert sr.enclosed_volume(v, t) == pytest.approx(exact)
+    assert sr.enclosed_volume(fine_v, fine_t) == pytest.approx(exact)
+    assert len(sr.intersecting_pairs(fine_v, fine_t)) == 0
+
+
+def test_intersections_are_found():
+    from efield import surface_repair as sr
+
+    v, t = _octahedron()
+    # a copy shifted by half a radius crosses the original; one shifted by three radii does not
+    assert len(sr.intersecting_pairs(v, t, v + [5.0, 0, 0], t)) > 0
+    assert len(sr.intersecting_pairs(v, t, v + [30.0, 0, 0], t)) == 0
+    # a smaller copy inside does not cross it
+    assert len(sr.intersecting_pairs(v, t, 0.5 * v, t)) == 0
+    # pulling the top vertex down through the bottom makes the surface cross itself
+    v, t = sr.subdivide(*sr.subdivide(v, t))
+    assert len(sr.intersecting_pairs(v, t)) == 0
+    folded = v.copy()
+    folded[4] = [0.0, 0.0, -15.0]
+    pairs = sr.intersecting_pairs(folded, t)
+    assert len(pairs) > 0 and np.isin(4, t[pairs[:, 0]]) | np.isin(4, t[pairs[:, 1]])

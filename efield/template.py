@@ -28,11 +28,11 @@ Repairs of the source surfaces (numbers for fsaverage as shipped by MNE 1.13 / n
 Derived compartments:
 
 - Outer skull: the inner skull offset outward along smoothed normals by a bone thickness of
-  `BONE_MM` (6 mm; the adult cranial vault is 5-8 mm thick in most places, e.g. Lillie et al.
-  2016, J. Anat. 228: 400-410), reduced where the scalp is near so that at least `MIN_SCALP_MM`
-  of scalp remains (the fsaverage scalp is only 6.1 mm outside the inner skull at its
-  thinnest, median 13 mm). The thickness field is smoothed over the surface before the
-  offset, and any folds are smoothed out.
+  `BONE_MM` (6 mm; adult cranial vault thickness is 3-12 mm, mean about 6-7 mm: Lynnerup
+  2001, Forensic Sci. Int. 117: 45), reduced where the scalp is near so that at least
+  `MIN_SCALP_MM` (3 mm) of scalp remains (the fsaverage scalp is only 6.1 mm outside the
+  inner skull at its thinnest, median 13 mm). The thickness field is smoothed over the
+  surface before the offset, and any folds are smoothed out.
 - CSF: everything between the pial surfaces and the inner skull, which on fsaverage is wide
   (median 18 mm from a pial vertex to the inner skull, 6-9 mm at the vertex, the poles and
   the sides): the average brain is smaller than the average skull.

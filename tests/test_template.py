@@ -57,8 +57,8 @@ def check_volumes(head):
     ml = {tag: head.tissue_volume(tag) / 1000.0 for tag in head.tissues}
     intracranial = ml[WM] + ml[GM] + ml[CSF]
     # Intracranial volume of adults is 1.2-1.7 L (e.g. Buckner et al. 2004, NeuroImage 23: 724);
-    # fsaverage lives in the MNI305 frame, scaled up by about 10 % per axis (Talairach-like
-    # scaling), which gives about 1.3x the volume: allow up to 2.3 L.
+    # fsaverage lives in the MNI305 frame, which is larger than native heads (Lancaster et al.
+    # 2007, Hum. Brain Mapp. 28: 1194); its inner skull encloses 2.19 L: allow up to 2.3 L.
     assert 1.2 < intracranial / 1000 < 2.3
     # Cerebral white matter 0.35-0.6 L; the white surface also encloses the basal ganglia,
     # thalamus and lateral ventricles (about 0.1 L), hence up to 0.75 L.
@@ -101,8 +101,8 @@ def check_layers(head, electrodes):
             tags = [r[0] for r in runs]
             assert tags[:4] == [SCALP, BONE, CSF, GM], (name, offset, runs)
             scalp, bone = runs[0], runs[1]
-            # scalp 3-10 mm (soft tissue over the vault, e.g. Lu et al. 2019), bone 3-10 mm
-            # (cranial vault, Lillie et al. 2016, J. Anat. 228: 400)
+            # scalp (skin, fat, galea, muscle) 3-10 mm over the vault; bone 3-10 mm (cranial
+            # vault thickness 3-12 mm, mean about 6-7 mm: Lynnerup 2001, Forensic Sci. Int. 117: 45)
             assert 3.0 <= scalp[2] - scalp[1] + 0.2 <= 10.0, (name, runs)
             assert 3.0 <= bone[2] - bone[1] + 0.2 <= 10.0, (name, runs)
         # scalp-to-cortex distance over F3 and C3 is 12-22 mm in adults (e.g. Stokes et al. 2007,

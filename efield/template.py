@@ -335,8 +335,11 @@ def template_head(max_edge_mm: float = DEFAULT_MAX_EDGE_MM, *, cache_dir=None,
                   progress: bool = True) -> TetMesh:
     """The built-in five-tissue template head (fsaverage), built on first use and cached.
 
-    max_edge_mm: resolution, mm: source surfaces are split until their median edge is at most
-        this, and tetrahedra are at most this long (gmsh MeshSizeMax).
+    max_edge_mm: resolution, mm: each source surface is split at edge midpoints while its
+        median edge exceeds sqrt(2) times this, and gmsh fills the volumes with tetrahedra up
+        to this long (MeshSizeMax); edges on the surfaces follow the split surfaces (the
+        fsaverage surfaces have 3 mm edges, 9 mm on the scalp). 3 mm gives about 1.03M
+        tetrahedra, 6 mm about 0.62M.
     cache_dir: folder for the cached mesh; default $TMSIM_CACHE_DIR, else ~/.cache/tmsim.
         The file name holds a hash of the versions of MNE-Python, nilearn and gmsh,
         `TEMPLATE_VERSION` and max_edge_mm, so a change of any gives a new build.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
@@ -265,13 +266,8 @@ def locate_tags(mesh: TetMesh, points_mm) -> np.ndarray:
     declared outside once every tetrahedron whose barycentre is within the largest
     barycentre-to-corner distance has been tried.
     """
-    from scipy.spatial import cKDTree
-
     points = np.asarray(points_mm, float).reshape(-1, 3)
-    corners = mesh.nodes[mesh.tets]
-    centres = mesh.barycenters
-    reach = np.linalg.norm(corners - centres[:, None], axis=2).max()
-    tree = cKDTree(centres)
+    tree, corners, reach = _locator(mesh)
     tag = np.zeros(len(points), np.int64)
     todo, k = np.arange(len(points)), 16
     while len(todo):
@@ -289,3 +285,18 @@ def locate_tags(mesh: TetMesh, points_mm) -> np.ndarray:
         exhausted = (dist[:, -1] > reach) | (k == mesh.n_tets)
         todo, k = todo[~found & ~exhausted], 4 * k
     return tag
+
+
+_LOCATORS: "weakref.WeakKeyDictionary[TetMesh, tuple]" = weakref.WeakKeyDictionary()
+
+
+def _locator(mesh: TetMesh):
+    """KD-tree of barycentres, tetrahedron corners and the largest barycentre-to-corner
+    distance, built once per mesh."""
+    if mesh not in _LOCATORS:
+        from scipy.spatial import cKDTree
+
+        corners = mesh.nodes[mesh.tets]
+        reach = float(np.linalg.norm(corners - mesh.barycenters[:, None], axis=2).max())
+        _LOCATORS[mesh] = (cKDTree(mesh.barycenters), corners, reach)
+    return _LOCATORS[mesh]

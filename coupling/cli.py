@@ -10,6 +10,10 @@ from pathlib import Path
 import numpy as np
 
 BUILTIN_COILS = ("fig8-70", "circular")
+SPHERE_MAX_EDGE_MM = 4.0
+TEMPLATE_MAX_EDGE_MM = 3.0
+"""Default --max-edge of the template head: efield.template.DEFAULT_MAX_EDGE_MM (not imported
+here, to keep `tmsim --help` fast)."""
 
 
 def main(argv=None) -> int:
@@ -34,18 +38,22 @@ def _parser() -> argparse.ArgumentParser:
         "efield.msh (E, magnE per element; v, D per node; opens in Gmsh and SimNIBS), "
         "efield.h5 (summary and fields), efield.png and summary.json."))
     head = ef.add_mutually_exclusive_group()
-    head.add_argument("--head", choices=["sphere"], default="sphere",
-                      help="built-in head model (default: sphere, radii 85/90/95 mm)")
+    head.add_argument("--head", choices=["sphere", "template"], default="sphere",
+                      help="built-in head model: sphere (radii 85/90/95 mm, the default) or "
+                           "template (five tissues from fsaverage; built on first use, then cached "
+                           "in $TMSIM_CACHE_DIR or ~/.cache/tmsim)")
     head.add_argument("--mesh", type=Path, help="head mesh file (.msh, e.g. from SimNIBS charm)")
-    ef.add_argument("--max-edge", type=float, default=4.0, metavar="MM",
-                    help="largest tetrahedron edge of the built-in sphere head (default 4 mm)")
+    ef.add_argument("--max-edge", type=float, metavar="MM",
+                    help="resolution of the built-in head: largest tetrahedron edge, mm "
+                         f"(default {SPHERE_MAX_EDGE_MM:g} for the sphere, "
+                         f"{TEMPLATE_MAX_EDGE_MM:g} for the template)")
     ef.add_argument("--coil", default="fig8-70",
                     help=f"built-in coil ({', '.join(BUILTIN_COILS)}) or a .ccd/.tcd file "
                          "(default fig8-70: Magstim 70 mm figure-8 model)")
     ef.add_argument("--centre", type=_xyz_or_label, metavar="X,Y,Z|LABEL",
                     help="point on or near the scalp under the coil centre, mm, or an EEG "
-                         "label such as F3 (default for the sphere: the top, 0,0,95); on the "
-                         "sphere, labels take MNE's spherical 10-05 positions")
+                         "label such as F3 (default: the top of the sphere, 0,0,95; Cz on the "
+                         "template); on the sphere, labels take MNE's spherical 10-05 positions")
     ef.add_argument("--handle", type=_xyz_or_label, metavar="X,Y,Z|LABEL",
                     help="point the coil handle points to, mm, or an EEG label (SimNIBS pos_ydir)")
     ef.add_argument("--distance", type=float, default=4.0, metavar="MM",
@@ -120,8 +128,7 @@ def _run_efield(args) -> int:
         coil = _coil(args.coil)
         bar.update()
         step(1)
-        mesh = efield.read_msh(args.mesh) if args.mesh else efield.sphere_head(
-            max_edge_mm=args.max_edge)
+        mesh, description = _head(args)
         bar.update()
         step(2)
         placement = _placement(args, mesh)
@@ -138,7 +145,7 @@ def _run_efield(args) -> int:
         result.save(args.out / "efield.h5")
         plot_result(result, args.out / "efield.png")
         summary = result.summary()
-        summary.update(mesh=str(args.mesh or f"sphere, max edge {args.max_edge} mm"),
+        summary.update(mesh=description,
                        n_tets=mesh.n_tets, cg_iterations=solver.iterations,
                        timings_s=solver.timings)
         _write_json(args.out / "summary.json", summary)
@@ -210,9 +217,9 @@ def _placement(args, mesh):
     if centre is None:
         if args.mesh is not None:
             raise ValueError("--centre (or --matsimnibs) is required with --mesh")
-        centre = np.array([0.0, 0.0, 95.0])
+        centre = mesh.eeg_position("Cz") if args.head == "template" else np.array([0.0, 0.0, 95.0])
     handle = _resolve(mesh, args.handle, "--handle")
-    if handle is None and args.mesh is None:
+    if handle is None and args.mesh is None and args.head == "sphere":
         handle = centre + [0, 50, 0]
     return efield.Placement.on_scalp(mesh, centre, handle, distance_mm=args.distance)
 
@@ -225,6 +232,21 @@ def _resolve(mesh, value, option: str):
         return mesh.eeg_position(value)
     except ValueError as err:
         raise ValueError(f"{option}: {err}") from None
+
+
+def _head(args):
+    """The head mesh and its description: a file (--mesh) or a built-in head at --max-edge."""
+    import efield
+
+    if args.mesh is not None:
+        return efield.read_msh(args.mesh), str(args.mesh)
+    if args.head == "template":
+        max_edge = TEMPLATE_MAX_EDGE_MM if args.max_edge is None else args.max_edge
+        mesh = efield.template_head(max_edge_mm=max_edge, progress=not args.quiet)
+    else:
+        max_edge = SPHERE_MAX_EDGE_MM if args.max_edge is None else args.max_edge
+        mesh = efield.sphere_head(max_edge_mm=max_edge)
+    return mesh, f"{args.head}, max edge {max_edge:g} mm"
 
 
 def _delimiter(path: Path):

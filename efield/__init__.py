@@ -14,7 +14,7 @@ from .conductivity import DEFAULT_CONDUCTIVITY  # noqa: E402
 from .cortex import CorticalLayer, containing_tets, cortical_layer, field_at  # noqa: E402
 from .eeg import project_to_scalp, read_eeg_positions, standard_positions, write_eeg_positions  # noqa: E402
 from .io import MshFormatError, read_msh, write_msh  # noqa: E402
-from .mesh import TISSUE_NAMES, TetMesh  # noqa: E402
+from .mesh import TISSUE_NAMES, TetMesh, mesh_quality  # noqa: E402
 from .placement import Placement, check_clearance  # noqa: E402
 from .primary import coil_dadt  # noqa: E402
 from .result import EFieldResult  # noqa: E402
@@ -22,12 +22,14 @@ from .simulate import simulate  # noqa: E402
 from .solver import FieldSolver, SolverError  # noqa: E402
 from .sphere import sphere_head  # noqa: E402
 from .subject import load_subject  # noqa: E402
+from .template import template_head, template_quality  # noqa: E402
 
 __all__ = [
     "Coil", "CorticalLayer", "DEFAULT_CONDUCTIVITY", "EFieldResult", "FieldSolver",
     "MshFormatError", "Placement", "SolverError", "TISSUE_NAMES", "TetMesh",
     "analytic_sphere_field", "check_clearance", "circular_coil", "coil_dadt",
     "containing_tets", "cortical_layer", "field_at", "figure8_70mm", "figure8_coil",
-    "load_subject", "project_to_scalp", "read_eeg_positions", "read_msh", "simulate",
-    "sphere_head", "standard_positions", "write_eeg_positions", "write_msh",
+    "load_subject", "mesh_quality", "project_to_scalp", "read_eeg_positions", "read_msh", "simulate",
+    "sphere_head", "standard_positions", "template_head", "template_quality", "write_eeg_positions",
+    "write_msh",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field, replace
 from difflib import get_close_matches
 from functools import cached_property
@@ -235,3 +236,112 @@ def _face_components(faces: np.ndarray) -> np.ndarray:
     node_graph = (incidence.T @ incidence).tocsr()
     _, node_label = connected_components(node_graph, directed=False)
     return node_label[faces[:, 0]]
+
+
+DEGENERATE_SHAPE = 1e-3
+"""Shape measure (see `mesh_quality`) below which a tetrahedron counts as degenerate."""
+
+_EDGES = np.array([[0, 1], [0, 2], [0, 3], [1, 2], [1, 3], [2, 3]])
+
+
+def tet_shape(mesh: TetMesh) -> np.ndarray:
+    """Shape measure per tetrahedron: 6 sqrt(2) |V| / l_max^3, 1 for a regular one, 0 when flat."""
+    p = mesh.nodes[mesh.tets]
+    longest = np.linalg.norm(p[:, _EDGES[:, 1]] - p[:, _EDGES[:, 0]], axis=2).max(axis=1)
+    return 6.0 * np.sqrt(2.0) * mesh.volumes / longest ** 3
+
+
+def min_dihedral_deg(mesh: TetMesh) -> np.ndarray:
+    """Smallest dihedral angle of each tetrahedron, degrees (70.5 for a regular one)."""
+    p = mesh.nodes[mesh.tets]
+    faces = np.array([[1, 2, 3], [0, 3, 2], [0, 1, 3], [0, 2, 1]])
+    n = np.cross(p[:, faces[:, 1]] - p[:, faces[:, 0]], p[:, faces[:, 2]] - p[:, faces[:, 0]])
+    n /= np.maximum(np.linalg.norm(n, axis=2, keepdims=True), 1e-300)
+    # the dihedral angle at the edge shared by faces i and j is pi minus the angle of their normals
+    i, j = np.triu_indices(4, 1)
+    cos = -np.einsum("mki,mki->mk", n[:, i], n[:, j])
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))).min(axis=1)
+
+
+def mesh_quality(mesh: TetMesh) -> dict:
+    """Quality figures of a tetrahedral mesh, overall ("all") and per tissue tag.
+
+    Each entry: n_tets; volume_ml; inverted (tetrahedra with signed volume <= 0 for gmsh's
+    right-handed node order); degenerate (shape measure below `DEGENERATE_SHAPE`); min_shape
+    and median_shape (see `tet_shape`); min_dihedral_deg; under_5_deg (tetrahedra with a
+    dihedral angle below 5 degrees).
+    """
+    shape, dihedral, signed = tet_shape(mesh), min_dihedral_deg(mesh), mesh.signed_volumes
+
+    def figures(sel):
+        return {"n_tets": int(sel.sum()), "volume_ml": float(mesh.volumes[sel].sum() / 1000.0),
+                "inverted": int((signed[sel] <= 0).sum()),
+                "degenerate": int((shape[sel] < DEGENERATE_SHAPE).sum()),
+                "min_shape": float(shape[sel].min()), "median_shape": float(np.median(shape[sel])),
+                "min_dihedral_deg": float(dihedral[sel].min()),
+                "under_5_deg": int((dihedral[sel] < 5.0).sum())}
+
+    out = {"all": figures(np.ones(mesh.n_tets, bool))}
+    out.update({tag: figures(mesh.tags == tag) for tag in mesh.tissues})
+    return out
+
+
+def tissues_along(mesh: TetMesh, start_mm, direction, depth_mm: float = 60.0,
+                  step_mm: float = 0.1) -> list[tuple[int, float, float]]:
+    """The tissues met walking from `start_mm` along `direction` for depth_mm.
+
+    Returns runs (tag, from_mm, to_mm) in order, depths from start_mm (mm, to the nearest
+    step_mm); 0 stands for outside the mesh.
+    """
+    start = np.asarray(start_mm, float)
+    d = np.asarray(direction, float)
+    d = d / np.linalg.norm(d)
+    depth = np.arange(0.0, depth_mm + 0.5 * step_mm, step_mm)
+    tag = locate_tags(mesh, start + depth[:, None] * d)
+    change = np.flatnonzero(np.diff(tag)) + 1
+    starts = np.r_[0, change]
+    ends = np.r_[change, len(tag)] - 1
+    return [(int(tag[s]), float(depth[s]), float(depth[e])) for s, e in zip(starts, ends)]
+
+
+def locate_tags(mesh: TetMesh, points_mm) -> np.ndarray:
+    """Tissue tag of the tetrahedron containing each point (n,), 0 outside the mesh.
+
+    Candidates are the tetrahedra with the nearest barycentres, 16 then more; a point is
+    declared outside once every tetrahedron whose barycentre is within the largest
+    barycentre-to-corner distance has been tried.
+    """
+    points = np.asarray(points_mm, float).reshape(-1, 3)
+    tree, corners, reach = _locator(mesh)
+    tag = np.zeros(len(points), np.int64)
+    todo, k = np.arange(len(points)), 16
+    while len(todo):
+        k = min(k, mesh.n_tets)
+        dist, cand = tree.query(points[todo], k=k)
+        dist, cand = dist.reshape(len(todo), k), cand.reshape(len(todo), k)
+        c = corners[cand]                                           # (n, k, 4, 3)
+        edges = np.swapaxes(c[:, :, 1:] - c[:, :, :1], 2, 3)
+        t = np.linalg.solve(edges, (points[todo, None] - c[:, :, 0])[..., None])[..., 0]
+        inside = (t >= -1e-9).all(axis=2) & (t.sum(axis=2) <= 1 + 1e-9)
+        found = inside.any(axis=1)
+        rows = np.flatnonzero(found)
+        tag[todo[rows]] = mesh.tags[cand[rows, inside[rows].argmax(axis=1)]]
+        # every tetrahedron that could hold the point has been tried
+        exhausted = (dist[:, -1] > reach) | (k == mesh.n_tets)
+        todo, k = todo[~found & ~exhausted], 4 * k
+    return tag
+
+
+_LOCATORS: "weakref.WeakKeyDictionary[TetMesh, tuple]" = weakref.WeakKeyDictionary()
+
+
+def _locator(mesh: TetMesh):
+    """KD-tree of barycentres, tetrahedron corners and the largest barycentre-to-corner
+    distance, built once per mesh."""
+    if mesh not in _LOCATORS:
+        from scipy.spatial import cKDTree
+
+        corners = mesh.nodes[mesh.tets]
+        reach = float(np.linalg.norm(corners - mesh.barycenters[:, None], axis=2).max())
+        _LOCATORS[mesh] = (cKDTree(mesh.barycenters), corners, reach)
+    return _LOCATORS[mesh]

@@ -98,6 +98,7 @@ class EngineConfig:
     poisson: tuple
     generators: tuple = ()
     plasticity: tuple = ()
+    propagation: str = "gather"
 
 
 _GENERATOR_STREAM = 1 << 20  # fold_in offset of the generator draws (the Poisson inputs use 0, 1, ...)
@@ -155,19 +156,18 @@ def _step(cfg: EngineConfig, c: NeuronConstants, projections, inputs: StaticInpu
     w = jnp.where(spiked, w + c.b, w)
     refractory = jnp.where(spiked, c.refractory_steps, refractory)
 
-    counts = jnp.stack([jnp.sum(spiked[o:o + m], dtype=jnp.int32) for o, m in cfg.population_slices])
-    spike_ids = tuple(jnp.nonzero(spiked[o:o + m], size=k, fill_value=m)[0].astype(jnp.int32)
-                      for (o, m), k in zip(cfg.population_slices, cfg.max_spikes))
+    spike_ids, counts = zip(*(_compact(spiked[o:o + m], k)
+                              for (o, m), k in zip(cfg.population_slices, cfg.max_spikes)))
+    counts = jnp.stack(counts)
     overflow = state.overflow | jnp.any(counts > jnp.asarray(cfg.max_spikes, dtype=jnp.int32))
     ring_flat = ring.reshape(-1)
     for pre, proj, weights in zip(cfg.projection_pre, projections, state.weights):
-        local = spike_ids[pre]
-        row = jnp.minimum(local, cfg.population_slices[pre][1] - 1)
-        target = proj.target[row]
-        due = (state.step + proj.delay_steps[row]) % slots
-        fired = (local < cfg.population_slices[pre][1])[:, None] & (target < 2 * n)
-        flat = jnp.where(fired, due * (2 * n) + target, slots * 2 * n)
-        ring_flat = ring_flat.at[flat].add(weights[row], mode="drop")
+        if cfg.propagation == "loop":
+            ring_flat = _transmit_loop(ring_flat, proj, weights, spike_ids[pre],
+                                       jnp.minimum(counts[pre], cfg.max_spikes[pre]), state.step, n, slots)
+        else:
+            ring_flat = _transmit_gather(ring_flat, proj, weights, spike_ids[pre],
+                                         cfg.population_slices[pre][1], state.step, n, slots)
     ring = ring_flat.reshape(slots, len(RECEPTORS), n)
 
     weights, plastic = list(state.weights), []
@@ -182,6 +182,80 @@ def _step(cfg: EngineConfig, c: NeuronConstants, projections, inputs: StaticInpu
     new_state = NetworkState(step=state.step + 1, v=v, syn=syn, w=w, refractory=refractory, ring=ring,
                              weights=tuple(weights), overflow=overflow, plastic=tuple(plastic))
     return new_state, record
+
+
+def _transmit_gather(ring_flat, proj: EllProjection, weights, local, n_pre: int, step, n: int, slots: int):
+    """Scatter-add the ELL rows of the K buffered spikes (padding included, dropped) into the
+    flat ring: one gather and one scatter of K * max_out entries."""
+    row = jnp.minimum(local, n_pre - 1)
+    target = proj.target[row]
+    due = (step + proj.delay_steps[row]) % slots
+    fired = (local < n_pre)[:, None] & (target < 2 * n)
+    flat = jnp.where(fired, due * (2 * n) + target, slots * 2 * n)
+    return ring_flat.at[flat].add(weights[row], mode="drop")
+
+
+def _transmit_loop(ring_flat, proj: EllProjection, weights, local, count, step, n: int, slots: int):
+    """The same as _transmit_gather, one spike at a time (`fori_loop` over the `count` actual
+    spikes, rows read with dynamic slices): work in proportion to the spikes, not to K."""
+    def one(i, ring_flat):
+        row = local[i]
+        target = jax.lax.dynamic_index_in_dim(proj.target, row, keepdims=False)
+        delay = jax.lax.dynamic_index_in_dim(proj.delay_steps, row, keepdims=False)
+        w = jax.lax.dynamic_index_in_dim(weights, row, keepdims=False)
+        flat = jnp.where(target < 2 * n, (step + delay) % slots * (2 * n) + target, slots * 2 * n)
+        return ring_flat.at[flat].add(w, mode="drop")
+
+    return jax.lax.fori_loop(0, count, one, ring_flat)
+
+
+_WORD = 32
+
+
+def _inclusive_cumsum(x):
+    """Inclusive prefix sum of a 1-D int32 array in exact integer arithmetic: masked sums within
+    blocks of 32, recursion over the block totals (XLA's cumsum is slow on CPU)."""
+    n = x.shape[0]
+    tri = jnp.arange(_WORD)[None, :] <= jnp.arange(_WORD)[:, None]
+    if n <= _WORD:
+        return jnp.sum(jnp.where(tri[:n, :n], x[None, :], 0), axis=1, dtype=x.dtype)
+    blocks = -(-n // _WORD)
+    xb = jnp.pad(x, (0, blocks * _WORD - n)).reshape(blocks, _WORD)
+    within = jnp.sum(jnp.where(tri[None], xb[:, None, :], 0), axis=2, dtype=x.dtype)
+    before = jnp.concatenate([jnp.zeros(1, x.dtype), _inclusive_cumsum(within[:, -1])[:-1]])
+    return (within + before[:, None]).reshape(-1)[:n]
+
+
+def _compact(mask, k: int):
+    """The first k indices of the True entries of mask (n,), ascending, padded with n, and
+    the number of True entries (which may exceed k): `jnp.nonzero(mask, size=k)` done with
+    32-bit words. The mask is packed into words; word popcounts and their prefix sums locate
+    the word of the j-th entry (binary search) and its bit (select by halving)."""
+    n = mask.shape[0]
+    n_words = -(-n // _WORD)
+    bits = jnp.pad(mask, (0, n_words * _WORD - n)).reshape(n_words, _WORD).astype(jnp.uint32)
+    words = jnp.sum(bits << jnp.arange(_WORD, dtype=jnp.uint32), axis=1, dtype=jnp.uint32)
+    per_word = jax.lax.population_count(words).astype(jnp.int32)
+    upto = _inclusive_cumsum(per_word)
+    count = upto[-1]
+    j = jnp.arange(k, dtype=jnp.int32)
+    word = jnp.zeros(k, jnp.int32)            # number of words with upto <= j: the word of entry j
+    half = 1 << (n_words.bit_length() - 1)
+    while half:
+        candidate = word + half
+        below = upto[jnp.minimum(candidate, n_words) - 1] <= j
+        word = jnp.where((candidate <= n_words) & below, candidate, word)
+        half >>= 1
+    word = jnp.minimum(word, n_words - 1)
+    rank = j - (upto[word] - per_word[word])  # entry j is the rank-th set bit of its word
+    bits, bit = words[word], jnp.zeros(k, jnp.uint32)
+    for width in (16, 8, 4, 2, 1):
+        low = jax.lax.population_count((bits >> bit) & jnp.uint32((1 << width) - 1)).astype(jnp.int32)
+        skip = rank >= low
+        bit = jnp.where(skip, bit + width, bit)
+        rank = jnp.where(skip, rank - low, rank)
+    ids = word * _WORD + bit.astype(jnp.int32)
+    return jnp.where(j < count, ids, n), count
 
 
 @partial(jax.jit, static_argnames="cfg")

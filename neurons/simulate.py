@@ -158,8 +158,17 @@ def _engine_setup(net: Network, dt_ms: float, max_spikes_per_step: int | None):
         generators=tuple((offsets[p.name], p.n, float(p.rate_Hz) * dt_ms * 1e-3) for p in net.populations
                          if p.rate_Hz is not None),
         plasticity=tuple((k, names.index(q.post), q.plasticity.kernel())
-                         for k, q in enumerate(net.projections) if q.plasticity is not None))
+                         for k, q in enumerate(net.projections) if q.plasticity is not None),
+        propagation=_propagation())
     return constants, projections, weights, cfg
+
+
+def _propagation() -> str:
+    """How spikes are transmitted (engine.EngineConfig.propagation): one spike at a time on the
+    CPU, where XLA's gathers and scatters are slow per element and a loop costs little; all
+    K buffered spikes at once elsewhere (GPU), where a loop would launch a kernel per spike.
+    Both give the same spikes."""
+    return "loop" if jax.default_backend() == "cpu" else "gather"
 
 
 def _check_state(state: NetworkState, like: NetworkState):

@@ -55,6 +55,10 @@ def simulate(net: Network, duration_ms: float, dt_ms: float = 0.1, seed: int = 0
     Plastic projections (connect(..., plasticity=...)) update their weights every step (see
     neurons.plasticity); result.weight_mean holds the mean weight of each plastic projection
     at the end of every chunk, result.weights(name) the final weights per synapse.
+
+    Speed: on the CPU spikes are transmitted one at a time, on other devices all buffered
+    spikes at once (same results; see neurons.engine). On a small shared CPU, XLA's threads
+    may slow the step down: pinning the process to one core (`taskset -c 0`) can be faster.
     """
     if duration_ms <= 0 or dt_ms <= 0:
         raise ValueError(f"simulate: duration_ms and dt_ms must be > 0, got {duration_ms}, {dt_ms}")

@@ -74,11 +74,11 @@ def integrate(c: NeuronConstants, v, syn, w, I_ext, dt_ms: float, neuron: str, s
     (pA, bias included); returns the new (v, syn, w) without threshold or refractoriness."""
     if neuron == "lif" and synapse == "current":
         v_new = (c.E_leak + (v - c.E_leak) * c.membrane_decay + I_ext * c.drive_gain
-                 + jnp.sum(c.syn_gain * syn, axis=0))
+                 + c.syn_gain[0] * syn[0] + c.syn_gain[1] * syn[1])
         return v_new, syn * c.syn_decay, w
     if synapse == "conductance":
         g_total = c.g_leak + syn[0] + syn[1]
-        drive = c.g_leak * c.E_leak + jnp.sum(syn * c.E_syn, axis=0) + I_ext
+        drive = c.g_leak * c.E_leak + (syn[0] * c.E_syn[0] + syn[1] * c.E_syn[1]) + I_ext
     else:
         g_total = c.g_leak
         drive = c.g_leak * c.E_leak + syn[0] + syn[1] + I_ext

@@ -5,11 +5,16 @@ t_k (delay ring slot k mod D) and the external Poisson input to the synaptic var
 sample the recorded traces (state at t_k); count down refractoriness; integrate v, synapses
 and adaptation to t_k + dt (refractory neurons held at v_reset); detect spikes (threshold at
 t_k + dt, or forced) and reset; a spike carries the label t_k, as in Brian2. The indices of the
-neurons that spiked are gathered, per population, into a fixed buffer of K_p
-(`jnp.nonzero(size=K_p)`) and their outgoing ELL rows scatter-added into ring slot
-(k + delay) mod D, so a spike at t_k reaches its targets at exactly t_k + delay. More than K_p
-spikes in a step sets `overflow`; the remaining steps of the chunk then do nothing, and the
-host re-runs the chunk from its start state with a larger K_p, so no spike is lost.
+neurons that spiked are gathered, per population, into a fixed buffer of K_p (`_compact`, the
+equivalent of `jnp.nonzero(size=K_p)` through 32-bit words and popcounts) and their outgoing
+ELL rows, for all projections of that population, scatter-added into ring slot
+(k + delay) mod D, so a spike at t_k reaches its targets at exactly t_k + delay. Transmission
+(EngineConfig.propagation) is "loop" on the CPU: a `fori_loop` over the actual spikes, one
+ELL row each, so that the work follows the activity rather than K_p; "gather" elsewhere: one
+gather and scatter of all K_p rows. Both add in the same order (spike, projection, synapse).
+More than K_p spikes in a step sets `overflow`; the remaining steps of the chunk then do
+nothing, and the host re-runs the chunk from its start state with a larger K_p, so no spike
+is lost.
 
 Poisson generator populations (Population.rate_Hz) replace their threshold crossing by an
 independent draw per neuron and step (probability rate dt). Plastic projections are then
@@ -57,10 +62,13 @@ class NetworkState:
 class EllProjection:
     """Device arrays of one projection: target (n_pre, max_out) int32, flat index
     receptor * N + global post index, N * 2 at padding; delay_steps (n_pre, max_out) int32;
-    plastic: PlasticArrays of a plastic projection, else None."""
+    ring_offset (n_pre, max_out) int32, delay_steps * 2N + target (the entry's position in the
+    flat ring relative to the current slot), _PADDING at padding; plastic: PlasticArrays of a
+    plastic projection, else None."""
 
     target: jax.Array
     delay_steps: jax.Array
+    ring_offset: jax.Array
     plastic: object = None
 
 
@@ -84,7 +92,8 @@ class EngineConfig:
     poisson: (offset, n, CDF of the count per step, weight, receptor index) per input (counts
     are drawn by inverting the CDF, see `poisson_cdf`); generators: (offset, n, spike
     probability per step) per Poisson generator population; plasticity: (projection index,
-    post population index, rule kernel) per plastic projection.
+    post population index, rule kernel) per plastic projection; propagation: "loop" (spike by
+    spike, for the CPU) or "gather" (all K buffered spikes at once), see the module docstring.
     """
 
     neuron: str
@@ -98,8 +107,10 @@ class EngineConfig:
     poisson: tuple
     generators: tuple = ()
     plasticity: tuple = ()
+    propagation: str = "gather"
 
 
+_PADDING = 1 << 30  # ring offset of ELL padding: beyond the ring even after wrapping
 _GENERATOR_STREAM = 1 << 20  # fold_in offset of the generator draws (the Poisson inputs use 0, 1, ...)
 
 
@@ -155,19 +166,22 @@ def _step(cfg: EngineConfig, c: NeuronConstants, projections, inputs: StaticInpu
     w = jnp.where(spiked, w + c.b, w)
     refractory = jnp.where(spiked, c.refractory_steps, refractory)
 
-    counts = jnp.stack([jnp.sum(spiked[o:o + m], dtype=jnp.int32) for o, m in cfg.population_slices])
-    spike_ids = tuple(jnp.nonzero(spiked[o:o + m], size=k, fill_value=m)[0].astype(jnp.int32)
-                      for (o, m), k in zip(cfg.population_slices, cfg.max_spikes))
+    spike_ids, counts = zip(*(_compact(spiked[o:o + m], k)
+                              for (o, m), k in zip(cfg.population_slices, cfg.max_spikes)))
+    counts = jnp.stack(counts)
     overflow = state.overflow | jnp.any(counts > jnp.asarray(cfg.max_spikes, dtype=jnp.int32))
-    ring_flat = ring.reshape(-1)
-    for pre, proj, weights in zip(cfg.projection_pre, projections, state.weights):
-        local = spike_ids[pre]
-        row = jnp.minimum(local, cfg.population_slices[pre][1] - 1)
-        target = proj.target[row]
-        due = (state.step + proj.delay_steps[row]) % slots
-        fired = (local < cfg.population_slices[pre][1])[:, None] & (target < 2 * n)
-        flat = jnp.where(fired, due * (2 * n) + target, slots * 2 * n)
-        ring_flat = ring_flat.at[flat].add(weights[row], mode="drop")
+    ring_flat, base = ring.reshape(-1), slot * (2 * n)
+    for pre, (_, size) in enumerate(cfg.population_slices):
+        mine = [i for i, p in enumerate(cfg.projection_pre) if p == pre]
+        if not mine:
+            continue
+        offsets = tuple(projections[i].ring_offset for i in mine)
+        ell_weights = tuple(state.weights[i] for i in mine)  # before this step's plasticity update
+        if cfg.propagation == "loop":
+            ring_flat = _transmit_loop(ring_flat, offsets, ell_weights, spike_ids[pre],
+                                       jnp.minimum(counts[pre], cfg.max_spikes[pre]), base)
+        else:
+            ring_flat = _transmit_gather(ring_flat, offsets, ell_weights, spike_ids[pre], size, base)
     ring = ring_flat.reshape(slots, len(RECEPTORS), n)
 
     weights, plastic = list(state.weights), []
@@ -182,6 +196,90 @@ def _step(cfg: EngineConfig, c: NeuronConstants, projections, inputs: StaticInpu
     new_state = NetworkState(step=state.step + 1, v=v, syn=syn, w=w, refractory=refractory, ring=ring,
                              weights=tuple(weights), overflow=overflow, plastic=tuple(plastic))
     return new_state, record
+
+
+def _ring_index(offsets, base, ring_size: int):
+    """Flat ring positions of ELL entries: base (the current slot) + ring_offset, wrapped
+    once; padding stays beyond the ring (dropped by the scatter)."""
+    index = base + offsets
+    return jnp.where(index >= ring_size, index - ring_size, index)
+
+
+def _transmit_gather(ring_flat, offsets: tuple, weights: tuple, local, n_pre: int, base):
+    """Scatter-add the ELL rows (all projections of one pre population) of the K buffered
+    spikes, padding included (dropped), into the flat ring: one gather and one scatter of
+    K * sum(max_out) entries."""
+    row = jnp.minimum(local, n_pre - 1)
+    fired = (local < n_pre)[:, None]
+    index = jnp.concatenate([jnp.where(fired, o[row], _PADDING) for o in offsets], axis=1)
+    values = jnp.concatenate([w[row] for w in weights], axis=1)
+    return ring_flat.at[_ring_index(index, base, ring_flat.shape[0])].add(values, mode="drop")
+
+
+def _transmit_loop(ring_flat, offsets: tuple, weights: tuple, local, count, base):
+    """The same as _transmit_gather, one spike at a time (`fori_loop` over the `count` actual
+    spikes, ELL rows read with dynamic slices): work in proportion to the spikes, not to K,
+    and the same order of additions."""
+    def one(i, ring_flat):
+        row = local[i]
+        for o, w in zip(offsets, weights):
+            index = _ring_index(jax.lax.dynamic_index_in_dim(o, row, keepdims=False), base, size)
+            ring_flat = ring_flat.at[index].add(jax.lax.dynamic_index_in_dim(w, row, keepdims=False),
+                                                mode="drop")
+        return ring_flat
+
+    size = ring_flat.shape[0]
+
+    return jax.lax.fori_loop(0, count, one, ring_flat)
+
+
+_WORD = 32
+
+
+def _inclusive_cumsum(x):
+    """Inclusive prefix sum of a 1-D int32 array in exact integer arithmetic: masked sums within
+    blocks of 32, recursion over the block totals (XLA's cumsum is slow on CPU)."""
+    n = x.shape[0]
+    tri = jnp.arange(_WORD)[None, :] <= jnp.arange(_WORD)[:, None]
+    if n <= _WORD:
+        return jnp.sum(jnp.where(tri[:n, :n], x[None, :], 0), axis=1, dtype=x.dtype)
+    blocks = -(-n // _WORD)
+    xb = jnp.pad(x, (0, blocks * _WORD - n)).reshape(blocks, _WORD)
+    within = jnp.sum(jnp.where(tri[None], xb[:, None, :], 0), axis=2, dtype=x.dtype)
+    before = jnp.concatenate([jnp.zeros(1, x.dtype), _inclusive_cumsum(within[:, -1])[:-1]])
+    return (within + before[:, None]).reshape(-1)[:n]
+
+
+def _compact(mask, k: int):
+    """The first k indices of the True entries of mask (n,), ascending, padded with n, and
+    the number of True entries (which may exceed k): `jnp.nonzero(mask, size=k)` done with
+    32-bit words. The mask is packed into words; word popcounts and their prefix sums locate
+    the word of the j-th entry (binary search) and its bit (select by halving)."""
+    n = mask.shape[0]
+    n_words = -(-n // _WORD)
+    bits = jnp.pad(mask, (0, n_words * _WORD - n)).reshape(n_words, _WORD).astype(jnp.uint32)
+    words = jnp.sum(bits << jnp.arange(_WORD, dtype=jnp.uint32), axis=1, dtype=jnp.uint32)
+    per_word = jax.lax.population_count(words).astype(jnp.int32)
+    upto = _inclusive_cumsum(per_word)
+    count = upto[-1]
+    j = jnp.arange(k, dtype=jnp.int32)
+    word = jnp.zeros(k, jnp.int32)            # number of words with upto <= j: the word of entry j
+    half = 1 << (n_words.bit_length() - 1)
+    while half:
+        candidate = word + half
+        below = upto[jnp.minimum(candidate, n_words) - 1] <= j
+        word = jnp.where((candidate <= n_words) & below, candidate, word)
+        half >>= 1
+    word = jnp.minimum(word, n_words - 1)
+    rank = j - (upto[word] - per_word[word])  # entry j is the rank-th set bit of its word
+    bits, bit = words[word], jnp.zeros(k, jnp.uint32)
+    for width in (16, 8, 4, 2, 1):
+        low = jax.lax.population_count((bits >> bit) & jnp.uint32((1 << width) - 1)).astype(jnp.int32)
+        skip = rank >= low
+        bit = jnp.where(skip, bit + width, bit)
+        rank = jnp.where(skip, rank - low, rank)
+    ids = word * _WORD + bit.astype(jnp.int32)
+    return jnp.where(j < count, ids, n), count
 
 
 @partial(jax.jit, static_argnames="cfg")
@@ -209,6 +307,10 @@ def device_projection(ell, receptor: int, post_offset: int, n_neurons: int, dt_m
     if np.any(delay_steps[ell.valid] < 1):
         raise ValueError(f"projection {name!r}: delay_ms must be at least one step (dt_ms={dt_ms})")
     target = np.where(ell.valid, receptor * n_neurons + post_offset + ell.post, 2 * n_neurons)
+    delay_steps = np.where(ell.valid, delay_steps, 1)
+    ring_offset = np.where(ell.valid, delay_steps * 2 * n_neurons + target, _PADDING)
+    if np.any(ring_offset[ell.valid] >= _PADDING // 2):
+        raise ValueError(f"projection {name!r}: network too large for int32 ring indices")
     return EllProjection(target=jnp.asarray(target, dtype=jnp.int32),
-                         delay_steps=jnp.asarray(np.where(ell.valid, delay_steps, 1), dtype=jnp.int32),
-                         plastic=plastic)
+                         delay_steps=jnp.asarray(delay_steps, dtype=jnp.int32),
+                         ring_offset=jnp.asarray(ring_offset, dtype=jnp.int32), plastic=plastic)

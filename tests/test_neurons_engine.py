@@ -150,3 +150,40 @@ def test_a_pulse_forcing_a_whole_population_is_recorded_in_full():
     at_pulse = np.isclose(res.spikes["exc"].times_ms, 5.0)
     np.testing.assert_array_equal(np.sort(res.spikes["exc"].ids[at_pulse]), np.arange(800))
     assert res.spike_counts["inh"][50] == 200
+
+
+@pytest.mark.parametrize("n", [1, 32, 33, 3200, 40_000])
+def test_compact_equals_nonzero(n):
+    import jax
+    import jax.numpy as jnp
+
+    from neurons.engine import _compact
+
+    rng = np.random.default_rng(n)
+    compact = jax.jit(_compact, static_argnums=1)
+    for p in (0.0, 0.002, 0.05, 0.5, 1.0):
+        mask = rng.random(n) < p
+        ref = np.flatnonzero(mask)
+        for k in (1, 16, 100):
+            ids, count = compact(jnp.asarray(mask), k)
+            expected = np.full(k, n)
+            expected[:min(k, ref.size)] = ref[:k]
+            assert int(count) == ref.size
+            np.testing.assert_array_equal(np.asarray(ids), expected)
+
+
+def test_spike_by_spike_and_buffered_transmission_give_the_same_spikes(monkeypatch):
+    import importlib
+
+    sim = importlib.import_module("neurons.simulate")
+    net = neurons.coba(n_neurons=1000, seed=3)
+    brunel = neurons.brunel(n_neurons=500, seed=0)   # delays of 15 steps, Poisson input
+    runs = {}
+    for propagation in ("loop", "gather"):
+        monkeypatch.setattr(sim, "_propagation", lambda p=propagation: p)
+        runs[propagation] = (neurons.simulate(net, 50.0, seed=1, max_spikes_per_step=8, chunk_steps=150,
+                                              progress=False),
+                             neurons.simulate(brunel, 50.0, seed=1, progress=False))
+    for a, b in zip(runs["loop"], runs["gather"]):
+        assert len(a.spikes["exc"]) > 100
+        _spikes_equal(a, b)

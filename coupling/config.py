@@ -93,7 +93,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "coil": {
         "name": Key("fig8-70", _text(), "\"fig8-70\", \"circular\", or a .ccd/.tcd file"),
-        "centre": Key([0.0, 0.0, 95.0], _point_or_label,
+        "centre": Key("F3", _point_or_label,
                       "scalp point under the coil centre: label or [x, y, z] mm"),
         "handle": Key("", _optional(_point_or_label), "where the handle points: label or [x, y, z] mm "
                       "(empty: posterior)"),
@@ -101,7 +101,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "patch": {
         "radius_mm": Key(8.0, _number(positive=True), "radius of the cortical patch around the target, mm"),
-        "n_neurons": Key(500, _number(20, integer=True),
+        "n_neurons": Key(150, _number(20, integer=True),
                          "neurons in the patch (L2/3, L5, interneurons, afferents)"),
         "seed": Key(0, _number(0, integer=True), "seed of positions, connectivity and thresholds"),
         "scenario": Key("depressed", _text("healthy", "depressed", "depressed_val66met"),

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 SESSION_SPHERE_RADII_MM = (80.0, 85.0, 90.0, 95.0)
-"""Sphere head of the coupling stage: grey matter (r < 80 mm), CSF, bone, scalp."""
+"""Sphere head of the coupling stage: grey matter (r < 80 mm), CSF, bone, scalp; it carries
+MNE's spherical 10-05 positions (radius 95 mm, +y anterior), so labels such as F3 work."""
 
 
 def build_head(config: dict):
@@ -16,7 +17,8 @@ def build_head(config: dict):
 
     model, edge = config["head"]["model"], config["head"]["max_edge_mm"]
     if model == "sphere":
-        return efield.sphere_head(radii_mm=SESSION_SPHERE_RADII_MM, max_edge_mm=edge)
+        head = efield.sphere_head(radii_mm=SESSION_SPHERE_RADII_MM, max_edge_mm=edge)
+        return head.with_eeg_positions(efield.standard_positions(head, "spherical_1005"))
     if model == "template":
         return efield.template_head(max_edge_mm=edge)
     path = Path(model)

@@ -13,7 +13,8 @@ from .result import EFieldResult
 
 def plot_result(result: EFieldResult, path=None, tissue: int | None = None, dpi: int = 120):
     """Two panels: |E| on the slice through the coil centre along the handle, and on the
-    outer surface of `tissue` (default: the innermost tissue) seen from the coil.
+    outer surface of `tissue` (default: grey matter if the mesh has it, else the innermost
+    tissue) seen from the coil.
 
     Returns the matplotlib Figure; with `path`, also saves it (PNG by suffix).
     """
@@ -49,18 +50,22 @@ def field_on_slice(ax, result: EFieldResult, thickness_mm: float | None = None):
                   f"|E| in the coil's y-z plane, dI/dt = {result.didt:.3g} A/s")
 
 
-def field_on_surface(ax, result: EFieldResult, tissue: int | None = None):
-    """|E| (V/m) on the outer surface of one tissue, the side facing the coil, projected on
-    the coil's x-y plane (mm)."""
+def field_on_surface(ax, result: EFieldResult, tissue: int | None = None, depth_mm: float = 25.0):
+    """|E| (V/m) on the outer surface of one tissue (default: grey matter if present, else the
+    innermost tissue), the side facing the coil and within depth_mm of its point nearest the
+    coil (so that deeper folds do not cover it), projected on the coil's x-y plane (mm)."""
     mesh, pos = result.mesh, result.placement
-    tissue = mesh.tissues[0] if tissue is None else int(tissue)
+    if tissue is None:
+        tissue = 2 if 2 in mesh.tissues else mesh.tissues[0]
+    tissue = int(tissue)
     sub = mesh.subset(tissue)
     values = _node_average(sub.tets, sub.volumes, result.magnE[mesh.tags == tissue], sub.n_nodes)
     surf_nodes, tris = sub.outer_surface
     index = _match_rows(sub.nodes, surf_nodes)
     corners = surf_nodes[tris]
     normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-    facing = normals @ pos.z_axis < 0
+    depth = corners.mean(axis=1) @ pos.z_axis
+    facing = (normals @ pos.z_axis < 0) & (depth <= depth.min() + depth_mm)
     rel = surf_nodes - pos.centre_mm
     x, y = rel @ pos.x_axis, rel @ pos.y_axis
     art = ax.tripcolor(x, y, tris[facing], values[index], shading="gouraud", cmap="inferno")

@@ -1,0 +1,120 @@
+"""The depression scenario: does a course of rTMS bring a depressed patch toward the healthy one?
+
+Checks, each a direction that must hold (the figures are reported as they come):
+(a) at baseline the depressed patch has weaker excitatory connectivity than the healthy one;
+(b) a 10 Hz course raises it toward the healthy level;
+(c) an iTBS course does the same in fewer minutes of stimulation (gain per minute);
+(d) reduced BDNF release (Val66Met) blunts the iTBS effect;
+(e) a sham course leaves the connectivity where it was.
+
+All patches sit under F3 of the coupling stage's sphere head (70 mm figure-8, the same field
+for every run) at 80 % of the depressed patch's resting motor threshold. Sizes:
+--size small (CPU, minutes): 100 neurons, two sessions a day apart, 10 Hz as 15 trains of
+40 pulses (600 pulses, the clinical train and gap); --size full: 1000 neurons, five sessions,
+the clinical 3000-pulse 10 Hz session. Writes validation/results/depression_<size>.json and
+depression_<size>.png.
+
+    python validation/depression.py [--size small|full]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import coupling
+from coupling.pipeline import build_head
+import efield
+
+HERE = Path(__file__).resolve().parent
+SIZES = {
+    "small": dict(n_neurons=100, sessions=2, ten_hz=coupling.rtms(10.0, 40, 15, 26.0), after_s=2.0, n_test=4),
+    "full": dict(n_neurons=1000, sessions=5, ten_hz=coupling.ten_hz_clinical(), after_s=10.0, n_test=10),
+}
+
+
+def mean_ee_weight(result, index: int) -> float:
+    """Mean over the plastic projections of their mean weight at measurement `index`."""
+    return float(np.mean([w[index] for w in result.mean_weights.values()]))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=sorted(SIZES), default="small")
+    args = parser.parse_args()
+    size = SIZES[args.size]
+    config = coupling.load_config()
+    head = build_head(config)
+    coil = efield.figure8_70mm()
+    placement = efield.Placement.on_scalp(head, "F3")
+    fem = efield.simulate(head, coil, placement, didt=coil.didt_max)
+    patches = {name: coupling.cortical_patch(head, "F3", 8.0, size["n_neurons"], seed=0,
+                                             model=coupling.scenario_model(name))
+                for name in coupling.SCENARIOS}
+    fields = {name: coupling.neuron_field(head, fem, p, coil.didt_max) for name, p in patches.items()}
+    rmt = coupling.motor_threshold(patches["depressed"], fields["depressed"])
+    percent_mso = min(100.0, 0.8 * rmt)
+    calendar = coupling.Calendar.daily(1, days_per_week=size["sessions"], sessions_per_day=1)
+    runs = {"10hz": ("depressed", size["ten_hz"]), "itbs": ("depressed", coupling.itbs()),
+            "itbs_val66met": ("depressed_val66met", coupling.itbs()),
+            "sham": ("depressed", coupling.sham(coupling.itbs()))}
+    out, results = {}, {}
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as scratch:
+        for label, (scenario, protocol) in runs.items():
+            results[label] = coupling.run_course(patches[scenario], fields[scenario], protocol, calendar,
+                                                 percent_mso, folder=Path(scratch) / label,
+                                                 after_s=size["after_s"], n_test=size["n_test"])
+            print(label, results[label].summary()["mean_weights_nS"], flush=True)
+    healthy = np.mean([p.weight.mean() for p in patches["healthy"].network.projections if p.plasticity])
+    depressed = np.mean([p.weight.mean() for p in patches["depressed"].network.projections if p.plasticity])
+    minutes = {k: len(calendar) * protocol.duration_ms / 60e3 for k, (_, protocol) in runs.items()}
+    gain = {k: mean_ee_weight(r, -1) - mean_ee_weight(r, 0) for k, r in results.items()}
+    out = dict(size=args.size, percent_mso=percent_mso, rmt_percent_mso=rmt, wall_s=time.perf_counter() - t0,
+               healthy_ee_nS=float(healthy), depressed_ee_nS=float(depressed),
+               gain_nS=gain, stimulation_min=minutes,
+               gain_per_min={k: gain[k] / minutes[k] for k in gain if not runs[k][1].sham},
+               mep_change={k: r.summary()["mep_change"] for k, r in results.items()},
+               checks={"a_depressed_weaker": bool(depressed < healthy),
+                       "b_10hz_raises": bool(gain["10hz"] > 0),
+                       "c_itbs_faster_per_minute": bool(gain["itbs"] / minutes["itbs"]
+                                                        > gain["10hz"] / minutes["10hz"] > 0),
+                       "d_val66met_blunts": bool(0 <= gain["itbs_val66met"] < gain["itbs"]),
+                       "e_sham_nothing": bool(abs(gain["sham"]) < 0.1 * abs(gain["itbs"]))})
+    (HERE / "results").mkdir(exist_ok=True)
+    path = HERE / "results" / f"depression_{args.size}.json"
+    path.write_text(json.dumps(out, indent=2) + "\n")
+    plot(results, healthy, depressed, HERE / "results" / f"depression_{args.size}.png")
+    print(json.dumps(out["checks"], indent=2))
+    print("wrote", path)
+
+
+def plot(results, healthy: float, depressed: float, path: Path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    for label, r in results.items():
+        w = [mean_ee_weight(r, i) for i in range(r.times_days.size)]
+        axes[0].plot(r.times_days, w, "o-", markersize=3, label=label)
+        axes[1].plot(r.times_days, r.mep, "o-", markersize=3, label=label)
+    axes[0].axhline(healthy, color="k", linestyle="--", linewidth=0.8, label="healthy")
+    axes[0].axhline(depressed, color="0.5", linestyle=":", linewidth=0.8, label="depressed baseline")
+    axes[0].set(xlabel="days", ylabel="mean E->E weight (nS)", title="connectivity over the course")
+    axes[1].set(xlabel="days", ylabel="MEP proxy", title="response to test pulses")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

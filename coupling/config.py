@@ -70,9 +70,13 @@ def _intensity(v) -> tuple[float, str] | None:
     return (value, unit) if value <= (100.0 if unit == "mso" else 200.0) else None
 
 
-def intensity(config: dict) -> tuple[float, str]:
-    """(value, "mso" or "rmt") of config["protocol"]["intensity"]."""
-    return _intensity(config["protocol"]["intensity"])
+def _check_intensity(v):
+    return None if _intensity(v) else f"expected \"<number>% MSO\" or \"<number>% RMT\", got {v!r}"
+
+
+def intensity(config: dict, key: str = "intensity") -> tuple[float, str]:
+    """(value, "mso" or "rmt") of config["protocol"][key] ("intensity" or "test_intensity")."""
+    return _intensity(config["protocol"][key])
 
 
 def _bool(v):
@@ -110,10 +114,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "protocol": {
         "name": Key("itbs", _text(), "protocol name (itbs, ctbs, imtbs, 1hz, 10hz, single, sham-...) or a "
                     ".toml schedule file"),
-        "intensity": Key("80% RMT", lambda v: None if _intensity(v) else
-                         f"expected \"<number>% MSO\" or \"<number>% RMT\", got {v!r}",
+        "intensity": Key("80% RMT", _check_intensity,
                          "\"<p>% MSO\" (of the stimulator's maximum output) or \"<p>% RMT\" (of the "
                          "model's resting motor threshold)"),
+        "test_intensity": Key("120% RMT", _check_intensity,
+                              "intensity of the MEP test pulses, as protocol.intensity (at most 100 % MSO)"),
     },
     "session": {
         "probe_minutes": Key([0.0, 30.0], _minutes, "MEP proxy and weights measured at these minutes after "

@@ -8,7 +8,7 @@ in closed form or with their exact propagators (neurons.rest), then homeostatic 
 asked for (coupling.homeostasis; operator splitting: consolidation ends within half a minute
 of a gap, against a scaling time constant of a day). The MEP proxy is also measured at the
 course start (the settled patch) and final_probe_days after the end of the last session,
-always with real pulses at the course's percent_mso (also in a sham course). MEP probes are
+always with real pulses at the course's test_percent_mso (also in a sham course). MEP probes are
 side runs: they do not advance the course's state or clock.
 
 Equations and time constants (defaults of coupling.PatchModel and neurons.bdnf)::
@@ -146,11 +146,13 @@ class CourseResult:
 
 
 def run_course(patch: CorticalPatch, field: NeuronField, protocol: Protocol, calendar: Calendar,
-               percent_mso: float, *, folder, after_s: float = 10.0, n_test: int = 10, dt_ms: float = 0.1,
-               seed: int = 0, final_probe_days: float = 1.0, homeostasis: Homeostasis | None = None,
+               percent_mso: float, *, folder, test_percent_mso: float | None = None, after_s: float = 10.0,
+               n_test: int = 10, dt_ms: float = 0.1, seed: int = 0, final_probe_days: float = 1.0,
+               homeostasis: Homeostasis | None = None,
                resume: bool = True, progress: bool = True, on_session=None) -> CourseResult:
     """Run `protocol` at percent_mso (%MSO) on every session of `calendar` (see the module
-    docstring). after_s: spontaneous activity simulated after each session's last pulse (s);
+    docstring). test_percent_mso: intensity of the MEP test pulses (%MSO; default percent_mso).
+    after_s: spontaneous activity simulated after each session's last pulse (s);
     n_test: test pulses per MEP probe; final_probe_days: from the end of the last session to
     the final probe; homeostasis: synaptic scaling between sessions (None: off). folder:
     where the checkpoint, course.h5 and the last session's spikes go. resume: continue from
@@ -164,15 +166,17 @@ def run_course(patch: CorticalPatch, field: NeuronField, protocol: Protocol, cal
         raise ValueError(f"run_course: after_s must be > 0 (s), got {after_s}")
     if not final_probe_days >= 0:
         raise ValueError(f"run_course: final_probe_days must be >= 0, got {final_probe_days}")
-    if not 0 <= percent_mso <= 100:
-        raise ValueError(f"run_course: percent_mso must be in [0, 100], got {percent_mso}")
+    test_percent_mso = percent_mso if test_percent_mso is None else test_percent_mso
+    for name, value in (("percent_mso", percent_mso), ("test_percent_mso", test_percent_mso)):
+        if not 0 <= value <= 100:
+            raise ValueError(f"run_course: {name} must be in [0, 100], got {value}")
     window = int(round((LEAD_MS + protocol.duration_ms + after_s * 1e3) / dt_ms))
     calendar.check(window * dt_ms / 60e3, f"a session of {protocol!r} with after_s={after_s}")
     starts = [_steps(m * 60e3, dt_ms, f"calendar session {k} at {float(m)!r} min")
               for k, m in enumerate(calendar.start_min)]
     final_steps = _steps(final_probe_days * MS_PER_DAY, dt_ms, f"final_probe_days={final_probe_days!r}")
-    run = _Run(patch, field, protocol, calendar, float(percent_mso), folder, after_s, int(n_test), dt_ms,
-               seed, homeostasis, window)
+    run = _Run(patch, field, protocol, calendar, float(percent_mso), float(test_percent_mso), folder, after_s,
+               int(n_test), dt_ms, seed, homeostasis, window)
     fingerprint = run.fingerprint(final_probe_days)
     checkpoint = folder / CHECKPOINT
     course = run.resume(checkpoint, fingerprint) if resume and checkpoint.exists() else run.start()
@@ -239,6 +243,7 @@ class _Run:
     protocol: Protocol
     calendar: Calendar
     percent_mso: float
+    test_percent_mso: float
     folder: Path
     after_s: float
     n_test: int
@@ -261,7 +266,7 @@ class _Run:
                                         progress=False)
             target = _rates_Hz(self.patch, baseline.spikes, 0.0, baseline.duration_ms)
         course = _Course(state, 0, 0, None, target, {})
-        mep = probe_mep(self.patch, self.field, state, self.percent_mso, n_trials=self.n_test,
+        mep = probe_mep(self.patch, self.field, state, self.test_percent_mso, n_trials=self.n_test,
                         dt_ms=self.dt_ms, seed=s + 1).mean
         self._record(course, "start", -1, 0, mep, _mean_weights(self.patch, state),
                      _mean_bdnf(self.patch, state))
@@ -270,7 +275,8 @@ class _Run:
     def session(self, course: _Course, k: int, start: int):
         """Rest until `start` (course steps), then session k."""
         self._rest(course, start - course.now)
-        res = run_protocol(self.patch, self.field, self.protocol, self.percent_mso, probe_minutes=(0.0,),
+        res = run_protocol(self.patch, self.field, self.protocol, self.percent_mso,
+                           test_percent_mso=self.test_percent_mso, probe_minutes=(0.0,),
                            after_s=self.after_s, n_test=self.n_test, dt_ms=self.dt_ms,
                            seed=_seed(self.seed, k + 1), spikes_path=self.folder / SPIKES, progress=False,
                            state=course.state)
@@ -287,7 +293,7 @@ class _Run:
     def final(self, course: _Course, at: int):
         """Rest until `at` (course steps) and probe the MEP there."""
         self._rest(course, at - course.now)
-        mep = probe_mep(self.patch, self.field, course.state, self.percent_mso, n_trials=self.n_test,
+        mep = probe_mep(self.patch, self.field, course.state, self.test_percent_mso, n_trials=self.n_test,
                         dt_ms=self.dt_ms, seed=_seed(self.seed, len(self.calendar) + 1)).mean
         self._record(course, "final", len(self.calendar), at, mep, _mean_weights(self.patch, course.state),
                      _mean_bdnf(self.patch, course.state))
@@ -331,7 +337,8 @@ class _Run:
         network += [repr(p) for p in net.poisson]
         parts = dict(
             protocol=(proto.name, proto.sham, proto.duration_us, proto.pulse_times_us, proto.intensities),
-            calendar=self.calendar.start_min, percent_mso=self.percent_mso, seed=self.seed,
+            calendar=self.calendar.start_min, percent_mso=(self.percent_mso, self.test_percent_mso),
+            seed=self.seed,
             session=(self.after_s, self.n_test, self.dt_ms, final_probe_days),
             homeostasis=repr(self.homeostasis),
             network=network, field=([self.field.E[p] for p in patch.populations], self.field.didt_A_per_s),

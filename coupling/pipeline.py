@@ -70,7 +70,7 @@ class _Stages:
 
 def _setup(config: dict, stage):
     """Head, coil, placement, FEM solve, patch, field at the neurons and the intensity:
-    (mesh, fem result, patch, field, percent_mso, rmt_percent_mso or None)."""
+    (mesh, fem result, patch, field, percent_mso, test_percent_mso, rmt_percent_mso or None)."""
     import efield
 
     from .cli import _coil
@@ -80,7 +80,7 @@ def _setup(config: dict, stage):
     from .session import motor_threshold
     from .stimulus import neuron_field
 
-    value, unit = intensity(config)
+    levels = (intensity(config), intensity(config, "test_intensity"))
     coil = _coil(config["coil"]["name"])
     if coil.didt_max is None:
         raise ValueError(f"coil {config['coil']['name']!r} has no maximum dI/dt: intensities need one")
@@ -97,9 +97,10 @@ def _setup(config: dict, stage):
     field = neuron_field(mesh, fem, patch, coil.didt_max)
     stage("motor threshold")
     rmt = None
-    if unit == "rmt":
+    if any(unit == "rmt" for _, unit in levels):
         rmt = motor_threshold(patch, field, dt_ms=session["dt_ms"], seed=session["seed"])
-    return mesh, fem, patch, field, (value if unit == "mso" else min(100.0, value / 100.0 * rmt)), rmt
+    percent = [value if unit == "mso" else min(100.0, value / 100.0 * rmt) for value, unit in levels]
+    return mesh, fem, patch, field, *percent, rmt
 
 
 def _output(config: dict, default: str) -> Path:
@@ -126,9 +127,10 @@ def run_session_config(config: dict, progress: bool = True):
     protocol = build_protocol(config["protocol"]["name"])
     stage = _Stages(["head", "E-field", "patch", "motor threshold", "session", "write"], "tmsim session",
                     progress)
-    mesh, fem, patch, field, percent_mso, rmt = _setup(config, stage)
+    mesh, fem, patch, field, percent_mso, test_mso, rmt = _setup(config, stage)
     stage("session")
-    result = run_protocol(patch, field, protocol, percent_mso, probe_minutes=session["probe_minutes"],
+    result = run_protocol(patch, field, protocol, percent_mso, test_percent_mso=test_mso,
+                          probe_minutes=session["probe_minutes"],
                           after_s=session["after_s"], n_test=session["n_test"], dt_ms=session["dt_ms"],
                           seed=session["seed"], rmt_percent_mso=rmt, snapshots_path=out / "weights.h5",
                           progress=progress)
@@ -161,9 +163,10 @@ def run_course_config(config: dict, progress: bool = True):
     protocol = build_protocol(config["protocol"]["name"])
     days = calendar(config)
     stage = _Stages(["head", "E-field", "patch", "motor threshold", "course", "write"], "tmsim run", progress)
-    mesh, fem, patch, field, percent_mso, rmt = _setup(config, stage)
+    mesh, fem, patch, field, percent_mso, test_mso, rmt = _setup(config, stage)
     stage("course")
-    result = run_course(patch, field, protocol, days, percent_mso, folder=out, after_s=session["after_s"],
+    result = run_course(patch, field, protocol, days, percent_mso, test_percent_mso=test_mso, folder=out,
+                        after_s=session["after_s"],
                         n_test=session["n_test"], dt_ms=session["dt_ms"], seed=session["seed"],
                         final_probe_days=course["final_probe_days"],
                         homeostasis=Homeostasis() if course["homeostasis"] else None, progress=progress)

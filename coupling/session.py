@@ -139,18 +139,20 @@ class SessionResult:
 
 def run_protocol(patch: CorticalPatch, field: NeuronField, protocol: Protocol, percent_mso: float, *,
                  probe_minutes=(0.0, 30.0, 60.0), after_s: float = 10.0, n_test: int = 10, dt_ms: float = 0.1,
-                 seed: int = 0, rmt_percent_mso: float | None = None, spikes_path=None, snapshots_path=None,
-                 progress: bool = True, state=None) -> SessionResult:
+                 seed: int = 0, rmt_percent_mso: float | None = None, test_percent_mso: float | None = None,
+                 spikes_path=None, snapshots_path=None, progress: bool = True, state=None) -> SessionResult:
     """Deliver `protocol` at percent_mso to the patch (see the module docstring). probe_minutes:
-    times after the end of stimulation (>= after_s / 60) at which the MEP proxy (at the same
-    intensity as the protocol, n_test pulses) and the mean weights are measured; a probe
+    times after the end of stimulation (>= after_s / 60) at which the MEP proxy (n_test pulses at
+    test_percent_mso, default the protocol's intensity; a test intensity above the motor
+    threshold, as in the human studies, gives a measurable baseline) and the mean weights are
+    measured; a probe
     earlier than after_s is taken at after_s. state: the NetworkState to start from (e.g. the
     end of a previous session; default: the patch settled with `seed`). The run lasts
     LEAD_MS + the protocol's duration + after_s; its spikes count from its start."""
     probe_minutes = tuple(sorted(float(m) for m in probe_minutes))
     if probe_minutes and probe_minutes[0] < 0:
         raise ValueError(f"probe_minutes must be >= 0, got {probe_minutes}")
-    test_pct = percent_mso
+    test_pct = percent_mso if test_percent_mso is None else test_percent_mso
     if state is None:
         state = settle(patch, dt_ms=dt_ms, seed=seed)
     before = probe_mep(patch, field, state, test_pct, n_trials=n_test, dt_ms=dt_ms, seed=seed + 1)

@@ -4,10 +4,12 @@ Units: ms, mV, nS, pA, pF; positions in mm. State is float32 on whatever device 
 """
 
 from .bdnf import BDNF, ThreeFactorSTDP
-from .connectivity import DistanceDependent, FixedInDegree, FixedProbability, Projection, connect
+from .connectivity import (DistanceDependent, FixedInDegree, FixedProbability, FixedTotalNumber, Projection,
+                           connect)
 from .engine import NetworkState
 from .inputs import CurrentInjection
 from .io import read_sonata_spikes, read_weight_snapshots, write_sonata_network, write_sonata_spikes
+from .microcircuit import potjans_diesmann
 from .models import brunel, coba, cuba, song_stdp
 from .network import Network, NeuronParams, PoissonInput, Population
 from .plasticity import PairSTDP, TripletSTDP
@@ -16,10 +18,11 @@ from .result import SimulationResult, SpikeTrains, Traces
 from .simulate import initial_state, simulate
 
 __all__ = [
-    "BDNF", "CurrentInjection", "DistanceDependent", "FixedInDegree", "FixedProbability", "Network",
+    "BDNF", "CurrentInjection", "DistanceDependent", "FixedInDegree", "FixedProbability", "FixedTotalNumber",
+    "Network",
     "NetworkState", "NeuronParams", "PairSTDP", "PoissonInput", "Population", "Projection",
     "SimulationResult", "SpikeTrains", "ThreeFactorSTDP", "Traces", "TripletSTDP", "brunel", "coba",
-    "connect", "cuba", "initial_state", "read_sonata_spikes", "read_weight_snapshots", "rest", "simulate",
-    "song_stdp",
+    "connect", "cuba", "initial_state", "potjans_diesmann", "read_sonata_spikes", "read_weight_snapshots",
+    "rest", "simulate", "song_stdp",
     "write_sonata_network", "write_sonata_spikes",
 ]

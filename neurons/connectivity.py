@@ -39,6 +39,29 @@ class FixedProbability:
 
 
 @dataclass(frozen=True)
+class FixedTotalNumber:
+    """n synapses, each between a pre and a post neuron drawn uniformly and independently
+    (multapses allowed, as NEST's fixed_total_number with multapses; no autapses unless
+    allowed)."""
+
+    n: int
+
+    def __post_init__(self):
+        if self.n < 0:
+            raise ValueError(f"FixedTotalNumber.n must be >= 0, got {self.n}")
+
+    def pairs(self, n_pre, n_post, rng, same_population, allow_autapses, pre_pos, post_pos):
+        skip_self = same_population and not allow_autapses
+        if self.n and n_pre - skip_self < 1:
+            raise ValueError("FixedTotalNumber: no possible source without autapses")
+        post = rng.integers(0, n_post, size=self.n)
+        pre = rng.integers(0, n_pre - skip_self, size=self.n)
+        if skip_self:
+            pre = pre + (pre >= post)
+        return pre, post
+
+
+@dataclass(frozen=True)
 class FixedInDegree:
     """Every post neuron receives exactly k synapses from distinct pre neurons."""
 
@@ -242,7 +265,7 @@ def _per_synapse(value, n, rng, name, proj_name):
 def connect(pre, post, rule, *, weight, delay_ms, receptor, seed=0, name=None,
             allow_autapses=False, plasticity=None) -> Projection:
     """Connect population `pre` to `post` with `rule` (FixedProbability, FixedInDegree,
-    DistanceDependent), seeded by `seed`.
+    FixedTotalNumber, DistanceDependent), seeded by `seed`.
 
     weight: pA (current synapses) or nS (conductance synapses): scalar, array with one value per
     synapse, or callable (numpy Generator, n) -> array; delay_ms likewise (ms, >= one step at

@@ -254,8 +254,8 @@ class ScalpPatch:
     the scalp nodes within fit_radius_mm) above the tangent plane. A pose (u, v, angle) puts
     the coil centre distance_mm outside the fitted scalp point above (u, v) mm, z along minus
     the fitted normal and the handle at `angle` (rad) from the reference handle direction
-    (its projection perpendicular to z), turning from y towards x (towards the coil's -x
-    axis... see `pose`). All functions are smooth in (u, v, angle) and jittable.
+    (its projection perpendicular to z), turning about the coil's z axis (see `pose`).
+    All functions are smooth in (u, v, angle) and jittable.
     """
 
     origin: np.ndarray
@@ -388,7 +388,7 @@ def candidate_poses(patch: ScalpPatch, offsets_mm, angles_deg) -> np.ndarray:
 # --- building the grid --------------------------------------------------------------------
 
 def reciprocal_grid(solver, coil: Coil, target: Target, patch: ScalpPatch, search_radius_mm: float,
-                    didt: float = 1e6, spacing_mm: float = 2.0) -> ReciprocalGrid:
+                    didt: float = 1e6, spacing_mm: float = 4.0) -> ReciprocalGrid:
     """The reciprocal fields of `target` on a grid covering every position that the coil's
     elements take for poses of `patch` with offsets within search_radius_mm, any angle."""
     sources = adjoint_sources(solver, target)
@@ -477,7 +477,7 @@ class TargetingResult:
                            if not isinstance(self.target.centre, str) else self.target.centre,
                            "radius_mm": self.target.radius_mm, "tissues": list(self.target.tissues),
                            "direction": None if self.target.direction is None
-                           else list(self.target.direction),
+                           else [float(x) for x in self.target.direction],
                            "score": "mean E.d" if self.target.direction else "|mean E|"}}
 
 
@@ -529,7 +529,7 @@ def _clip_offset(p, radius):
 def optimize_placement(mesh: TetMesh, coil: Coil, target: Target, *, search_centre=None,
                        search_radius_mm: float = 20.0, spacing_mm: float = 5.0,
                        angle_step_deg: float = 30.0, distance_mm: float = 4.0, didt: float = 1e6,
-                       handle=None, solver=None, conductivity=None, grid_spacing_mm: float = 2.0,
+                       handle=None, solver=None, conductivity=None, grid_spacing_mm: float = 4.0,
                        refine_steps: int = 40, verify: bool = True) -> TargetingResult:
     """The coil placement that maximises the target's score, by reciprocity.
 

@@ -320,7 +320,7 @@ def scalp_patch(mesh: TetMesh, point, radius_mm: float, distance_mm: float = 4.0
     rel = (nodes - origin) @ np.stack([e1, e2, e3]).T
     normals = _vertex_normals(nodes, tris)
     near = (np.hypot(rel[:, 0], rel[:, 1]) <= radius_mm) & (normals @ e3 > 0.3)
-    if near.sum() < 3 * len(_MONOMIALS):
+    if near.sum() < 2 * len(_MONOMIALS):
         raise ValueError(f"only {near.sum()} scalp nodes within {radius_mm:g} mm of the search "
                          "centre: the mesh is too coarse for this search radius")
     u, v, h = rel[near].T

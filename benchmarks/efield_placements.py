@@ -99,16 +99,15 @@ def main():
     env = environment(("numpy", "scipy", "pyamg", "gmsh"), ("efield",))
     rows = []
     ctx = mp.get_context("spawn")
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"efield_placements_{device_label(env)}.json"
     for h in args.sizes:
         with ProcessPoolExecutor(1, mp_context=ctx) as pool:
             row = pool.submit(run_size, h, args.backend, args.batch, args.scored).result()
         rows.append(row)
         print_row(row)
-    device = device_label(env)
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"efield_placements_{device}.json"
-    path.write_text(json.dumps({"environment": env, "didt": DIDT, "rows": rows}, indent=2))
-    print(f"wrote {path}")
+        path.write_text(json.dumps({"environment": env, "didt": DIDT, "rows": rows}, indent=2))
+        print(f"wrote {path}", flush=True)
 
 
 def print_row(r):
@@ -122,7 +121,8 @@ def print_row(r):
           f"{r['bytes_per_tet_batch']:.0f} B/tet (batch {r['batch']}); peak RSS {r['peak_rss_mb']:.0f} MB")
     print(f"  reciprocity: precompute {r['reciprocity_precompute_s']:.1f} s "
           f"({r['reciprocity_grid_nodes']:,} grid nodes); {r['placements_scored_per_s']:,.0f} placements/s "
-          f"(aim 1e4 on CPU); max rel. error vs direct {r['reciprocity_max_rel_error']:.1e} (aim < 1e-2)")
+          f"(aim 1e4 on CPU); max rel. error vs direct {r['reciprocity_max_rel_error']:.1e} (aim < 1e-2)",
+          flush=True)
 
 
 if __name__ == "__main__":

@@ -172,3 +172,13 @@ def test_memory_plan_grows_with_the_batch_and_refuses_what_does_not_fit(sphere, 
         limited.solve(coil, [pos] * 4, batch_size=4, progress=False)
     assert limited.iterations == []                # refused before any solve
     assert len(limited.solve(coil, [pos] * 2, batch_size=2, progress=False)) == 2
+
+
+@pytest.mark.slow
+def test_adjoint_sources_agree_between_backends():
+    """The same adjoint through SciPy CG on the host and JAX PCG on JAX's device."""
+    mesh = efield.sphere_head(max_edge_mm=12)
+    target = tg.Target(TARGET_CENTRE, 12.0)
+    host, device = (tg.adjoint_sources(efield.FieldSolver(mesh, backend=b), target)
+                    for b in ("scipy", "jax"))
+    np.testing.assert_allclose(device, host, atol=1e-7 * np.abs(host).max())

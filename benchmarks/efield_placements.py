@@ -79,8 +79,8 @@ def run_size(max_edge_mm: float, backend: str, batch: int, n_scored: int) -> dic
     many = jnp.asarray(many.reshape(-1, 4, 4)[:n_scored])
     tg.score_poses(grid, many).block_until_ready()                            # compile
     _, t_score = timed(lambda: tg.score_poses(grid, many).block_until_ready())
-    row.update(reciprocity_precompute_s=t_pre, reciprocity_grid_nodes=grid.n_grid_nodes(),
-        placements_scored_per_s=len(many) / t_score,
+    row.update(reciprocity_precompute_s=t_pre, reciprocity_grid_nodes=int(np.isfinite(
+        np.asarray(grid.H[..., 0])).sum()), placements_scored_per_s=len(many) / t_score,
         reciprocity_max_rel_error=float(np.abs(scores / direct - 1).max()),
         peak_rss_mb=peak_rss_mb())
     return row

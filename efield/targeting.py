@@ -119,10 +119,9 @@ class Target:
 class ReciprocalGrid:
     """The reciprocal fields of a target on a regular grid, and the coil, ready to score.
 
-    origin (3,) mm and spacing_mm: grid geometry; H per A*m^2 and G (or empty) per m of
-    segment: the reciprocal fields of the q adjoint sources on the (nx, ny, nz) grid, stored
-    as z stencils (nx, ny, nz - 3, 4, 3q) (`z_stencils`), float32, NaN outside the region
-    the search can reach. The coil's elements are in the coil frame (mm
+    origin (3,) mm and spacing_mm: grid geometry; H (nx, ny, nz, 3q) per A*m^2 and G (same,
+    or empty) per m of segment: the reciprocal fields of the q adjoint sources, float32, NaN
+    outside the region the search can reach. The coil's elements are in the coil frame (mm
     for positions; moments in A*m^2 per A; segment vectors in m per A); didt in A/s.
     """
 
@@ -136,11 +135,6 @@ class ReciprocalGrid:
     didt: jax.Array
     spacing_mm: float = field(metadata=dict(static=True))
     magnitude: bool = field(metadata=dict(static=True))
-
-    def n_grid_nodes(self) -> int:
-        """Grid nodes holding reciprocal fields (the rest are NaN)."""
-        H = np.asarray(self.H[..., 0])
-        return int(np.isfinite(H[:, :, :, 0]).sum() + np.isfinite(H[:, :, -1, 1:]).sum())
 
     def components(self, matsimnibs) -> jax.Array:
         """Mean ROI field components (q,) V/m of the coil at a pose (4, 4) mm."""
@@ -171,35 +165,27 @@ def _lagrange_weights(t):
                       -(t + 1) * t * (t - 2) / 2, (t + 1) * t * (t - 1) / 6], axis=-1)
 
 
-def z_stencils(F) -> np.ndarray:
-    """F (nx, ny, nz, c) -> (nx, ny, nz - 3, 4, c): each node with the next three along z.
+def _tricubic(F, origin, spacing, points_mm):
+    """Tricubic Lagrange interpolation of F (nx, ny, nz, c) at points (k, 3) mm, (k, c).
 
-    Four times the memory, but an interpolation then gathers 16 contiguous blocks of 4c
-    values instead of 64 rows of c, which is what bounds its speed.
+    Points whose stencil leaves the grid get NaN.
     """
-    F = np.asarray(F)
-    return np.stack([F[:, :, i:F.shape[2] - 3 + i] for i in range(4)], axis=3)
-
-
-def _tricubic(F4, origin, spacing, points_mm):
-    """Tricubic Lagrange interpolation at points (k, 3) mm of a field given as z stencils
-    F4 (nx, ny, nz - 3, 4, c) (`z_stencils`), (k, c). Points whose stencil leaves the grid
-    get NaN."""
-    nx, ny, nz3 = F4.shape[:3]
-    shape = jnp.array([nx, ny, nz3 + 3])
+    shape = jnp.array(F.shape[:3])
     g = (points_mm - origin) / spacing
     cell = jnp.floor(g)
-    w = _lagrange_weights((g - cell).astype(F4.dtype))                      # (k, 3, 4)
+    w = _lagrange_weights((g - cell).astype(F.dtype))                       # (k, 3, 4)
     first = cell.astype(jnp.int32) - 1
     inside = jnp.all((first >= 0) & (first + 3 < shape), axis=1)
     first = jnp.clip(first, 0, shape - 4)
-    flat = F4.reshape(nx * ny * nz3, 4, F4.shape[-1])
+    flat = F.reshape(-1, F.shape[-1])
     offsets = jnp.arange(4)
     ix = first[:, 0, None] + offsets
     iy = first[:, 1, None] + offsets
-    index = ((ix[:, :, None] * ny + iy[:, None, :]) * nz3 + first[:, 2, None, None]).reshape(-1, 16)
-    wxy = (w[:, 0, :, None] * w[:, 1, None, :]).reshape(-1, 16)
-    values = jnp.einsum("ks,kz,kszc->kc", wxy, w[:, 2], flat[index])
+    iz = first[:, 2, None] + offsets
+    index = ((ix[:, :, None, None] * F.shape[1] + iy[:, None, :, None]) * F.shape[2]
+             + iz[:, None, None, :]).reshape(-1, 64)
+    weight = (w[:, 0, :, None, None] * w[:, 1, None, :, None] * w[:, 2, None, None, :]).reshape(-1, 64)
+    values = jnp.einsum("ks,ksc->kc", weight, flat[index])
     return jnp.where(inside[:, None], values, jnp.nan)
 
 
@@ -421,10 +407,10 @@ def reciprocal_grid(solver, coil: Coil, target: Target, patch: ScalpPatch, searc
     def fill(values):
         grid = np.full(shape + (3 * q,), np.nan, np.float32)
         grid[tuple(where.T)] = values
-        return jnp.asarray(z_stencils(grid))
+        return jnp.asarray(grid)
 
     return ReciprocalGrid(
-        jnp.asarray(origin), fill(H), fill(G) if segments else jnp.zeros((0, 0, 0, 4, 3 * q), jnp.float32),
+        jnp.asarray(origin), fill(H), fill(G) if segments else jnp.zeros((0, 0, 0, 3 * q), jnp.float32),
         jnp.asarray(coil.dipole_positions), jnp.asarray(coil.dipole_moments),
         jnp.asarray(coil.segment_positions), jnp.asarray(coil.segment_vectors * 1e-3),
         jnp.asarray(float(didt)), float(spacing_mm), target.direction is None)

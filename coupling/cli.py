@@ -68,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="results folder (default results/efield)")
     ef.add_argument("--quiet", action="store_true", help="no progress bar")
     ef.set_defaults(run=_run_efield)
+    _target_parser(sub)
     se = sub.add_parser("session", help="one rTMS session on a cortical patch under the coil", description=(
         "Run one rTMS session from a TOML config (keys and defaults: README, 'Config reference'; "
         "without a file, the defaults): E-field, cortical patch, motor threshold, protocol, MEP proxy "
@@ -88,6 +89,152 @@ def _parser() -> argparse.ArgumentParser:
     ru.add_argument("--quiet", action="store_true", help="no progress bars")
     ru.set_defaults(run=_run_course)
     return parser
+
+
+def _head_options(parser):
+    """--head/--mesh and --max-edge, as `tmsim efield` takes them."""
+    head = parser.add_mutually_exclusive_group()
+    head.add_argument("--head", choices=["sphere", "template"], default="sphere",
+                      help="built-in head model: sphere (radii 85/90/95 mm, the default) or template")
+    head.add_argument("--mesh", type=Path, help="head mesh file (.msh, e.g. from SimNIBS charm)")
+    parser.add_argument("--max-edge", type=float, metavar="MM",
+                        help="resolution of the built-in head: largest tetrahedron edge, mm "
+                             f"(default {SPHERE_MAX_EDGE_MM:g} for the sphere, "
+                             f"{TEMPLATE_MAX_EDGE_MM:g} for the template)")
+
+
+def _target_parser(sub):
+    ta = sub.add_parser("target", help="best coil placement for a target region", description=(
+        "Score coil placements on a grid of scalp centres and handle angles for the mean field in "
+        "a target region, by reciprocity (no FEM solve per placement), refine the best by gradient "
+        "ascent and check it with one FEM solve. Writes best_matsimnibs.txt, score_map.csv, "
+        "summary.json and score_map.png."))
+    _head_options(ta)
+    ta.add_argument("--coil", default="fig8-70",
+                    help=f"built-in coil ({', '.join(BUILTIN_COILS)}) or a .ccd/.tcd file")
+    ta.add_argument("--target", type=_xyz_or_label, required=True, metavar="X,Y,Z|LABEL",
+                    help="centre of the target region, mm, or an EEG label (then the target is the "
+                         "point of the target tissue closest to that electrode)")
+    ta.add_argument("--radius", type=float, default=10.0, metavar="MM",
+                    help="radius of the target region, mm (default 10)")
+    ta.add_argument("--tissues", type=_tags, default=(2,), metavar="TAG[,TAG]",
+                    help="tissue tags of the target region (default 2, grey matter)")
+    ta.add_argument("--direction", default="magnitude", metavar="X,Y,Z|magnitude",
+                    help="score the mean field along this direction (head coordinates), or "
+                         "'magnitude' for |mean E| (default)")
+    ta.add_argument("--search-radius", type=float, default=20.0, metavar="MM",
+                    help="candidate centres within this distance of the scalp point over the "
+                         "target, mm (default 20)")
+    ta.add_argument("--spacing", type=float, default=5.0, metavar="MM",
+                    help="spacing of the candidate centres, mm (default 5)")
+    ta.add_argument("--angle-step", type=float, default=30.0, metavar="DEG",
+                    help="handle angle step, degrees (default 30)")
+    ta.add_argument("--distance", type=float, default=4.0, metavar="MM",
+                    help="coil bottom to scalp, mm (default 4)")
+    ta.add_argument("--didt", type=float, default=1e6, metavar="A_PER_S",
+                    help="rate of change of the coil current, A/s (default 1e6)")
+    ta.add_argument("--grid-spacing", type=float, default=4.0, metavar="MM",
+                    help="spacing of the reciprocal-field grid, mm (default 4)")
+    ta.add_argument("--refine-steps", type=int, default=40, metavar="N",
+                    help="gradient-ascent steps from the best candidate (default 40; 0: none)")
+    ta.add_argument("--backend", choices=["auto", "scipy", "jax"], default="auto",
+                    help="linear-solver backend (default: scipy on CPU, jax on GPU)")
+    ta.add_argument("--out", type=Path, default=Path("results/target"), metavar="DIR",
+                    help="results folder (default results/target)")
+    ta.add_argument("--quiet", action="store_true", help="no progress output")
+    ta.set_defaults(run=_run_target)
+
+
+def _tags(text: str) -> tuple:
+    try:
+        tags = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected tissue tags such as 2 or 1,2") from None
+    return tags
+
+
+def _direction(text: str):
+    """None for 'magnitude', else a vector X,Y,Z."""
+    if text.strip().lower() == "magnitude":
+        return None
+    try:
+        return _xyz(text)
+    except argparse.ArgumentTypeError as err:
+        raise ValueError(f"--direction: {err}; or 'magnitude'") from None
+
+
+def _check_positive(args, names):
+    for name in names:
+        value = getattr(args, name.replace("-", "_"))
+        if not (np.isfinite(value) and value > 0):
+            raise ValueError(f"--{name} {value!r}: must be a positive number")
+
+
+def _run_target(args) -> int:
+    import efield
+    from efield.plot import plot_score_map
+
+    _check_positive(args, ["radius", "search-radius", "spacing", "angle-step", "distance",
+                           "didt", "grid-spacing"])
+    if args.refine_steps < 0:
+        raise ValueError(f"--refine-steps {args.refine_steps}: must be 0 or more")
+    direction = _direction(args.direction)
+    coil = _coil(args.coil)
+    mesh, description = _head(args)
+    if args.mesh is None and args.head == "sphere" and isinstance(args.target, str):
+        mesh = mesh.with_eeg_positions(efield.standard_positions(mesh, "spherical_1005"))
+    centre = _target_centre(mesh, args.target, args.tissues)
+    target = efield.Target(centre, args.radius, args.tissues, direction)
+    solver = efield.FieldSolver(mesh, backend=args.backend)
+    if not args.quiet:
+        print(f"tmsim target: {description}, {mesh.n_tets} tets; scoring placements ...")
+    result = efield.optimize_placement(
+        mesh, coil, target, search_radius_mm=args.search_radius, spacing_mm=args.spacing,
+        angle_step_deg=args.angle_step, distance_mm=args.distance, didt=args.didt, solver=solver,
+        grid_spacing_mm=args.grid_spacing, refine_steps=args.refine_steps)
+    args.out.mkdir(parents=True, exist_ok=True)
+    _write_text(args.out / "best_matsimnibs.txt", _matrix_text(result.placement.matsimnibs))
+    _write_text(args.out / "score_map.csv", _score_csv(result))
+    summary = result.summary()
+    summary.update(mesh=description, n_tets=mesh.n_tets, coil=coil.name, didt_A_per_s=args.didt)
+    _write_json(args.out / "summary.json", summary)
+    plot_score_map(result, args.out / "score_map.png")
+    direct = "" if result.direct_score is None else f" (FEM check {result.direct_score:.4g} V/m)"
+    print(f"best score {result.score:.4g} V/m{direct} from {result.n_grid_evaluations} candidates "
+          f"and {result.n_refine_evaluations} refinement steps; results in {args.out}/")
+    return 0
+
+
+def _target_centre(mesh, value, tissues):
+    """The target centre in mm: coordinates as given; for an EEG label, the barycentre of the
+    target tissue's tetrahedra closest to the electrode."""
+    if not isinstance(value, str):
+        return value
+    electrode = _resolve(mesh, value, "--target")
+    inside = np.isin(mesh.tags, tissues)
+    if not inside.any():
+        raise ValueError(f"--tissues {list(tissues)}: none in the mesh (it has {list(mesh.tissues)})")
+    bary = mesh.barycenters[inside]
+    return bary[np.argmin(np.linalg.norm(bary - electrode, axis=1))]
+
+
+def _matrix_text(matrix) -> str:
+    return "\n".join(" ".join(f"{x:.10g}" for x in row) for row in matrix) + "\n"
+
+
+def _score_csv(result) -> str:
+    lines = ["u_mm,v_mm,x_mm,y_mm,z_mm,angle_deg,score_V_per_m"]
+    for (u, v), c, row in zip(result.offsets_mm, result.centres_mm, result.scores):
+        lines += [f"{u:g},{v:g},{c[0]:.4f},{c[1]:.4f},{c[2]:.4f},{a:g},{s:.6g}"
+                  for a, s in zip(result.angles_deg, row)]
+    return "\n".join(lines) + "\n"
+
+
+def _write_text(path: Path, text: str):
+    from efield.atomic import atomic_output
+
+    with atomic_output(path) as tmp:
+        tmp.write_text(text)
 
 
 def _xyz(text: str) -> np.ndarray:

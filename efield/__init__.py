@@ -22,14 +22,15 @@ from .simulate import simulate  # noqa: E402
 from .solver import FieldSolver, SolverError  # noqa: E402
 from .sphere import sphere_head  # noqa: E402
 from .subject import load_subject  # noqa: E402
+from .targeting import Target, TargetingResult, optimize_placement  # noqa: E402
 from .template import template_head, template_quality  # noqa: E402
 
 __all__ = [
     "Coil", "CorticalLayer", "DEFAULT_CONDUCTIVITY", "EFieldResult", "FieldSolver",
-    "MshFormatError", "Placement", "SolverError", "TISSUE_NAMES", "TetMesh",
+    "MshFormatError", "Placement", "SolverError", "TISSUE_NAMES", "Target", "TargetingResult", "TetMesh",
     "analytic_sphere_field", "check_clearance", "circular_coil", "coil_dadt",
     "containing_tets", "cortical_layer", "field_at", "figure8_70mm", "figure8_coil",
-    "load_subject", "mesh_quality", "project_to_scalp", "read_eeg_positions", "read_msh", "simulate",
+    "load_subject", "mesh_quality", "optimize_placement", "project_to_scalp", "read_eeg_positions", "read_msh", "simulate",
     "sphere_head", "standard_positions", "template_head", "template_quality", "write_eeg_positions",
     "write_msh",
 ]

@@ -36,6 +36,46 @@ def plot_result(result: EFieldResult, path=None, tissue: int | None = None, dpi:
     return fig
 
 
+def plot_score_map(result, path=None, dpi: int = 120):
+    """Two panels of a `TargetingResult`: the best score over handle angles at each candidate
+    centre, on the scalp's tangent plane at the search centre (mm), with the best candidate,
+    the refined pose and its handle; and the score against the handle angle at the best
+    candidate centre. Returns the Figure; with `path`, also saves it (PNG by suffix)."""
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), constrained_layout=True)
+    ax = axes[0]
+    u, v = result.offsets_mm.T
+    best = result.scores.max(axis=1)
+    art = ax.scatter(u, v, c=best, s=120, cmap="viridis", marker="s")
+    i, j = result.grid_best
+    ax.plot(*result.offsets_mm[i], "o", mfc="none", mec="red", ms=14, label="best candidate")
+    ru, rv = result.refined_offset_mm
+    handle = result.patch.frame[:2] @ result.placement.y_axis
+    ax.quiver([ru], [rv], [handle[0]], [handle[1]], color="red", scale=8, label="refined, handle")
+    ax.set_aspect("equal")
+    ax.set(xlabel="tangent offset e1 (mm)", ylabel="tangent offset e2 (mm)",
+           title="best score over handle angles")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.colorbar(art, ax=ax, label="score (V/m)")
+    ax = axes[1]
+    ax.plot(result.angles_deg, result.scores[i], "o-")
+    ax.axhline(result.score, color="red", lw=0.8, label=f"refined {result.score:.4g} V/m")
+    ax.set(xlabel="handle angle (deg)", ylabel="score (V/m)", title="at the best candidate centre")
+    ax.legend(fontsize=8)
+    if path is not None:
+        from .atomic import atomic_output
+
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format=str(path).rsplit(".", 1)[-1])
+        plt.close(fig)
+    return fig
+
+
 def field_on_slice(ax, result: EFieldResult, thickness_mm: float | None = None):
     """|E| (V/m) of the tetrahedra cut by the plane through the coil centre spanned by the
     coil's y (handle) and z (depth) axes, in coil coordinates (mm)."""

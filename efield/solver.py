@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from contextlib import contextmanager
@@ -46,6 +47,9 @@ class FieldSolver:
     rtol: relative residual ||b - K x|| / ||b|| at which each solve stops.
     recovered: report E with the recovered potential gradient (`fem.recover_gradient`,
         second-order inside each tissue) instead of the raw element gradient.
+    memory_limit_bytes: memory a batch may use; None asks the device (JAX memory_stats,
+        else the host's available memory). `solve` refuses a batch that `memory_plan` says
+        will not fit, before allocating it.
     Both backends share the smoothed-aggregation hierarchy (pyamg, float32) and reach the
     same tolerance in float64; solutions are differentiable with respect to the right-hand
     side on either backend.
@@ -53,13 +57,14 @@ class FieldSolver:
 
     def __init__(self, mesh: TetMesh, conductivity: Mapping[int, float] | None = None, *,
                  backend: str = "auto", rtol: float = 1e-8, maxiter: int = 500,
-                 recovered: bool = True):
+                 recovered: bool = True, memory_limit_bytes: int | None = None):
         if backend not in BACKENDS:
             raise ValueError(f"backend={backend!r}: choose one of {BACKENDS}")
         if backend == "auto":
             backend = "scipy" if jax.default_backend() == "cpu" else "jax"
         self.mesh, self.backend, self.rtol, self.maxiter = mesh, backend, float(rtol), int(maxiter)
         self.recovered = bool(recovered)
+        self.memory_limit_bytes = memory_limit_bytes
         self.timings: dict[str, float] = {}
         self.iterations: list[int] = []
         self.failures: list[str] = []
@@ -157,6 +162,7 @@ class FieldSolver:
         from .result import EFieldResult
 
         placements = [placements] if isinstance(placements, Placement) else list(placements)
+        self.check_batch(min(batch_size, len(placements)), coil.n_elements)
         for pos in placements:
             check_clearance(self.mesh, coil, pos)
         results = []
@@ -175,6 +181,81 @@ class FieldSolver:
             bar.update(len(batch))
         bar.close()
         return results
+
+
+    def memory_plan(self, batch_size: int, n_coil_elements: int = 0) -> dict:
+        """Estimated bytes a `solve` batch of batch_size placements holds at its peak.
+
+        fixed: stiffness (CSR), multigrid hierarchy and element geometry; per_placement:
+        dA/dt at the nodes, right-hand side, potential, CG work vectors (float64 Krylov
+        vectors and float32 preconditioner vectors) and the field (m, 3), on the device
+        and as the host copy of the result; transient: one placement's field recovery and
+        one block of the primary field (coil_dadt's point-element pairs). Returns those,
+        total_bytes, bytes_per_tet (total / tetrahedra) and available_bytes (None if unknown).
+        """
+        from .primary import DEFAULT_MAX_PAIRS
+
+        n, m = self.mesh.n_nodes, self.mesh.n_tets
+        K = self.stiffness
+        fixed = K.data.nbytes + K.indices.nbytes + K.indptr.nbytes + _hierarchy_bytes(self.amg)
+        fixed += sum(np.asarray(a).nbytes for a in jax.tree.leaves(self.geometry))
+        per = 8 * (3 * n + 2 * n + 6 * n) + 4 * 4 * n + 2 * (24 * m + 32 * n)
+        pairs = min(DEFAULT_MAX_PAIRS, n * max(n_coil_elements, 1))
+        transient = 8 * 3 * (4 * m + 4 * m) + 8 * 4 * pairs
+        total = fixed + transient + int(batch_size) * per
+        return {"batch_size": int(batch_size), "fixed_bytes": int(fixed), "per_placement_bytes": int(per),
+                "transient_bytes": int(transient), "total_bytes": int(total),
+                "bytes_per_tet": total / m, "available_bytes": self.available_memory()}
+
+    def available_memory(self) -> int | None:
+        """Bytes a batch may use: memory_limit_bytes, else the free memory of JAX's device
+        (memory_stats) when it reports one, else the host's MemAvailable; None if unknown."""
+        if self.memory_limit_bytes is not None:
+            return int(self.memory_limit_bytes)
+        if self.backend == "jax":
+            stats = jax.devices()[0].memory_stats() or {}
+            if "bytes_limit" in stats:
+                return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+        return _host_available_memory()
+
+    def check_batch(self, batch_size: int, n_coil_elements: int = 0) -> dict:
+        """memory_plan(batch_size); MemoryError, before anything is allocated, if it does not fit."""
+        plan = self.memory_plan(batch_size, n_coil_elements)
+        free = plan["available_bytes"]
+        if free is not None and plan["total_bytes"] > free:
+            fits = (free - plan["fixed_bytes"] - plan["transient_bytes"]) // plan["per_placement_bytes"]
+            hint = (f"use batch_size={int(fits)} or less" if fits >= 1 else
+                    "even one placement does not fit: use a coarser mesh or a larger device")
+            raise MemoryError(
+                f"FieldSolver: a batch of {batch_size} placements on {self.mesh.n_tets} tetrahedra "
+                f"needs about {plan['total_bytes'] / 2**20:.1f} MiB ({plan['bytes_per_tet']:.0f} "
+                f"bytes per tetrahedron) but {free / 2**20:.1f} MiB are available; {hint}")
+        return plan
+
+
+def _hierarchy_bytes(ml) -> int:
+    """Bytes of a pyamg hierarchy's matrices (A, P, R per level)."""
+    total = 0
+    for level in ml.levels:
+        for name in ("A", "P", "R"):
+            M = getattr(level, name, None)
+            if M is not None and hasattr(M, "data"):
+                total += M.data.nbytes + getattr(M, "indices", np.zeros(0)).nbytes
+    return total
+
+
+def _host_available_memory() -> int | None:
+    """MemAvailable from /proc/meminfo, else free physical pages; None if neither is known."""
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 @jax.jit

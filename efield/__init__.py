@@ -30,7 +30,7 @@ __all__ = [
     "MshFormatError", "Placement", "SolverError", "TISSUE_NAMES", "Target", "TargetingResult", "TetMesh",
     "analytic_sphere_field", "check_clearance", "circular_coil", "coil_dadt",
     "containing_tets", "cortical_layer", "field_at", "figure8_70mm", "figure8_coil",
-    "load_subject", "mesh_quality", "optimize_placement", "project_to_scalp", "read_eeg_positions", "read_msh", "simulate",
-    "sphere_head", "standard_positions", "template_head", "template_quality", "write_eeg_positions",
-    "write_msh",
+    "load_subject", "mesh_quality", "optimize_placement", "project_to_scalp", "read_eeg_positions",
+    "read_msh", "simulate", "sphere_head", "standard_positions", "template_head", "template_quality",
+    "write_eeg_positions", "write_msh",
 ]

@@ -86,7 +86,8 @@ def coil_outline(ax, coil, *, max_points: int = 4000):
                               np.full(len(seg), "0.6")])
     points = np.concatenate([dip, seg])
     step = max(1, len(points) // max_points)
-    ax.scatter(points[::step, 0], points[::step, 1], s=1.0, c=colours[::step], alpha=0.35, linewidths=0)
+    ax.scatter(points[::step, 0], points[::step, 1], s=1.0, c=colours[::step], alpha=0.35,
+               linewidths=0)
     reach = np.abs(points[:, :2]).max(initial=10.0)
     ax.annotate("handle", xy=(0, reach), xytext=(0, 0.6 * reach), ha="center",
                 arrowprops=dict(arrowstyle="->", color="w"), color="w")

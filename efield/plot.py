@@ -80,7 +80,8 @@ def coil_outline(ax, coil, *, max_points: int = 4000):
     """The coil's elements (dipoles and wire segment midpoints) in its own x-y plane (mm), the
     frame of field_on_surface, so that drawn on that panel they show where the coil sits over
     the field: dipoles blue where their moment points into the head (+z), red out of it,
-    wire segments grey, and an arrow along +y, the handle. At most max_points elements are drawn. Returns ax."""
+    wire segments grey, and an arrow along +y, the handle. At most max_points elements are
+    drawn. Returns ax."""
     dip, seg = coil.dipole_positions, coil.segment_positions
     colours = np.concatenate([np.where(coil.dipole_moments[:, 2] >= 0, "tab:blue", "tab:red"),
                               np.full(len(seg), "0.6")])

@@ -188,6 +188,7 @@ class PulseEvents:
 
     @property
     def times_ms(self) -> np.ndarray:
+        """Event times in ms (stored as integer microseconds)."""
         return self.times_us / US_PER_MS
 
     def __len__(self) -> int:

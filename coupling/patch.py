@@ -132,6 +132,7 @@ class CorticalPatch:
 
     @property
     def populations(self) -> tuple[str, ...]:
+        """Names of the patch's populations, in the network's order."""
         return tuple(p.name for p in self.network.populations)
 
 

@@ -12,17 +12,16 @@ def raster(ax, spikes, patch, protocol, duration_s: float):
     (population blocks stacked), with the protocol's pulses (LEAD_MS after the run's start)."""
     from .session import LEAD_MS
 
-    offset, end = 0, duration_s * 1e3
-    for k, name in enumerate(patch.populations):
-        times, ids = spikes[name]
-        keep = times < end
-        ax.plot(times[keep] / 1e3, ids[keep] + offset, ",", color=f"C{k}", label=name)
-        offset += patch.network.population(name).n
+    import neurons.plot
+
+    end = duration_s * 1e3
+    sizes = {name: patch.network.population(name).n for name in patch.populations}
+    neurons.plot.raster(ax, spikes, end_ms=end, populations=list(patch.populations), sizes=sizes)
+    offset = sum(sizes.values())
     if not protocol.sham:
         pulses = protocol.times_ms[protocol.times_ms + LEAD_MS < end] + LEAD_MS
         ax.vlines(pulses / 1e3, 0, offset, colors="k", linewidth=0.3, alpha=0.4)
-    ax.set(xlabel="time (s)", ylabel="neuron", title=f"{protocol.name}: spikes (pulses in grey)")
-    ax.legend(loc="upper right", markerscale=20, fontsize=7)
+    ax.set(title=f"{protocol.name}: spikes (pulses in grey)")
 
 
 def plot_raster(spikes, patch, protocol, path, *, duration_s: float = 2.0) -> Path:

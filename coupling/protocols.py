@@ -122,6 +122,7 @@ class Protocol:
 
     @property
     def n_pulses(self) -> int:
+        """Number of pulses."""
         return int(self.pulse_times_us.size)
 
     @property
@@ -131,6 +132,7 @@ class Protocol:
 
     @property
     def duration_ms(self) -> float:
+        """Length of the schedule in ms (stored as integer microseconds)."""
         return self.duration_us / US_PER_MS
 
     @property

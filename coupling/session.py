@@ -46,10 +46,12 @@ class MEP:
 
     @property
     def mean(self) -> float:
+        """Mean MEP proxy over the test pulses (L5 pyramidal spikes per neuron)."""
         return float(np.mean(self.responses))
 
     @property
     def probability(self) -> float:
+        """Fraction of test pulses whose response reaches the MEP criterion."""
         return float(np.mean(self.responses >= self.criterion))
 
 

@@ -105,10 +105,12 @@ class TetMesh:
 
     @property
     def n_nodes(self) -> int:
+        """Number of nodes."""
         return len(self.nodes)
 
     @property
     def n_tets(self) -> int:
+        """Number of tetrahedra."""
         return len(self.tets)
 
     @cached_property

@@ -53,10 +53,12 @@ class Placement:
 
     @property
     def centre_mm(self) -> np.ndarray:
+        """The coil centre (the casing's bottom centre) in head coordinates, (3,) mm."""
         return self.matsimnibs[:3, 3]
 
     @property
     def x_axis(self) -> np.ndarray:
+        """The coil's x axis in head coordinates (unit vector)."""
         return self.matsimnibs[:3, 0]
 
     @property

@@ -11,10 +11,11 @@ from .mesh import TISSUE_NAMES
 from .result import EFieldResult
 
 
-def plot_result(result: EFieldResult, path=None, tissue: int | None = None, dpi: int = 120):
+def plot_result(result: EFieldResult, path=None, tissue: int | None = None, dpi: int = 120, coil=None):
     """Two panels: |E| on the slice through the coil centre along the handle, and on the
     outer surface of `tissue` (default: grey matter if the mesh has it, else the innermost
-    tissue) seen from the coil.
+    tissue) seen from the coil; with `coil` (the Coil that was placed), its outline on the
+    surface panel.
 
     Returns the matplotlib Figure; with `path`, also saves it (PNG by suffix).
     """
@@ -27,6 +28,8 @@ def plot_result(result: EFieldResult, path=None, tissue: int | None = None, dpi:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), constrained_layout=True)
     field_on_slice(axes[0], result)
     field_on_surface(axes[1], result, tissue)
+    if coil is not None:
+        coil_outline(axes[1], coil)
     if path is not None:
         from .atomic import atomic_output
 
@@ -111,6 +114,25 @@ def field_on_surface(ax, result: EFieldResult, tissue: int | None = None, depth_
     art = ax.tripcolor(x, y, tris[facing], values[index], shading="gouraud", cmap="inferno")
     return _label(ax, art, "coil x (mm)", "coil y, handle (mm)",
                   f"|E| on the {TISSUE_NAMES.get(tissue, tissue)} surface facing the coil")
+
+
+def coil_outline(ax, coil, *, max_points: int = 4000):
+    """The coil's elements (dipoles and wire segment midpoints) in its own x-y plane (mm), the
+    frame of field_on_surface, so that drawn on that panel they show where the coil sits over
+    the field: dipoles blue where their moment points into the head (+z), red out of it,
+    wire segments grey, and an arrow along +y, the handle. At most max_points elements are
+    drawn. Returns ax."""
+    dip, seg = coil.dipole_positions, coil.segment_positions
+    colours = np.concatenate([np.where(coil.dipole_moments[:, 2] >= 0, "tab:blue", "tab:red"),
+                              np.full(len(seg), "0.6")])
+    points = np.concatenate([dip, seg])
+    step = max(1, len(points) // max_points)
+    ax.scatter(points[::step, 0], points[::step, 1], s=1.0, c=colours[::step], alpha=0.35,
+               linewidths=0)
+    reach = np.abs(points[:, :2]).max(initial=10.0)
+    ax.annotate("handle", xy=(0, reach), xytext=(0, 0.6 * reach), ha="center",
+                arrowprops=dict(arrowstyle="->", color="w"), color="w")
+    return ax
 
 
 def _label(ax, art, xlabel: str, ylabel: str, title: str):

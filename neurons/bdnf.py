@@ -154,6 +154,7 @@ class ThreeFactorSTDP:
             raise ValueError(f"ThreeFactorSTDP.ltp_boost must be >= 0, got {self.ltp_boost}")
 
     def kernel(self) -> "ThreeFactorSTDP":
+        """The rule the engine runs: this one."""
         return self
 
 

@@ -30,6 +30,8 @@ class FixedProbability:
             raise ValueError(f"FixedProbability.p must lie in [0, 1], got {self.p}")
 
     def pairs(self, n_pre, n_post, rng, same_population, allow_autapses, pre_pos, post_pos):
+        """(pre_ids, post_ids) of the connected pairs; pre_pos/post_pos: (n, 3) positions in mm or
+        None; same_population and not allow_autapses: no neuron connects to itself."""
         skip_self = same_population and not allow_autapses
         n_cols = n_post - 1 if skip_self else n_post
         flat = _bernoulli_positions(n_pre * n_cols, self.p, rng)
@@ -72,6 +74,8 @@ class FixedInDegree:
             raise ValueError(f"FixedInDegree.k must be >= 0, got {self.k}")
 
     def pairs(self, n_pre, n_post, rng, same_population, allow_autapses, pre_pos, post_pos):
+        """(pre_ids, post_ids) of the connected pairs; pre_pos/post_pos: (n, 3) positions in mm or
+        None; same_population and not allow_autapses: no neuron connects to itself."""
         skip_self = same_population and not allow_autapses
         n_candidates = n_pre - 1 if skip_self else n_pre
         if self.k > n_candidates:
@@ -104,6 +108,8 @@ class DistanceDependent:
         return self.p0 * np.exp(-np.square(distance_mm) / (2.0 * self.sigma_mm**2))
 
     def pairs(self, n_pre, n_post, rng, same_population, allow_autapses, pre_pos, post_pos):
+        """(pre_ids, post_ids) of the connected pairs; pre_pos/post_pos: (n, 3) positions in mm or
+        None; same_population and not allow_autapses: no neuron connects to itself."""
         if pre_pos is None or post_pos is None:
             raise ValueError("DistanceDependent needs positions_mm on both populations")
         cutoff = 4.0 * self.sigma_mm if self.max_distance_mm is None else self.max_distance_mm
@@ -211,6 +217,7 @@ class Projection:
 
     @property
     def n_synapses(self) -> int:
+        """Number of synapses of the projection."""
         return int(self.pre_ids.size)
 
     @cached_property

@@ -153,6 +153,7 @@ class Network:
                     raise ValueError(f"PoissonInput onto {inp.population!r}: conductance weight must be >= 0")
 
     def population(self, name: str) -> Population:
+        """The Population called `name`; KeyError naming the known ones if there is none."""
         for p in self.populations:
             if p.name == name:
                 return p
@@ -160,6 +161,7 @@ class Network:
 
     @property
     def n_neurons(self) -> int:
+        """Number of neurons over all populations."""
         return sum(p.n for p in self.populations)
 
     @property

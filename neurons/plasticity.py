@@ -86,6 +86,7 @@ class PairSTDP:
         _check_common(self, "PairSTDP")
 
     def kernel(self) -> "TripletSTDP":
+        """The equivalent TripletSTDP (triplet amplitudes 0) that the engine runs."""
         return TripletSTDP(A2_plus=self.A_plus, A3_plus=0.0, A2_minus=self.A_minus, A3_minus=0.0,
                            tau_plus_ms=self.tau_plus_ms, tau_minus_ms=self.tau_minus_ms, tau_x_ms=1.0,
                            tau_y_ms=1.0, w_min=self.w_min, w_max=self.w_max, bounds=self.bounds,
@@ -121,6 +122,7 @@ class TripletSTDP:
         _check_common(self, "TripletSTDP")
 
     def kernel(self) -> "TripletSTDP":
+        """The rule the engine runs: this one."""
         return self
 
     @classmethod

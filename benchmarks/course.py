@@ -72,18 +72,17 @@ def main():
     head = build_head(coupling.load_config())
     coil = efield.figure8_70mm()
     fem = efield.simulate(head, coil, efield.Placement.on_scalp(head, "F3"), didt=coil.didt_max)
-    rows = []
+    out = dict(environment=env, runs=[])
+    path = HERE / "results" / f"course_{device_label(env)}.json"
+    path.parent.mkdir(exist_ok=True)
     for n in args.sizes:
-        rows.append(run(head, fem, coil, n, args.sessions, args.trains, args.after_s))
-        r = rows[-1]
+        out["runs"].append(run(head, fem, coil, n, args.sessions, args.trains, args.after_s))
+        path.write_text(json.dumps(out, indent=2, default=float) + "\n")   # after each size
+        r = out["runs"][-1]
         sessions = [round(s, 1) for s in r["session_wall_s"]]
         print(f"{n} neurons ({r['synapses']} synapses): sessions {sessions} s, "
               f"real-time factor {r['real_time_factor']:.3f}, full course (extrapolated) "
               f"{r['full_course_extrapolated_s'] / 60:.1f} min", flush=True)
-    out = dict(environment=env, runs=rows)
-    path = HERE / "results" / f"course_{device_label(env)}.json"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps(out, indent=2, default=float) + "\n")
     print("wrote", path)
 
 

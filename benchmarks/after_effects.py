@@ -34,6 +34,7 @@ import numpy as np
 import coupling
 import efield
 from coupling.pipeline import build_head
+from machine import environment
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PROBE_MINUTES = (0.0, 10.0, 20.0, 30.0, 60.0)
@@ -86,7 +87,8 @@ def main():
     for name, (_, _, human, _) in HUMAN.items():
         same = abs(effects[name]) < NULL_BAND if human == 0 else np.sign(effects[name]) == np.sign(human)
         matches[name] = bool(same)
-    out = dict(size=args.size, n_neurons=size["n_neurons"], n_test=size["n_test"], rmt_percent_mso=rmt,
+    out = dict(environment=environment(["numpy"]), size=args.size, n_neurons=size["n_neurons"],
+               n_test=size["n_test"], rmt_percent_mso=rmt,
                test_percent_mso=test_mso, wall_s=time.perf_counter() - t0, mep_ratio=ratios,
                weight_ratio_60min=weights, effect_vs_sham=effects, sign_matches=matches,
                human={name: dict(change=h, percent_rmt=pct, source=src)

@@ -56,14 +56,9 @@ def _parser() -> argparse.ArgumentParser:
                          "template); on the sphere, labels take MNE's spherical 10-05 positions")
     ef.add_argument("--handle", type=_xyz_or_label, metavar="X,Y,Z|LABEL",
                     help="point the coil handle points to, mm, or an EEG label (SimNIBS pos_ydir)")
-    ef.add_argument("--distance", type=float, default=4.0, metavar="MM",
-                    help="coil bottom to scalp, mm (default 4)")
     ef.add_argument("--matsimnibs", type=Path, metavar="PATH",
                     help="4x4 coil pose (text or .npy) instead of --centre/--handle/--distance")
-    ef.add_argument("--didt", type=float, default=1e6, metavar="A_PER_S",
-                    help="rate of change of the coil current, A/s (default 1e6 = 1 A/us)")
-    ef.add_argument("--backend", choices=["auto", "scipy", "jax"], default="auto",
-                    help="linear-solver backend (default: scipy on CPU, jax on GPU)")
+    _add_coil_drive_options(ef)
     ef.add_argument("--out", type=Path, default=Path("results/efield"), metavar="DIR",
                     help="results folder (default results/efield)")
     ef.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -129,20 +124,25 @@ def _target_parser(sub):
                     help="spacing of the candidate centres, mm (default 5)")
     ta.add_argument("--angle-step", type=float, default=30.0, metavar="DEG",
                     help="handle angle step, degrees (default 30)")
-    ta.add_argument("--distance", type=float, default=4.0, metavar="MM",
-                    help="coil bottom to scalp, mm (default 4)")
-    ta.add_argument("--didt", type=float, default=1e6, metavar="A_PER_S",
-                    help="rate of change of the coil current, A/s (default 1e6)")
+    _add_coil_drive_options(ta)
     ta.add_argument("--grid-spacing", type=float, default=4.0, metavar="MM",
                     help="spacing of the reciprocal-field grid, mm (default 4)")
     ta.add_argument("--refine-steps", type=int, default=40, metavar="N",
                     help="gradient-ascent steps from the best candidate (default 40; 0: none)")
-    ta.add_argument("--backend", choices=["auto", "scipy", "jax"], default="auto",
-                    help="linear-solver backend (default: scipy on CPU, jax on GPU)")
     ta.add_argument("--out", type=Path, default=Path("results/target"), metavar="DIR",
                     help="results folder (default results/target)")
     ta.add_argument("--quiet", action="store_true", help="no progress output")
     ta.set_defaults(run=_run_target)
+
+
+def _add_coil_drive_options(parser):
+    """--distance, --didt and --backend, shared by `tmsim efield` and `tmsim target`."""
+    parser.add_argument("--distance", type=float, default=4.0, metavar="MM",
+                        help="coil bottom to scalp, mm (default 4)")
+    parser.add_argument("--didt", type=float, default=1e6, metavar="A_PER_S",
+                        help="rate of change of the coil current, A/s (default 1e6 = 1 A/us)")
+    parser.add_argument("--backend", choices=["auto", "scipy", "jax"], default="auto",
+                        help="linear-solver backend (default: scipy on CPU, jax on GPU)")
 
 
 def _tags(text: str) -> tuple:

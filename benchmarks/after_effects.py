@@ -47,7 +47,7 @@ HUMAN = {   # protocol: (builder, % RMT, human MEP change, source)
     "1hz": (coupling.one_hz, 115.0, -0.20, "Chen et al. 1997"),
     "imtbs": (coupling.imtbs, 80.0, 0.0, "Huang et al. 2005"),
 }
-SIZES = {"small": dict(n_neurons=150, n_test=6, after_s=2.0),
+SIZES = {"small": dict(n_neurons=150, n_test=10, after_s=2.0),
          "full": dict(n_neurons=1000, n_test=20, after_s=10.0)}
 NULL_BAND = 0.10
 """|effect| below which a change counts as none (imTBS)."""

@@ -107,6 +107,12 @@ class CellClass:
 # exp(2 * 1.96 * 0.25) = 2.7 across morphologies and positions.
 # Angle weights (assumed): 0.2 for pyramidal cells (threshold in |E| up to 1.25x higher for a
 # field across the cell than along it), 0.1 for basket cells (more symmetric axonal arbours).
+# I-wave afferents (the axons whose synchronous volleys onto layer 5 give the I waves) below
+# the L5 PC (assumed 0.8x): with posterior-anterior currents the I1 wave is recruited at
+# lower intensities than the D wave of the direct activation of pyramidal tract neurons (Di
+# Lazzaro et al. 2012, J Physiol 590:4713), so that near motor threshold the MEP is
+# trans-synaptic; their spread is wider (sigma 0.4, assumed: axons of every orientation to
+# the field and many diameters), so that subthreshold trains (80 % RMT) still reach a few.
 # Delays (assumed): 0.2 ms, spike initiation within the pulse (monophasic pulse ~0.1-0.3 ms).
 DEFAULT_CELL_CLASSES: Mapping[str, CellClass] = {
     c.name: c for c in (
@@ -115,6 +121,7 @@ DEFAULT_CELL_CLASSES: Mapping[str, CellClass] = {
         CellClass("L5 PC", 175.0, 0.25, 0.2, 0.2),
         CellClass("L6 PC", 350.0, 0.25, 0.2, 0.2),
         CellClass("basket", 250.0, 0.25, 0.1, 0.2),
+        CellClass("I-wave afferent", 140.0, 0.4, 0.2, 0.2),
     )
 }
 

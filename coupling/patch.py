@@ -12,9 +12,10 @@ Connectivity is distance-dependent over those positions, p(d) = p0 exp(-d^2 / 2 
 (lateral spread sigma_mm), with p0 set per projection so that a neuron receives on average
 k_exc excitatory and k_inh inhibitory synapses whatever the patch size (the patch is a
 sparse sample of the cortex: about 10^5 neurons per mm^2 in reality). Neurons are
-conductance-based LIF with a Poisson background; excitatory-to-excitatory synapses carry
-BDNF-gated three-factor STDP (neurons.ThreeFactorSTDP). Parameter values are listed with
-their sources or as assumptions in `PatchModel`.
+conductance-based LIF with a Poisson background; excitatory-to-excitatory synapses and the
+afferents' synapses onto excitatory cells carry BDNF-gated calcium-threshold plasticity
+(neurons.CalciumRule in neurons.ThreeFactorSTDP). Parameter values are listed with their
+sources or as assumptions in `PatchModel`.
 """
 
 from __future__ import annotations
@@ -49,11 +50,11 @@ DEFAULT_LAYERS = (
     Layer("L23I", 0.08, 0.25, "basket", False),
     Layer("L5E", 0.32, 0.65, "L5 PC", True),
     Layer("L5I", 0.08, 0.65, "basket", False),
-    Layer("AFF", 0.20, 0.5, "L2/3 PC", True, waves=3),
+    Layer("AFF", 0.20, 0.5, "I-wave afferent", True, waves=3),
 )
 """Layer 2/3 at a quarter and layer 5 at two thirds of the cortical depth; 80 % excitatory
-within each layer (Potjans & Diesmann 2014); afferents (cortico-cortical axons, activated
-like L2/3 pyramidal cells) fire the D wave and two I waves (I1-I3 at 1.4 ms intervals, Di
+within each layer (Potjans & Diesmann 2014); afferents (the axons of the I-wave circuits,
+the elements with the lowest thresholds) fire three volleys (I1-I3 at 1.4 ms intervals, Di
 Lazzaro et al. 2012) and drive L2/3 and L5 but receive no input of the patch."""
 
 
@@ -70,8 +71,22 @@ class PatchModel:
     ee_weight_factor, see coupling.scenario); delays 1.5 ms excitatory, 0.8 ms inhibitory (Potjans &
     Diesmann). Background: n_background Poisson sources at background_Hz with weight
     w_background_nS onto every neuron; the afferents fire at afferent_Hz. plasticity: rule
-    of the excitatory-to-excitatory synapses (None: static). thickness_mm: cortical
-    thickness used where the mesh has no white matter (a sphere head).
+    of the excitatory-to-excitatory synapses, and of the afferents' synapses onto excitatory
+    cells if plastic_afferents (None: static). thickness_mm: cortical thickness used where the
+    mesh has no white matter (a sphere head).
+
+    Default rule: BDNF-gated calcium-threshold plasticity (neurons.CalciumRule in
+    neurons.ThreeFactorSTDP, soft bounds 0-3 nS). An afferent activation (three volleys,
+    calcium peak 2.9) depresses (above theta_d = 2 for 9 ms); the calcium of 50 Hz bursts
+    summates above theta_p = 3.2 and potentiates; the sliding threshold (4 s, 120 Hz) rises
+    under continuous bursting. gamma_p / gamma_d = 8.25 (1.5 times that at basal BDNF with
+    the LTP boost) is our calibration: it puts the balance of LTP and LTD of a single
+    afferent synapse at imTBS (5 s trains), so that iTBS (2 s trains) potentiates and cTBS and
+    1 Hz depress, as the after-effects in humans (Huang et al. 2005; Chen et al. 1997); the
+    thresholds and gamma_d = 0.4 nS/s are assumptions that keep spontaneous activity from
+    changing the weights (single spikes and most spontaneous pairs stay below theta_d).
+    Plastic afferent synapses: TBS changes the I-wave circuits' input to corticospinal cells
+    (cTBS suppresses the I1 wave: Di Lazzaro et al. 2005, J Physiol 565:945).
     """
 
     layers: tuple[Layer, ...] = DEFAULT_LAYERS
@@ -92,9 +107,10 @@ class PatchModel:
         C_pF=250.0, g_leak_nS=12.5, E_leak_mV=-70.0, v_threshold_mV=-50.0, v_reset_mV=-65.0, t_ref_ms=2.0,
         tau_exc_ms=2.0, tau_inh_ms=8.0, E_exc_mV=0.0, E_inh_mV=-80.0)
     plasticity: object = field(default_factory=lambda: neurons.ThreeFactorSTDP(
-        neurons.PairSTDP(A_plus=0.02, A_minus=0.021, tau_plus_ms=20.0, tau_minus_ms=20.0, w_min=0.0,
-                         w_max=3.0)))
+        neurons.CalciumRule(gamma_p_per_s=3.3, gamma_d_per_s=0.4, theta_p=3.2, theta_d=2.0, C_post=0.5,
+                            w_max=3.0)))
     thickness_mm: float = 2.5
+    plastic_afferents: bool = True
 
     def __post_init__(self):
         names = [layer.name for layer in self.layers]
@@ -189,9 +205,10 @@ def _projections(model: PatchModel, populations, rng) -> list:
             p0 = min(1.0, k / max(sum(reach), 1e-12))
             for pre in sources:
                 afferent = layers[pre.name].waves > 1
-                plastic = kind == "exc" and not afferent and layers[post.name].excitatory
+                plastic = (kind == "exc" and layers[post.name].excitatory
+                           and (model.plastic_afferents or not afferent))
                 weight = model.w_aff_nS if afferent else (model.w_exc_nS if kind == "exc" else model.w_inh_nS)
-                weight *= model.ee_weight_factor if plastic else 1.0
+                weight *= model.ee_weight_factor if plastic and not afferent else 1.0
                 out.append(neurons.connect(
                     pre, post, neurons.DistanceDependent(p0, model.sigma_mm), weight=weight,
                     delay_ms=model.delay_exc_ms if kind == "exc" else model.delay_inh_ms, receptor=receptor,

@@ -10,13 +10,15 @@ response of at least `MEP_CRITERION` of L5E) in half of the trials, found by bis
 A session (`run_session`): the network settles, the MEP proxy is measured, the protocol is
 delivered (spikes simulated step by step, with plasticity), the network runs on for
 `after_s`; then the slow variables advance without spiking (neurons.rest) to each probe time
-after the end of stimulation, where the MEP proxy and the mean weights are measured.
+after the end of stimulation, where the MEP proxy and the mean weights are measured. Each
+probe after the protocol starts from the fast state of the one before it and uses its seed
+(`at_rest`): before/after ratios then reflect the lasting changes, not trial-to-trial noise.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -157,6 +159,7 @@ def run_protocol(patch: CorticalPatch, field: NeuronField, protocol: Protocol, p
     test_pct = percent_mso if test_percent_mso is None else test_percent_mso
     if state is None:
         state = settle(patch, dt_ms=dt_ms, seed=seed)
+    baseline = state
     before = probe_mep(patch, field, state, test_pct, n_trials=n_test, dt_ms=dt_ms, seed=seed + 1)
     weights = {"before": _mean_weights(patch, state)}
     bdnf = {"before": _mean_bdnf(patch, state)}
@@ -174,11 +177,22 @@ def run_protocol(patch: CorticalPatch, field: NeuronField, protocol: Protocol, p
         if wait_ms > 0:
             state = neurons.rest(patch.network, state, round(wait_ms / dt_ms) * dt_ms, dt_ms)
             elapsed_ms += wait_ms
-        after[minutes] = probe_mep(patch, field, state, test_pct, n_trials=n_test, dt_ms=dt_ms, seed=seed + 3)
+        after[minutes] = probe_mep(patch, field, at_rest(state, baseline), test_pct, n_trials=n_test,
+                                   dt_ms=dt_ms, seed=seed + 1)
         weights[str(minutes)] = _mean_weights(patch, state)
         bdnf[str(minutes)] = _mean_bdnf(patch, state)
     return SessionResult(protocol, float(percent_mso), rmt_percent_mso, before, after,
                          _by_projection(weights), _by_projection(bdnf), res.spikes, state, field, elapsed_ms)
+
+
+def at_rest(state, baseline):
+    """The slow variables of `state` (weights, plasticity traces, BDNF) on the fast ones of
+    `baseline` (membrane, synaptic and refractory state, pending spikes, step counter). After
+    minutes of rest nothing fast remembers a protocol; a probe from this state, with the seed
+    of a probe from `baseline`, meets the same background noise, so the two differ only by
+    what the protocol changed (common random numbers)."""
+    return replace(state, step=baseline.step, v=baseline.v, syn=baseline.syn, w=baseline.w,
+                   refractory=baseline.refractory, ring=baseline.ring)
 
 
 def _plastic(patch: CorticalPatch):

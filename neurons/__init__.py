@@ -4,6 +4,7 @@ Units: ms, mV, nS, pA, pF; positions in mm. State is float32 on whatever device 
 """
 
 from .bdnf import BDNF, ThreeFactorSTDP
+from .calcium import CalciumRule
 from .connectivity import (DistanceDependent, FixedInDegree, FixedProbability, FixedTotalNumber, Projection,
                            connect)
 from .engine import NetworkState
@@ -18,7 +19,7 @@ from .result import SimulationResult, SpikeTrains, Traces
 from .simulate import initial_state, simulate
 
 __all__ = [
-    "BDNF", "CurrentInjection", "DistanceDependent", "FixedInDegree", "FixedProbability", "FixedTotalNumber",
+    "BDNF", "CalciumRule", "CurrentInjection", "DistanceDependent", "FixedInDegree", "FixedProbability", "FixedTotalNumber",
     "Network",
     "NetworkState", "NeuronParams", "PairSTDP", "PoissonInput", "Population", "Projection",
     "SimulationResult", "SpikeTrains", "ThreeFactorSTDP", "Traces", "TripletSTDP", "brunel", "coba",

@@ -123,7 +123,7 @@ class BDNF:
 
 @dataclass(frozen=True)
 class ThreeFactorSTDP:
-    """STDP (PairSTDP or TripletSTDP) whose changes are eligibility, made lasting by BDNF.
+    """A rule (PairSTDP, TripletSTDP or CalciumRule) whose changes are eligibility, made lasting by BDNF.
 
     tau_eligibility_ms: decay of the eligibility (Izhikevich 2007: 1 s); tau_conversion_ms:
     time constant of the conversion at full gate (default tau_eligibility_ms: a pair's
@@ -142,7 +142,7 @@ class ThreeFactorSTDP:
 
     def __post_init__(self):
         if not hasattr(self.stdp, "kernel") or isinstance(self.stdp, ThreeFactorSTDP):
-            raise ValueError(f"ThreeFactorSTDP.stdp must be a PairSTDP or TripletSTDP, got {self.stdp!r}")
+            raise ValueError(f"ThreeFactorSTDP.stdp must be a PairSTDP, TripletSTDP or CalciumRule, got {self.stdp!r}")
         if not isinstance(self.bdnf, BDNF):
             raise ValueError(f"ThreeFactorSTDP.bdnf must be a BDNF, got {self.bdnf!r}")
         for name in ("tau_eligibility_ms", "tick_ms"):

@@ -183,7 +183,7 @@ class Projection:
     pre_ids, post_ids: int64 neuron indices within each population; weight: float64 (pA or nS,
     matching the network's synapse model; inhibition of current synapses is a negative weight);
     delay_ms: float64, at least one time step; receptor: "exc" or "inh"; plasticity: None
-    (static weights) or a rule: PairSTDP, TripletSTDP, ThreeFactorSTDP.
+    (static weights) or a rule: PairSTDP, TripletSTDP, CalciumRule, ThreeFactorSTDP.
     """
 
     name: str
@@ -200,9 +200,8 @@ class Projection:
 
     def __post_init__(self):
         if self.plasticity is not None and not hasattr(self.plasticity, "kernel"):
-            raise ValueError(f"Projection {self.name!r}: plasticity must be None, PairSTDP, TripletSTDP or "
-                             f"ThreeFactorSTDP, "
-                             f"got {self.plasticity!r}")
+            raise ValueError(f"Projection {self.name!r}: plasticity must be None, PairSTDP, TripletSTDP, "
+                             f"CalciumRule or ThreeFactorSTDP, got {self.plasticity!r}")
         if self.receptor not in RECEPTORS:
             raise ValueError(f"Projection {self.name!r}: receptor must be one of {RECEPTORS}, "
                              f"got {self.receptor!r}")
@@ -277,7 +276,7 @@ def connect(pre, post, rule, *, weight, delay_ms, receptor, seed=0, name=None,
     weight: pA (current synapses) or nS (conductance synapses): scalar, array with one value per
     synapse, or callable (numpy Generator, n) -> array; delay_ms likewise (ms, >= one step at
     simulation time). Autapses are excluded unless allow_autapses. plasticity: None or a
-    rule (neurons.PairSTDP, neurons.TripletSTDP, neurons.ThreeFactorSTDP) updating the weights
+    rule (neurons.PairSTDP, neurons.TripletSTDP, neurons.CalciumRule, neurons.ThreeFactorSTDP) updating the weights
     during the run.
     """
     name = name or f"{pre.name}_to_{post.name}"

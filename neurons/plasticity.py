@@ -224,19 +224,28 @@ def update(rule, dt_ms: float, arrays: PlasticArrays, weights, traces: PlasticSt
     or ThreeFactorSTDP; weights (n_pre, max_out); pre_ids (K_pre,), post_ids (K_post,): local
     ids of this step's spikes, padded with n_pre resp. n_post; step: index of this step
     (int32). Returns the new weights and traces."""
+    from .calcium import CalciumRule, calcium_step
+
     f32 = jnp.float32
     three = rule if isinstance(rule, ThreeFactorSTDP) else None
     stdp = rule.stdp.kernel() if three else rule
+    # the increments go to the weights, or to the eligibility of a three-factor rule
+    eligibility = three is not None
+    target = traces.third.eligibility if eligibility else weights
+    boost = 1.0 + f32(three.ltp_boost) * gate(three, traces.third.chain) if three else None
+    pre_hit = jnp.zeros(n_pre, bool).at[pre_ids].set(True, mode="drop")
+    post_hit = jnp.zeros(n_post, bool).at[post_ids].set(True, mode="drop")
+    if isinstance(stdp, CalciumRule):
+        target, pre_tr, post_tr = calcium_step(stdp, dt_ms, arrays.post, weights, target, traces.pre,
+                                               traces.post, pre_hit, post_hit, n_post, step, boost,
+                                               eligibility)
+        return _finish(three, dt_ms, arrays, weights, target, pre_tr, post_tr, post_hit, step, traces.third)
     nearest = stdp.interaction == "nearest"
     decay_pre = jnp.asarray(np.exp(-dt_ms / np.array([[stdp.tau_plus_ms], [stdp.tau_x_ms]])), f32)
     decay_post = jnp.asarray(np.exp(-dt_ms / np.array([[stdp.tau_minus_ms], [stdp.tau_y_ms]])), f32)
     pre_tr = traces.pre * decay_pre
     post_tr = traces.post * decay_post
     max_out = weights.shape[1]
-    # the increments go to the weights, or to the eligibility of a three-factor rule
-    eligibility = three is not None
-    target = traces.third.eligibility if eligibility else weights
-    boost = 1.0 + f32(three.ltp_boost) * gate(three, traces.third.chain) if three else None
 
     # pre spikes: depression of their ELL rows with the post traces of before this step's post spikes
     def depress(target):
@@ -263,15 +272,19 @@ def update(rule, dt_ms: float, arrays: PlasticArrays, weights, traces: PlasticSt
 
     # the updates are skipped (lax.cond) in steps without spikes on their side
     target = jax.lax.cond(jnp.any(pre_ids < n_pre), depress, lambda t: t, target)
-    pre_hit = jnp.zeros(n_pre, bool).at[pre_ids].set(True, mode="drop")
     pre_tr = jnp.stack([_jump(pre_tr[0], pre_hit, nearest), _jump(pre_tr[1], pre_hit, nearest)])
     target = jax.lax.cond(jnp.any(post_ids < n_post), potentiate, lambda t, _: t, target, pre_tr)
-    post_hit = jnp.zeros(n_post, bool).at[post_ids].set(True, mode="drop")
     post_tr = jnp.stack([_jump(post_tr[0], post_hit, nearest), _jump(post_tr[1], post_hit, nearest)])
+    return _finish(three, dt_ms, arrays, weights, target, pre_tr, post_tr, post_hit, step, traces.third)
+
+
+def _finish(three, dt_ms, arrays, weights, target, pre_tr, post_tr, post_hit, step, third=None):
+    """New weights and traces: `target` is the weights, or for a three-factor rule the
+    eligibility, which BDNF converts at the end of the step."""
     if not three:
         return target, PlasticState(pre=pre_tr, post=post_tr)
-    third = BDNFState(eligibility=target, calcium=traces.third.calcium, release=traces.third.release,
-                      chain=traces.third.chain)
+    stdp = three.stdp.kernel()
+    third = BDNFState(eligibility=target, calcium=third.calcium, release=third.release, chain=third.chain)
     weights, third = advance(three, dt_ms, third, post_hit, arrays.post, weights, stdp.w_min, stdp.w_max,
                              step)
     return weights, PlasticState(pre=pre_tr, post=post_tr, third=third)

@@ -1,0 +1,122 @@
+"""Calcium-threshold plasticity with a sliding LTP threshold (pure, jittable kernel).
+
+The synaptic calcium of the synapse from pre neuron i to post neuron j is the sum of a
+presynaptic and a postsynaptic transient (Graupner & Brunel 2012, PNAS 109:3991; the
+calcium control hypothesis of Shouval et al. 2002, PNAS 99:10831):
+
+    c_ij = c_pre,i + c_post,j,   each jumps by C_pre / C_post at a spike of its neuron and
+                                 decays with tau_calcium_ms;
+
+    dw/dt = gamma_p Theta(c - theta_p,i) - gamma_d Theta(c - theta_d)
+
+(gamma in weight units per second; soft bounds weigh them by (w_max - w) / (w_max - w_min)
+and (w - w_min) / (w_max - w_min)). Calcium between theta_d and theta_p depresses, above
+theta_p it potentiates as well: single spikes and low-frequency trains depress, bursts whose
+calcium summates potentiate (Dudek & Bear 1992, PNAS 89:4363: 1 Hz LTD; theta-burst LTP).
+
+Sliding LTP threshold: theta_p,i = theta_p (1 + nu_i / sliding_rate_Hz), with nu_i a slow
+average of the presynaptic spike rate (Hz; a trace that jumps by 1000 / sliding_tau_ms per
+spike and decays with sliding_tau_ms). Sustained activity raises the threshold, so that
+prolonged bursting turns potentiation into depression (metaplasticity, Abraham & Bear 1996,
+Trends Neurosci 19:126; the slower-building suppressive process of the calcium model of
+theta-burst after-effects of Huang et al. 2011, Clin Neurophysiol 122:1011: intermittent
+bursts potentiate, continuous bursting depresses). sliding_tau_ms None: a fixed threshold.
+
+State (in the PlasticState arrays of neurons.plasticity): pre (2, n_pre) = (c_pre, nu);
+post (2, n_post) = (c_post, unused).
+
+Time stepping: the traces decay and jump every step (after the step's spikes); the
+thresholds are compared every update_ms with the calcium just after that step's jumps, and
+the change for the whole interval is applied (first order in update_ms / tau_calcium_ms:
+each threshold crossing is resolved to update_ms).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .bdnf import steps_per
+from .plasticity import BOUNDS, _apply
+
+
+@dataclass(frozen=True)
+class CalciumRule:
+    """Calcium-threshold plasticity (see the module docstring).
+
+    gamma_p_per_s, gamma_d_per_s: potentiation and depression rates while the calcium is above
+    theta_p / theta_d, weight units per second; theta_p, theta_d: thresholds (calcium in units
+    of the presynaptic jump C_pre = 1 by default); C_pre, C_post: jumps per pre and post spike;
+    tau_calcium_ms: calcium decay; sliding_tau_ms, sliding_rate_Hz: sliding LTP threshold;
+    update_ms: interval of the threshold comparison (a multiple of the time step); w_min,
+    w_max, bounds ("hard" or "soft") as in PairSTDP.
+    """
+
+    gamma_p_per_s: float
+    gamma_d_per_s: float
+    theta_p: float = 3.2
+    theta_d: float = 1.5
+    C_pre: float = 1.0
+    C_post: float = 0.5
+    tau_calcium_ms: float = 20.0
+    sliding_tau_ms: float | None = 4000.0
+    sliding_rate_Hz: float = 120.0
+    update_ms: float = 0.5
+    w_min: float = 0.0
+    w_max: float = 1.0
+    bounds: str = "soft"
+
+    def __post_init__(self):
+        for name in ("gamma_p_per_s", "gamma_d_per_s", "C_pre", "C_post"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"CalciumRule.{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("theta_p", "theta_d", "tau_calcium_ms", "sliding_rate_Hz", "update_ms"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"CalciumRule.{name} must be > 0, got {getattr(self, name)}")
+        if self.sliding_tau_ms is not None and not self.sliding_tau_ms > 0:
+            raise ValueError(f"CalciumRule.sliding_tau_ms must be > 0 or None, got {self.sliding_tau_ms}")
+        if self.bounds not in BOUNDS:
+            raise ValueError(f"CalciumRule.bounds must be one of {BOUNDS}, got {self.bounds!r}")
+        if not self.w_max > self.w_min:
+            raise ValueError(f"CalciumRule: w_max ({self.w_max}) must be > w_min ({self.w_min})")
+
+    def kernel(self) -> "CalciumRule":
+        """The rule the engine runs: this one."""
+        return self
+
+
+def calcium_step(rule: CalciumRule, dt_ms: float, post_of, weights, target, pre_tr, post_tr, pre_hit,
+                 post_hit, n_post: int, step, boost, eligibility: bool):
+    """One step of the rule. post_of (n_pre, max_out) local post index per ELL entry (n_post at
+    padding); target: the weights, or the eligibility of a three-factor rule; pre_tr (2, n_pre),
+    post_tr (2, n_post): traces of the previous step; pre_hit, post_hit: this step's spikes
+    (bool); boost: (n_post,) factor on potentiation (three-factor LTP boost) or None.
+    Returns (target, pre_tr, post_tr)."""
+    f32 = jnp.float32
+    decay = f32(np.exp(-dt_ms / rule.tau_calcium_ms))
+    slide = f32(np.exp(-dt_ms / rule.sliding_tau_ms)) if rule.sliding_tau_ms else f32(0.0)
+    jump = f32(1e3 / rule.sliding_tau_ms) if rule.sliding_tau_ms else f32(0.0)
+    pre_tr = jnp.stack([pre_tr[0] * decay + f32(rule.C_pre) * pre_hit.astype(f32),
+                        pre_tr[1] * slide + jump * pre_hit.astype(f32)])
+    post_tr = jnp.stack([post_tr[0] * decay + f32(rule.C_post) * post_hit.astype(f32), post_tr[1]])
+    every = steps_per(rule.update_ms, dt_ms, "CalciumRule.update_ms")
+    h_s = f32(rule.update_ms * 1e-3)
+
+    def change(target):
+        valid = post_of < n_post
+        c = pre_tr[0][:, None] + jnp.take(post_tr[0], post_of, mode="fill", fill_value=0.0)
+        theta_p = f32(rule.theta_p) * (1.0 + pre_tr[1] / f32(rule.sliding_rate_Hz))
+        dw_plus = jnp.where(c > theta_p[:, None], f32(rule.gamma_p_per_s) * h_s, 0.0)
+        if boost is not None:
+            dw_plus = dw_plus * jnp.take(boost, post_of, mode="fill", fill_value=1.0)
+        dw_minus = jnp.where(c > f32(rule.theta_d), f32(rule.gamma_d_per_s) * h_s, 0.0)
+        new = _apply(rule, weights, target, dw_plus, dw_minus, eligibility)
+        return jnp.where(valid, new, target)
+
+    # nothing changes while no presynaptic calcium is above the lower threshold's reach
+    active = jnp.any(pre_tr[0] + jnp.max(post_tr[0]) > f32(rule.theta_d))
+    target = jax.lax.cond(((step + 1) % every == 0) & active, change, lambda t: t, target)
+    return target, pre_tr, post_tr

@@ -1,0 +1,94 @@
+"""Calcium-threshold plasticity: exact time above threshold, the sliding threshold, the
+frequency dependence the coupling stage relies on."""
+
+import numpy as np
+import pytest
+
+import coupling
+import neurons
+from neurons import CalciumRule
+from test_neurons_plasticity import W0, _final_weights
+
+TAU = 20.0
+FIXED = dict(gamma_p_per_s=2.0, gamma_d_per_s=1.0, theta_p=1.8, theta_d=0.9, C_pre=1.0, C_post=0.6,
+             sliding_tau_ms=None, update_ms=0.1, bounds="hard")
+
+
+def _above(peak, theta):
+    """ms for which peak * exp(-t / TAU) exceeds theta."""
+    return TAU * np.log(peak / theta) if peak > theta else 0.0
+
+
+def test_weight_change_is_rate_times_time_above_each_threshold():
+    rule = CalciumRule(**FIXED)
+    c2 = 1.0 + np.exp(-2.0 / TAU)   # second pre spike 2 ms after the first
+    cases = [([10.0], []), ([], [10.0]), ([10.0], [10.0]), ([10.0, 12.0], [])]
+    ltd = np.array([_above(1.0, 0.9), _above(0.6, 0.9), _above(1.6, 0.9), 2.0 + _above(c2, 0.9)])
+    ltp = np.array([0.0, 0.0, 0.0, _above(c2, 1.8)])
+    dw = _final_weights(rule, cases, duration=200.0) - W0
+    expected = 1e-3 * (FIXED["gamma_p_per_s"] * ltp - FIXED["gamma_d_per_s"] * ltd)
+    # each threshold crossing is resolved to update_ms (0.1 ms): at most two per threshold
+    np.testing.assert_allclose(dw, expected, atol=2 * 1e-4 * 3.0)
+    assert dw[1] == 0.0 and dw[0] < 0 and dw[2] < dw[0]
+
+
+def test_sliding_threshold_rises_with_presynaptic_activity():
+    """A pair of spikes 2 ms apart potentiates with the threshold its own spikes set, and no
+    longer after a 50 Hz train has raised theta_p = theta_p (1 + nu / sliding_rate_Hz), nu the
+    sum of 1000 / tau_s exp(-age / tau_s) over the presynaptic spikes."""
+    tau_s, rate = 1000.0, 100.0
+    kw = dict(FIXED, gamma_d_per_s=0.0, sliding_tau_ms=tau_s, sliding_rate_Hz=rate)
+    train = np.arange(0.0, 1000.0, 20.0)                    # 50 Hz for 1 s, the pair at 1500 ms
+    pair = np.array([1500.0, 1502.0])
+    nu = lambda spikes, t: np.sum(1e3 / tau_s * np.exp(-(t - spikes) / tau_s))
+    c2 = 1.0 + np.exp(-2.0 / TAU)
+    theta_alone = FIXED["theta_p"] * (1.0 + nu(pair, 1502.0) / rate)
+    theta_after = FIXED["theta_p"] * (1.0 + nu(np.concatenate([train, pair]), 1502.0) / rate)
+    assert theta_after > c2 > theta_alone
+    dw = _final_weights(CalciumRule(**kw), [(list(train) + list(pair), []), (list(pair), [])],
+                        duration=1700.0) - W0
+    assert dw[0] == 0.0
+    # theta_alone decays by under 1e-4 of itself over the ~1 ms above it
+    np.testing.assert_allclose(dw[1], 1e-3 * FIXED["gamma_p_per_s"] * _above(c2, theta_alone), atol=4e-4)
+
+
+def _afferent_change(protocol) -> float:
+    """Weight change of one afferent synapse of the default patch rule at basal BDNF, the
+    afferent firing its three volleys at every pulse of `protocol` (no postsynaptic spikes)."""
+    rule = coupling.scenario_model("healthy").plasticity
+    times = (np.asarray(protocol.times_ms)[:, None] + np.array([0.0, 1.4, 2.8])).ravel() + 10.0
+    pre, post = neurons.Population("pre", 1, neurons.NeuronParams(v_threshold_mV=1e3)), \
+        neurons.Population("post", 1, neurons.NeuronParams(v_threshold_mV=1e3))
+    proj = neurons.Projection("p", "pre", "post", 1, 1, "exc", np.array([0]), np.array([0]), np.array([1.5]),
+                              np.array([1.0]), plasticity=rule)
+    net = neurons.Network((pre, post), (proj,), synapse="current")
+    res = neurons.simulate(net, float(times[-1]) + 3000.0, 0.1, forced_spikes=[(t, "pre", 0) for t in times],
+                           progress=False)
+    state = neurons.rest(net, res.final_state, 60e3)
+    return float(np.asarray(state.weights[0])[0, 0]) - 1.5
+
+
+@pytest.mark.parametrize("name, sign", [("itbs", +1), ("ctbs", -1), ("one_hz", -1)])
+def test_default_rule_potentiates_with_itbs_and_depresses_with_ctbs_and_1Hz(name, sign):
+    """The calibration PatchModel documents: intermittent bursts potentiate, continuous bursts
+    and 1 Hz depress (shortened protocols of the same pattern: 4 iTBS trains, cTBS300, 120 pulses)."""
+    protocol = {"itbs": coupling.itbs(120), "ctbs": coupling.ctbs(300), "one_hz": coupling.one_hz(120)}[name]
+    assert sign * _afferent_change(protocol) > 0.01
+
+
+def test_calcium_rule_rejects_bad_parameters():
+    with pytest.raises(ValueError, match="theta_d"):
+        CalciumRule(1.0, 1.0, theta_d=0.0)
+    with pytest.raises(ValueError, match="bounds"):
+        CalciumRule(1.0, 1.0, bounds="sticky")
+    with pytest.raises(ValueError, match="sliding_tau_ms"):
+        CalciumRule(1.0, 1.0, sliding_tau_ms=-1.0)
+    with pytest.raises(ValueError, match="update_ms"):
+        neurons.simulate(_one_synapse(CalciumRule(1.0, 1.0, update_ms=0.25)), 1.0, 0.1, progress=False)
+
+
+def _one_synapse(rule):
+    pre, post = neurons.Population("pre", 1), neurons.Population("post", 1)
+    proj = neurons.Projection("p", "pre", "post", 1, 1, "exc", np.array([0]), np.array([0]), np.array([0.5]),
+                              np.array([1.0]), plasticity=rule)
+    return neurons.Network((pre, post), (proj,), synapse="current")

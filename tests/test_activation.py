@@ -43,12 +43,17 @@ def test_scale_maps_motor_threshold_field_to_the_lowest_single_cell_thresholds()
     # Weise et al. 2025: 50-70 V/m macroscopic at motor threshold vs 175-350 V/m single-cell
     assert C.MOTOR_THRESHOLD_FIELD_V_PER_M == 60.0
     assert C.MICRO_MACRO_SCALE * 60.0 == pytest.approx(175.0)
-    medians = [c.threshold_V_per_m for c in C.DEFAULT_CELL_CLASSES.values()]
+    classes = dict(C.DEFAULT_CELL_CLASSES)
+    afferent = classes.pop("I-wave afferent")
+    medians = [c.threshold_V_per_m for c in classes.values()]
     assert min(medians) == 175.0 and max(medians) <= 350.0
+    # I1 waves are recruited below the D wave (Di Lazzaro et al. 2012)
+    assert afferent.threshold_V_per_m < classes["L5 PC"].threshold_V_per_m
 
 
 def test_l5_pyramidal_cells_are_recruited_before_l23():
-    assert L5.threshold_V_per_m == min(c.threshold_V_per_m for c in C.DEFAULT_CELL_CLASSES.values())
+    cells = [c for name, c in C.DEFAULT_CELL_CLASSES.items() if name != "I-wave afferent"]
+    assert L5.threshold_V_per_m == min(c.threshold_V_per_m for c in cells)
     # the same draws for both classes (same sigma): every L2/3 PC recruited has an L5 PC recruited
     l5_T, l23_T = L5.draw_thresholds(20_000, seed=2), L23.draw_thresholds(20_000, seed=2)
     for E in np.linspace(20, 200, 37):

@@ -17,9 +17,9 @@ ratio over the probes from 20 to 60 min minus that of sham iTBS (the same run wi
 a sign "matches" when it is the human one (imTBS: |effect| below 10 %). The figures are
 reported as the model gives them with its default parameters.
 
-    python benchmarks/after_effects.py [--size small|full]
+    python benchmarks/after_effects.py [--size small|full] [--seed N]
 
-Writes benchmarks/results/after_effects_<size>.json and after_effects_<size>.png.
+Writes benchmarks/results/after_effects_<size>[_seed<N>].json and .png.
 """
 
 from __future__ import annotations
@@ -57,12 +57,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the patch (positions, synapses, thresholds)")
     args = parser.parse_args()
     size = SIZES[args.size]
     head = build_head(coupling.load_config())
     coil = efield.figure8_70mm()
     fem = efield.simulate(head, coil, efield.Placement.on_scalp(head, "F3"), didt=coil.didt_max)
-    patch = coupling.cortical_patch(head, "F3", 8.0, size["n_neurons"], seed=0,
+    patch = coupling.cortical_patch(head, "F3", 8.0, size["n_neurons"], seed=args.seed,
                                     model=coupling.scenario_model("healthy"))
     field = coupling.neuron_field(head, fem, patch, coil.didt_max)
     t0 = time.perf_counter()
@@ -87,16 +88,17 @@ def main():
     for name, (_, _, human, _) in HUMAN.items():
         same = abs(effects[name]) < NULL_BAND if human == 0 else np.sign(effects[name]) == np.sign(human)
         matches[name] = bool(same)
-    out = dict(environment=environment(["numpy"]), size=args.size, n_neurons=size["n_neurons"],
+    out = dict(environment=environment(["numpy"]), size=args.size, seed=args.seed, n_neurons=size["n_neurons"],
                n_test=size["n_test"], rmt_percent_mso=rmt,
                test_percent_mso=test_mso, wall_s=time.perf_counter() - t0, mep_ratio=ratios,
                weight_ratio_60min=weights, effect_vs_sham=effects, sign_matches=matches,
                human={name: dict(change=h, percent_rmt=pct, source=src)
                       for name, (_, pct, h, src) in HUMAN.items()})
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"after_effects_{args.size}.json"
+    stem = f"after_effects_{args.size}" + (f"_seed{args.seed}" if args.seed else "")
+    path = RESULTS / f"{stem}.json"
     path.write_text(json.dumps(out, indent=2) + "\n")
-    plot(ratios, RESULTS / f"after_effects_{args.size}.png")
+    plot(ratios, RESULTS / f"{stem}.png")
     print("\n| protocol | model effect vs sham | human | sign matches |\n| --- | --- | --- | --- |")
     for name, (_, _, human, _) in HUMAN.items():
         print(f"| {name} | {effects[name]:+.2f} | {human:+.2f} | {'yes' if matches[name] else 'no'} |")

@@ -57,7 +57,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the patch (positions, synapses, thresholds)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the patch (positions, synapses, thresholds)")
     args = parser.parse_args()
     size = SIZES[args.size]
     head = build_head(coupling.load_config())
@@ -88,7 +89,8 @@ def main():
     for name, (_, _, human, _) in HUMAN.items():
         same = abs(effects[name]) < NULL_BAND if human == 0 else np.sign(effects[name]) == np.sign(human)
         matches[name] = bool(same)
-    out = dict(environment=environment(["numpy"]), size=args.size, seed=args.seed, n_neurons=size["n_neurons"],
+    out = dict(environment=environment(["numpy"]), size=args.size, seed=args.seed,
+               n_neurons=size["n_neurons"],
                n_test=size["n_test"], rmt_percent_mso=rmt,
                test_percent_mso=test_mso, wall_s=time.perf_counter() - t0, mep_ratio=ratios,
                weight_ratio_60min=weights, effect_vs_sham=effects, sign_matches=matches,

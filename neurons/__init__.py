@@ -19,7 +19,8 @@ from .result import SimulationResult, SpikeTrains, Traces
 from .simulate import initial_state, simulate
 
 __all__ = [
-    "BDNF", "CalciumRule", "CurrentInjection", "DistanceDependent", "FixedInDegree", "FixedProbability", "FixedTotalNumber",
+    "BDNF", "CalciumRule",
+    "CurrentInjection", "DistanceDependent", "FixedInDegree", "FixedProbability", "FixedTotalNumber",
     "Network",
     "NetworkState", "NeuronParams", "PairSTDP", "PoissonInput", "Population", "Projection",
     "SimulationResult", "SpikeTrains", "ThreeFactorSTDP", "Traces", "TripletSTDP", "brunel", "coba",

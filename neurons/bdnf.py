@@ -142,7 +142,8 @@ class ThreeFactorSTDP:
 
     def __post_init__(self):
         if not hasattr(self.stdp, "kernel") or isinstance(self.stdp, ThreeFactorSTDP):
-            raise ValueError(f"ThreeFactorSTDP.stdp must be a PairSTDP, TripletSTDP or CalciumRule, got {self.stdp!r}")
+            raise ValueError(f"ThreeFactorSTDP.stdp must be a PairSTDP, TripletSTDP or CalciumRule, "
+                             f"got {self.stdp!r}")
         if not isinstance(self.bdnf, BDNF):
             raise ValueError(f"ThreeFactorSTDP.bdnf must be a BDNF, got {self.bdnf!r}")
         for name in ("tau_eligibility_ms", "tick_ms"):

@@ -276,8 +276,8 @@ def connect(pre, post, rule, *, weight, delay_ms, receptor, seed=0, name=None,
     weight: pA (current synapses) or nS (conductance synapses): scalar, array with one value per
     synapse, or callable (numpy Generator, n) -> array; delay_ms likewise (ms, >= one step at
     simulation time). Autapses are excluded unless allow_autapses. plasticity: None or a
-    rule (neurons.PairSTDP, neurons.TripletSTDP, neurons.CalciumRule, neurons.ThreeFactorSTDP) updating the weights
-    during the run.
+    rule (neurons.PairSTDP, neurons.TripletSTDP, neurons.CalciumRule, neurons.ThreeFactorSTDP)
+    updating the weights during the run.
     """
     name = name or f"{pre.name}_to_{post.name}"
     rng = np.random.default_rng(seed)

@@ -1,7 +1,7 @@
 """A treatment course: a protocol on a calendar of sessions, slow variables in between, checkpoints.
 
 Each session is simulated spike by spike (coupling.run_protocol from the state the course has
-reached: LEAD_MS, the protocol, then after_s of spontaneous activity, with STDP and BDNF);
+reached: LEAD_MS, the protocol, then after_s of spontaneous activity, with plasticity and BDNF);
 the MEP proxy, the mean plastic weights and the mean BDNF are measured at its start and at
 the end of its window. Between sessions nothing spikes and only the slow variables advance,
 in closed form or with their exact propagators (neurons.rest), then homeostatic scaling if
@@ -13,16 +13,18 @@ side runs: they do not advance the course's state or clock.
 
 Equations and time constants (defaults of coupling.PatchModel and neurons.bdnf)::
 
-    STDP (pair, dt = t_post - t_pre)  +A+ exp(-dt/tau+) if dt >= 0, -A- exp(dt/tau-) if dt < 0
-                                                                          tau+- = 20 ms   Bi & Poo 1998
-    eligibility                de/dt = -e/tau_e + STDP increments         tau_e = 1 s     Izhikevich 2007
+    synaptic calcium           c = c_pre + c_post (jumps 1 / 0.5 per spike)  tau = 20 ms  Graupner 2012
+    calcium thresholds         dw/dt = gamma_p Theta(c - theta_p) - gamma_d Theta(c - theta_d)
+                               theta_p slides with the presynaptic rate   tau = 4 s       neurons.calcium
+    eligibility                de/dt = -e/tau_e + plasticity increments   tau_e = 1 s     Izhikevich 2007
     consolidation (late phase) dw/dt = g(b) e / tau_c, g(b) = b/(b+1)     tau_c = tau_e   Izhikevich 2007
     spike calcium trace        dc/dt = -c/tau_ca + spikes, release above 2  tau_ca = 100 ms  Edelmann 2015
     BDNF delay and decay       3-stage chain, mean delay 3 min; db/dt = x_3/tau_s - b/tau_b
                                                                           tau_b = 30 min  Solinas 2019
     synaptic scaling (option)  dw/dt = w (r_t - r) / (r_t tau_h)          tau_h = 1 day   Turrigiano 1998
 
-(neurons.bdnf states the BDNF equations in full; Bi & Poo 1998, J Neurosci 18:10464;
+(neurons.calcium and neurons.bdnf state the equations in full; Graupner & Brunel 2012, PNAS
+109:3991;
 Izhikevich 2007, Cereb Cortex 17:2443; Edelmann et al. 2015, Neuron 86:1041; Solinas et
 al. 2019, PLoS Comput Biol 15:e1006975; Turrigiano et al. 1998, Nature 391:892; Turrigiano
 2008, Cell 135:422.) Over a

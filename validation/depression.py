@@ -9,7 +9,7 @@ Checks, each a direction that must hold (the figures are reported as they come):
 
 All patches sit under F3 of the coupling stage's sphere head (70 mm figure-8, the same field
 for every run) at 80 % of the depressed patch's resting motor threshold. Sizes:
---size small (CPU, minutes): 100 neurons, two sessions a day apart, 10 Hz as 15 trains of
+--size small (CPU, minutes): 150 neurons, two sessions a day apart, 10 Hz as 15 trains of
 40 pulses (600 pulses, the clinical train and gap); --size full: 1000 neurons, five sessions,
 the clinical 3000-pulse 10 Hz session. Writes validation/results/depression_<size>.json and
 depression_<size>.png.
@@ -33,7 +33,7 @@ import efield
 
 HERE = Path(__file__).resolve().parent
 SIZES = {
-    "small": dict(n_neurons=100, sessions=2, ten_hz=coupling.rtms(10.0, 40, 15, 26.0), after_s=2.0, n_test=4),
+    "small": dict(n_neurons=150, sessions=2, ten_hz=coupling.rtms(10.0, 40, 15, 26.0), after_s=2.0, n_test=4),
     "full": dict(n_neurons=1000, sessions=5, ten_hz=coupling.ten_hz_clinical(), after_s=10.0, n_test=10),
 }
 

@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .bdnf import steps_per
-from .plasticity import BOUNDS, _apply
+from .plasticity import _apply, check_bounds
 
 
 @dataclass(frozen=True)
@@ -78,10 +78,7 @@ class CalciumRule:
                 raise ValueError(f"CalciumRule.{name} must be > 0, got {getattr(self, name)}")
         if self.sliding_tau_ms is not None and not self.sliding_tau_ms > 0:
             raise ValueError(f"CalciumRule.sliding_tau_ms must be > 0 or None, got {self.sliding_tau_ms}")
-        if self.bounds not in BOUNDS:
-            raise ValueError(f"CalciumRule.bounds must be one of {BOUNDS}, got {self.bounds!r}")
-        if not self.w_max > self.w_min:
-            raise ValueError(f"CalciumRule: w_max ({self.w_max}) must be > w_min ({self.w_min})")
+        check_bounds(self, "CalciumRule")
 
     def kernel(self) -> "CalciumRule":
         """The rule the engine runs: this one."""

@@ -50,15 +50,20 @@ BOUNDS = ("hard", "soft")
 INTERACTIONS = ("all", "nearest")
 
 
-def _check_common(rule, name):
+def check_bounds(rule, name):
+    """Weight bounds and their kind of a rule called `name` (ValueError naming the field)."""
     if rule.w_max < rule.w_min:
         raise ValueError(f"{name}: w_max ({rule.w_max}) must be >= w_min ({rule.w_min})")
     if rule.bounds not in BOUNDS:
         raise ValueError(f"{name}.bounds must be one of {BOUNDS}, got {rule.bounds!r}")
-    if rule.interaction not in INTERACTIONS:
-        raise ValueError(f"{name}.interaction must be one of {INTERACTIONS}, got {rule.interaction!r}")
     if rule.bounds == "soft" and rule.w_max == rule.w_min:
         raise ValueError(f"{name}: soft bounds need w_max > w_min")
+
+
+def _check_common(rule, name):
+    check_bounds(rule, name)
+    if rule.interaction not in INTERACTIONS:
+        raise ValueError(f"{name}.interaction must be one of {INTERACTIONS}, got {rule.interaction!r}")
 
 
 @dataclass(frozen=True)

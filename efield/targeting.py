@@ -24,7 +24,10 @@ placement is then an interpolation at its elements: no FEM solve, jittable, diff
 The interpolation is tricubic Lagrange (4 x 4 x 4 nodes, exact for cubics, error O(h^4)):
 with the 70 mm figure-8's dipoles 8-13 mm above the scalp and a 2 mm grid the scores agree
 with direct solves to about 0.1 %. Grid nodes the search cannot reach hold NaN, so a pose
-outside the precomputed region gives NaN, never a silently wrong score.
+outside the precomputed region gives NaN, never a silently wrong score. Handle angles that
+share a step are scored all at once from a polar lattice of the coil (efield.polar,
+`score_turned`): the field is interpolated at the lattice's nodes once per coil centre, and
+each angle adds one dot product.
 
 Without a direction, the score is |mean E| = |(J_x, J_y, J_z)|, the magnitude of the ROI's
 mean field vector (three adjoint solves). This is not the mean of |E| (not linear in E); it
@@ -45,6 +48,7 @@ from scipy.ndimage import binary_dilation
 
 from .coil import Coil
 from .mesh import TetMesh
+from .polar import PolarCoil, angle_steps, polar_coil
 from .placement import DEFAULT_HANDLE, FALLBACK_HANDLE, Placement, _point, _surface
 
 _K = 1e-7
@@ -150,6 +154,13 @@ class ReciprocalGrid:
         """The target score (V/m) of one pose (4, 4); differentiable."""
         c = self.components(matsimnibs)
         return jnp.sqrt(jnp.sum(c * c)) if self.magnitude else c[0]
+
+    def turned(self, angles_deg, **lattice) -> PolarCoil:
+        """The coil on a polar lattice for scoring each pose at these handle angles (degrees)
+        at once (`score_turned`); lattice: step sizes of `efield.polar.polar_coil`."""
+        return polar_coil(np.asarray(self.dipole_positions), np.asarray(self.dipole_moments),
+                          np.asarray(self.segment_positions), np.asarray(self.segment_vectors),
+                          angles_deg, **lattice)
 
 
 def _dot_field(grid: ReciprocalGrid, F, points_mm, vectors) -> jax.Array:
@@ -491,6 +502,48 @@ def score_poses(grid: ReciprocalGrid, matsimnibs, batch: int = 64) -> jax.Array:
     return out.reshape(-1)[:k]
 
 
+@partial(jax.jit, static_argnames="batch")
+def score_turned(grid: ReciprocalGrid, polar: PolarCoil, base_poses, batch: int = 16) -> jax.Array:
+    """Scores (p, a) V/m of each pose (p, 4, 4), taken as handle angle 0, turned by each of
+    `polar`'s angles about its z axis (see efield.polar); `batch` poses at a time."""
+    def one(pose):
+        rotation, centre = pose[:3, :3], pose[:3, 3]
+        points = polar.nodes_mm @ rotation.T + centre
+        out = _turned_dot(grid, grid.H, polar.WH, points, rotation)
+        if grid.G.shape[0]:
+            out = out + _turned_dot(grid, grid.G, polar.WG, points, rotation)
+        c = grid.didt * out                                                 # (a, q)
+        return jnp.sqrt(jnp.sum(c * c, axis=-1)) if grid.magnitude else c[:, 0]
+
+    k = base_poses.shape[0]
+    pad = -k % batch
+    m = jnp.concatenate([base_poses, jnp.broadcast_to(base_poses[-1:], (pad, 4, 4))])
+    out = jax.lax.map(jax.vmap(one), m.reshape(-1, batch, 4, 4))
+    return out.reshape(k + pad, -1)[:k]
+
+
+def score_candidates(grid: ReciprocalGrid, patch: ScalpPatch, offsets_mm, angles_deg) -> np.ndarray:
+    """Scores (p, a) V/m of every candidate offset (p, 2) mm and handle angle (a,) degrees:
+    all angles at once on the polar lattice (`score_turned`) when the angles share a step
+    and the lattice has fewer nodes than the poses have elements, else pose by pose."""
+    if angle_steps(angles_deg) is not None:
+        polar = grid.turned(angles_deg)
+        n_elements = grid.dipole_positions.shape[0] + grid.segment_positions.shape[0]
+        if polar.nodes_mm.shape[0] < len(angles_deg) * n_elements:
+            base = jnp.asarray(candidate_poses(patch, offsets_mm, [0.0])[:, 0])
+            return np.asarray(score_turned(grid, polar, base))
+    poses = candidate_poses(patch, offsets_mm, angles_deg).reshape(-1, 4, 4)
+    return np.asarray(score_poses(grid, jnp.asarray(poses))).reshape(len(offsets_mm), len(angles_deg))
+
+
+def _turned_dot(grid: ReciprocalGrid, F, W, points_mm, rotation) -> jax.Array:
+    """(a, q): sum over lattice nodes of W (a, n, 3) . h, h = rotation^T F at the nodes."""
+    values = _tricubic(F, grid.origin, grid.spacing_mm, points_mm)          # (n, 3q)
+    q = F.shape[-1] // 3
+    h = values.reshape(-1, q, 3) @ rotation.astype(values.dtype)           # (n, q, 3)
+    return jnp.einsum("anj,nqj->aq", W.astype(values.dtype), h)
+
+
 def refine(grid: ReciprocalGrid, patch: ScalpPatch, start, search_radius_mm: float,
            steps: int = 40, step_mm: float = 1.0, step_rad: float = 0.03):
     """Gradient ascent (Adam, step sizes step_mm for the offsets and step_rad for the angle)
@@ -538,7 +591,8 @@ def optimize_placement(mesh: TetMesh, coil: Coil, target: Target, *, search_cent
     angles every angle_step_deg from the reference handle (`handle`, a point or label the
     handle points towards; default posterior), the coil distance_mm outside the scalp
     (SimNIBS's defaults: 20 mm, 5 mm, 30 degrees). Every candidate is scored from one
-    precomputed reciprocal grid (`reciprocal_grid`); then gradient ascent (`refine`,
+    precomputed reciprocal grid (`reciprocal_grid`; all angles of an offset at once,
+    `score_candidates`); then gradient ascent (`refine`,
     refine_steps; 0 skips it) starts at the best candidate. With `verify`, the best pose is
     solved once with the FEM and direct_score reported. solver: a FieldSolver of `mesh` to
     reuse (else one is set up with `conductivity`). didt in A/s; scores in V/m.
@@ -556,8 +610,7 @@ def optimize_placement(mesh: TetMesh, coil: Coil, target: Target, *, search_cent
     timings["precompute"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     offsets, angles = candidate_offsets(search_radius_mm, spacing_mm), candidate_angles(angle_step_deg)
-    poses = candidate_poses(patch, offsets, angles)
-    scores = np.asarray(score_poses(grid, jnp.asarray(poses.reshape(-1, 4, 4)))).reshape(poses.shape[:2])
+    scores = score_candidates(grid, patch, offsets, angles)
     if not np.isfinite(scores).all():
         raise RuntimeError("some candidate poses fall outside the precomputed reciprocal grid")
     i, j = np.unravel_index(int(np.argmax(scores)), scores.shape)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import efield
+from efield import polar
 from efield import targeting as tg
 
 TARGET_CENTRE = [20.0, 10.0, 80.0]
@@ -58,6 +59,61 @@ def test_reciprocity_matches_direct_solves_on_an_ellipsoid(ellipsoid, coil, reco
     target = tg.Target([-30.0, 20.0, 65.0], 12.0)
     scores, direct = _check_against_direct(ellipsoid, solver, coil, target, [-30.0, 20.0, 65.0])
     np.testing.assert_allclose(scores, direct, rtol=1e-3)
+
+
+def _turned_against_direct(mesh, solver, coil, target, search_centre, angles):
+    patch = tg.scalp_patch(mesh, search_centre, 35.0)
+    grid = tg.reciprocal_grid(solver, coil, target, patch, 20.0)
+    offsets = tg.candidate_offsets(20.0, 10.0)[::3]
+    base = tg.candidate_poses(patch, offsets, [0.0])[:, 0]
+    turned = np.asarray(tg.score_turned(grid, grid.turned(angles), jnp.asarray(base)))
+    poses = tg.candidate_poses(patch, offsets, angles).reshape(-1, 4, 4)
+    results = solver.solve(coil, [efield.Placement(p) for p in poses], progress=False)
+    direct = np.array([target.score_field(mesh, r.E) for r in results]).reshape(turned.shape)
+    return turned, direct
+
+
+@pytest.mark.parametrize("direction", [None, (0.0, 1.0, 1.0)])
+def test_all_handle_angles_at_once_match_direct_solves_on_the_sphere(sphere, solver, coil, direction):
+    target = tg.Target(TARGET_CENTRE, 10.0, direction=direction)
+    turned, direct = _turned_against_direct(sphere, solver, coil, target, TARGET_CENTRE,
+                                            [0.0, 45.0, 100.0, 170.0])
+    scale = np.abs(direct).max()
+    assert np.abs(turned - direct).max() < 2e-3 * scale
+    assert np.ptp(direct) > 0.05 * scale
+
+
+def test_all_handle_angles_at_once_match_direct_solves_on_an_ellipsoid(ellipsoid, coil):
+    solver = efield.FieldSolver(ellipsoid)
+    target = tg.Target([-30.0, 20.0, 65.0], 12.0)
+    turned, direct = _turned_against_direct(ellipsoid, solver, coil, target, [-30.0, 20.0, 65.0],
+                                            tg.candidate_angles(90.0))
+    np.testing.assert_allclose(turned, direct, rtol=2e-3)
+
+
+def test_polar_lattice_converges_at_fourth_order(direction_grid):
+    """Against element-wise interpolation: halving both lattice steps divides the largest
+    error by about 2^4 (cubic Lagrange in rho and phi; z nodes on the coil's layers)."""
+    grid, patch = direction_grid
+    offsets, angles = tg.candidate_offsets(20.0, 10.0), tg.candidate_angles(30.0)
+    elementwise = np.asarray(tg.score_poses(grid, jnp.asarray(
+        tg.candidate_poses(patch, offsets, angles).reshape(-1, 4, 4)))).reshape(len(offsets), -1)
+    base = jnp.asarray(tg.candidate_poses(patch, offsets, [0.0])[:, 0])
+    errors = [np.abs(np.asarray(tg.score_turned(grid, grid.turned(angles, rho_step_mm=h, arc_step_mm=2 * h),
+                                                base)) - elementwise).max() for h in (8.0, 4.0)]
+    scale = np.abs(elementwise).max()
+    assert errors[0] < 1e-3 * scale
+    assert errors[1] < errors[0] / 8
+
+
+def test_handle_angles_must_share_a_step(coil):
+    assert polar.angle_steps(tg.candidate_angles(30.0)) == 12
+    assert polar.angle_steps([0.0, 45.0, 100.0, 170.0]) == 72        # 5 degree steps
+    assert polar.angle_steps([0.0, 360.0 / np.pi]) is None
+    assert polar.lattice_phi_count([0.0, 90.0], 88.0, 16.0) == 36       # >= 2 pi 88 / 16, a multiple of 4
+    with pytest.raises(ValueError, match="angles_deg"):
+        polar.polar_coil(coil.dipole_positions, coil.dipole_moments, coil.segment_positions,
+                         coil.segment_vectors, [0.0, 360.0 / np.pi])
 
 
 def test_raw_and_recovered_scores_differ(ellipsoid, coil):
@@ -137,6 +193,7 @@ def test_poses_outside_the_precomputed_region_score_nan(direction_grid):
     grid, patch = direction_grid
     far = np.asarray(patch.pose(60.0, 0.0, 0.0))
     assert np.isnan(float(grid.score(jnp.asarray(far))))
+    assert np.isnan(np.asarray(tg.score_turned(grid, grid.turned([0.0, 90.0]), jnp.asarray(far[None])))).all()
 
 
 @pytest.mark.parametrize("kwargs, message", [

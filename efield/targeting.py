@@ -218,9 +218,11 @@ def adjoint_sources(solver, target: Target) -> np.ndarray:
     return np.stack([np.asarray(pullback(jnp.eye(len(axes))[j])[0]) for j in range(len(axes))])
 
 
-def reciprocal_fields(nodes_mm, sources, points_mm, segments: bool, chunk: int = 2048):
+def reciprocal_fields(nodes_mm, sources, points_mm, segments: bool, pairs: int = 2 ** 25):
     """H (p, 3q) per A*m^2 and G (p, 3q) per m (or None) at points (p, 3) mm of the nodal
-    sources (q, n, 3) at nodes (n, 3) mm; coordinates are centred on the points' mean."""
+    sources (q, n, 3) at nodes (n, 3) mm; coordinates are centred on the points' mean.
+    Points go in blocks of about `pairs` point-node pairs (a few float64 arrays that size)."""
+    chunk = int(np.clip(pairs // max(len(nodes_mm), 1), 16, 2048))
     shift = np.asarray(points_mm).mean(axis=0)
     nodes = jnp.asarray((np.asarray(nodes_mm) - shift) * 1e-3)
     q = sources.shape[0]

@@ -112,10 +112,11 @@ def brian2_python() -> Path:
 
 
 def run_brian2(python: Path, n: int, duration_ms: float, dt_ms: float, seed: int,
-               mode: str, threads: int) -> dict:
+               mode: str, threads: int, stdp: bool = False) -> dict:
+    """One run of peers/brian2_coba.py (stdp: plastic exc -> exc) in the Brian2 environment."""
     cmd = [str(python), str(PEER_SCRIPT), "--n", str(n), "--p", repr(connection_p(n)),
            "--duration-ms", repr(duration_ms), "--dt-ms", repr(dt_ms), "--seed", str(seed),
-           "--mode", mode, "--threads", str(threads)]
+           "--mode", mode, "--threads", str(threads)] + (["--stdp"] if stdp else [])
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     process_s = time.perf_counter() - t0

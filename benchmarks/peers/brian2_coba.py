@@ -17,6 +17,12 @@ tmsim's `neurons.coba`, i.e. the COBA of the Brian2/BrainPy benchmark scripts:
     initial v ~ N(-55 mV, 5 mV), ge = gi = 0.
 v takes exponential-Euler steps (exact for conductances frozen over a step) and the
 conductances decay exactly, as in tmsim (`--method` chooses another Brian2 state updater).
+
+--stdp makes the excitatory -> excitatory synapses plastic with the all-to-all pair rule of
+benchmarks/snn_stdp.py (tmsim's `neurons.PairSTDP`): traces x_pre, x_post decay with
+tau_plus = tau_minus = 20 ms and step by 1 at each spike; a presynaptic spike delivers w,
+then w -= A_minus x_post; a postsynaptic spike w += A_plus x_pre; A_plus = 1 % and A_minus
+= 1.05 % of w_max = 12 nS, hard bounds [0, w_max], w starts at we.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ def main():
     parser.add_argument("--method", default="exponential_euler", help="Brian2 state updater")
     parser.add_argument("--threads", type=int, default=1,
                         help="cpp_standalone OpenMP threads (1: no OpenMP)")
+    parser.add_argument("--stdp", action="store_true", help="pair STDP on excitatory -> excitatory")
     args = parser.parse_args()
 
     t_start = time.perf_counter()
@@ -48,7 +55,8 @@ def main():
 
     t_import = time.perf_counter() - t_start
     out = {"mode": args.mode, "n": args.n, "p": args.p, "duration_ms": args.duration_ms,
-           "dt_ms": args.dt_ms, "method": args.method, "seed": args.seed, "import_s": t_import,
+           "dt_ms": args.dt_ms, "method": args.method, "seed": args.seed, "stdp": args.stdp,
+           "import_s": t_import,
            "brian2": b2.__version__, "numpy": np.__version__,
            "python": platform.python_version(), "python_executable": sys.executable}
 
@@ -63,7 +71,7 @@ def main():
             b2.prefs.codegen.runtime.cython.cache_dir = tmp   # compile afresh, as standalone does
             out["threads"] = 1
         t0 = time.perf_counter()
-        net, mon = build(b2, args)
+        net, mon, plastic = build(b2, args)
         if args.mode == "cpp_standalone":
             net.run(args.duration_ms * b2.ms)          # code generation, make, run the binary
             out["wall_s"] = time.perf_counter() - t0
@@ -82,6 +90,8 @@ def main():
         out["n_synapses"] = int(sum(len(s) for s in net.objects if isinstance(s, b2.Synapses)))
         out["spikes"] = int(mon.num_spikes)
         out["rate_hz"] = out["spikes"] / (args.n * args.duration_ms * 1e-3)
+        if plastic is not None:
+            out["mean_weight_exc_exc_end_nS"] = float(np.mean(plastic.w[:] / b2.nS))
     print(json.dumps(out))
 
 
@@ -102,13 +112,30 @@ def build(b2, args):
     group = b2.NeuronGroup(args.n, eqs, threshold="v > Vt", reset="v = Vr",
                            refractory=5 * ms, method=args.method, namespace=namespace)
     n_exc = round(0.8 * args.n)
-    exc = b2.Synapses(group[:n_exc], group, on_pre="ge += we", namespace=namespace)
     inh = b2.Synapses(group[n_exc:], group, on_pre="gi += wi", namespace=namespace)
-    exc.connect(condition="i != j", p=args.p)                # i counts within the subgroup
-    inh.connect(condition=f"i + {n_exc} != j", p=args.p)
+    inh.connect(condition=f"i + {n_exc} != j", p=args.p)     # i counts within the subgroup
+    plastic = None
+    if args.stdp:
+        namespace.update(wmax=12 * nS, Aplus=0.01 * 12 * nS, Aminus=0.0105 * 12 * nS,
+                         taupre=20 * ms, taupost=20 * ms)
+        model = """w : siemens
+        dxpre/dt = -xpre / taupre : 1 (event-driven)
+        dxpost/dt = -xpost / taupost : 1 (event-driven)"""
+        plastic = b2.Synapses(group[:n_exc], group[:n_exc], model, namespace=namespace,
+                              on_pre="ge_post += w\nxpre += 1\nw = clip(w - Aminus * xpost, 0 * nS, wmax)",
+                              on_post="xpost += 1\nw = clip(w + Aplus * xpre, 0 * nS, wmax)")
+        plastic.connect(condition="i != j", p=args.p)
+        plastic.w = "we"
+        exc = b2.Synapses(group[:n_exc], group[n_exc:], on_pre="ge += we", namespace=namespace)
+        exc.connect(p=args.p)
+        synapses = (plastic, exc, inh)
+    else:
+        exc = b2.Synapses(group[:n_exc], group, on_pre="ge += we", namespace=namespace)
+        exc.connect(condition="i != j", p=args.p)
+        synapses = (exc, inh)
     group.v = "-55*mV + 5*mV*randn()"
     mon = b2.SpikeMonitor(group)
-    return b2.Network(group, exc, inh, mon), mon
+    return b2.Network(group, *synapses, mon), mon, plastic
 
 
 if __name__ == "__main__":

@@ -219,12 +219,16 @@ def _transmit_gather(ring_flat, offsets: tuple, weights: tuple, local, n_pre: in
 def _transmit_loop(ring_flat, offsets: tuple, weights: tuple, local, count, base):
     """The same as _transmit_gather, one spike at a time (`fori_loop` over the `count` actual
     spikes, ELL rows read with dynamic slices): work in proportion to the spikes, not to K,
-    and the same order of additions."""
+    and the same order of additions. The K buffered spikes' weight rows are gathered before
+    the loop: a loop that read the weights themselves would make XLA copy them every step
+    (a loop operand cannot be written in place afterwards), and plasticity writes them."""
+    rows = tuple(w[jnp.minimum(local, w.shape[0] - 1)] for w in weights)   # (K, max_out) each
+
     def one(i, ring_flat):
         row = local[i]
-        for o, w in zip(offsets, weights):
+        for o, w in zip(offsets, rows):
             index = _ring_index(jax.lax.dynamic_index_in_dim(o, row, keepdims=False), base, size)
-            ring_flat = ring_flat.at[index].add(jax.lax.dynamic_index_in_dim(w, row, keepdims=False),
+            ring_flat = ring_flat.at[index].add(jax.lax.dynamic_index_in_dim(w, i, keepdims=False),
                                                 mode="drop")
         return ring_flat
 

@@ -208,7 +208,8 @@ def device_arrays(proj) -> PlasticArrays:
 
 def _apply(rule: TripletSTDP, w, target, dw_plus, dw_minus, eligibility: bool):
     """Add the bounded increments (soft bounds weigh them by the weight w) to `target`: the
-    weights themselves (clipped to the bounds) or, for a three-factor rule, the eligibility."""
+    weights themselves (w is then target, so that a step's potentiation adds to its
+    depression; clipped to the bounds) or, for a three-factor rule, the eligibility."""
     f32 = jnp.float32
     lo, hi = f32(rule.w_min), f32(rule.w_max)
     if rule.bounds == "soft":
@@ -227,8 +228,8 @@ def update(rule, dt_ms: float, arrays: PlasticArrays, weights, traces: PlasticSt
            pre_ids, n_pre: int, post_ids, n_post: int, step):
     """One step of the rule (see the module docstring for the order). rule: TripletSTDP kernel
     or ThreeFactorSTDP; weights (n_pre, max_out); pre_ids (K_pre,), post_ids (K_post,): local
-    ids of this step's spikes, padded with n_pre resp. n_post; step: index of this step
-    (int32). Returns the new weights and traces."""
+    ids of this step's spikes, ascending, padded with n_pre resp. n_post; step: index of this
+    step (int32). Returns the new weights and traces."""
     from .calcium import CalciumRule, calcium_step
 
     f32 = jnp.float32
@@ -259,7 +260,7 @@ def update(rule, dt_ms: float, arrays: PlasticArrays, weights, traces: PlasticSt
         o1 = jnp.take(post_tr[0], post_of, mode="fill", fill_value=0.0)
         dw = o1 * (f32(stdp.A2_minus) + f32(stdp.A3_minus) * pre_tr[1][row][:, None])
         rows = target[row]
-        new_rows = _apply(stdp, weights[row], rows, f32(0.0), dw, eligibility)
+        new_rows = _apply(stdp, weights[row] if eligibility else rows, rows, f32(0.0), dw, eligibility)
         new_rows = jnp.where(post_of < n_post, new_rows, rows)
         return target.at[pre_ids].set(new_rows, mode="drop")
 
@@ -272,13 +273,15 @@ def update(rule, dt_ms: float, arrays: PlasticArrays, weights, traces: PlasticSt
         if three:
             dw = dw * boost[col][:, None]
         take = lambda a: jnp.take(a.reshape(-1), flat, mode="fill", fill_value=0.0)
-        new = _apply(stdp, take(weights), take(target), dw, f32(0.0), eligibility)
+        current = take(target)
+        new = _apply(stdp, take(weights) if eligibility else current, current, dw, f32(0.0), eligibility)
         return target.reshape(-1).at[flat].set(new, mode="drop").reshape(target.shape)
 
-    # the updates are skipped (lax.cond) in steps without spikes on their side
-    target = jax.lax.cond(jnp.any(pre_ids < n_pre), depress, lambda t: t, target)
+    # both run every step, on the K buffered spikes (padding is dropped): under a lax.cond
+    # XLA would copy the weights each step to keep them for the branch that does nothing
+    target = depress(target)
     pre_tr = jnp.stack([_jump(pre_tr[0], pre_hit, nearest), _jump(pre_tr[1], pre_hit, nearest)])
-    target = jax.lax.cond(jnp.any(post_ids < n_post), potentiate, lambda t, _: t, target, pre_tr)
+    target = potentiate(target, pre_tr)
     post_tr = jnp.stack([_jump(post_tr[0], post_hit, nearest), _jump(post_tr[1], post_hit, nearest)])
     return _finish(three, dt_ms, arrays, weights, target, pre_tr, post_tr, post_hit, step, traces.third)
 

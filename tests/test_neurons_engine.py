@@ -187,3 +187,31 @@ def test_spike_by_spike_and_buffered_transmission_give_the_same_spikes(monkeypat
     for a, b in zip(runs["loop"], runs["gather"]):
         assert len(a.spikes["exc"]) > 100
         _spikes_equal(a, b)
+
+
+@pytest.mark.parametrize("three_factor", [False, True])
+def test_spike_by_spike_and_buffered_plasticity_give_the_same_weights(monkeypatch, three_factor):
+    """Triplet STDP (and its BDNF-gated form, with the LTP boost) on COBA's exc -> exc synapses:
+    the weights after spike-by-spike transmission (weight rows gathered before the loop)
+    equal those after buffered transmission."""
+    import dataclasses
+    import importlib
+
+    sim = importlib.import_module("neurons.simulate")
+    rule = neurons.TripletSTDP.published("hippocampal_all_to_all", scale=0.5, w_max=12.0)
+    if three_factor:
+        rule = neurons.ThreeFactorSTDP(rule, neurons.BDNF(basal_per_s=1.0 / 600.0), ltp_boost=1.0)
+    net = neurons.coba(n_neurons=1000, seed=3)
+    net = dataclasses.replace(net, projections=tuple(
+        dataclasses.replace(p, plasticity=rule) if (p.pre, p.post) == ("exc", "exc") else p
+        for p in net.projections))
+    runs = {}
+    for propagation in ("loop", "gather"):
+        monkeypatch.setattr(sim, "_propagation", lambda p=propagation: p)
+        runs[propagation] = neurons.simulate(net, 60.0, seed=1, progress=False)
+    _spikes_equal(runs["loop"], runs["gather"])
+    k = next(i for i, p in enumerate(net.projections) if p.plasticity is not None)
+    before = net.projections[k].ell.weight
+    after = [np.asarray(r.final_state.weights[k]) for r in runs.values()]
+    assert np.abs(after[0] - before).max() > 1e-3                 # the rule changed the weights
+    np.testing.assert_array_equal(after[0], after[1])

@@ -48,6 +48,14 @@ def test_a_single_pair_changes_the_weight_by_A_exp_minus_delta_over_tau(bounds):
     np.testing.assert_allclose(dw, np.where(deltas >= 0, potentiation, depression), rtol=2e-5, atol=2e-7)
 
 
+def test_a_step_with_pre_and_post_spikes_depresses_then_potentiates():
+    """Order within a step: a post spike 10 ms before leaves o1 = exp(-10/tau_minus); a pre and
+    a post spike in one step then depress by A_minus o1 and potentiate by A_plus on top of it."""
+    dw = _final_weight(PairSTDP(**PAIR), [20.0], [10.0, 20.0]) - W0
+    expected = PAIR["A_plus"] - PAIR["A_minus"] * np.exp(-10.0 / PAIR["tau_minus_ms"])
+    np.testing.assert_allclose(dw, expected, rtol=2e-5)
+
+
 def test_a_pre_spike_is_transmitted_with_the_weight_from_before_its_own_update():
     rule = PairSTDP(**PAIR)
     spikes = [(10.0, "post", 0), (15.0, "pre", 0), (30.0, "pre", 0)]

@@ -68,7 +68,7 @@ def time_runs(net, duration_ms: float, repeats: int) -> dict:
 
 def brian2_peer(repeats: int) -> dict:
     """Brian2 cpp_standalone on the static and the pair-STDP COBA-4k, best of `repeats`."""
-    from snn_coba import brian2_python, run_brian2
+    from snn_coba import best_brian2_run, brian2_python
 
     try:
         python = brian2_python()
@@ -77,11 +77,7 @@ def brian2_peer(repeats: int) -> dict:
         return {"brian2_unavailable": f"{type(exc).__name__}: {exc}"}
     out = {}
     for label, stdp in (("static", False), ("pair_stdp_exc_exc", True)):
-        runs = [run_brian2(python, 4000, 1000.0, 0.1, 0, "cpp_standalone", 1, stdp=stdp)
-                for _ in range(max(1, repeats))]
-        ok = [r for r in runs if "unavailable" not in r]
-        best = min(ok, key=lambda r: r["main_loop_s"]) if ok else runs[0]
-        best["main_loops_s"] = [r["main_loop_s"] for r in ok]
+        best = best_brian2_run(python, 4000, 1000.0, 0.1, 0, "cpp_standalone", 1, repeats, stdp)
         out[f"brian2_coba4k_{label}"] = best
         print(f"brian2_coba4k_{label}", best, flush=True)
     return out

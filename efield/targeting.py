@@ -23,9 +23,9 @@ placement is then an interpolation at its elements: no FEM solve, jittable, diff
 
 The interpolation is tricubic Lagrange (4 x 4 x 4 nodes, exact for cubics, error O(h^4)):
 with the 70 mm figure-8's dipoles 8-13 mm above the scalp and the default 4 mm grid the
-scores agree with direct solves to about 1e-4. Grid nodes the search cannot reach hold NaN, so a pose
-outside the precomputed region gives NaN, never a silently wrong score. Handle angles that
-share a step are scored all at once from a polar lattice of the coil (efield.polar,
+scores agree with direct solves to about 1e-4. Grid nodes the search cannot reach hold NaN,
+so a pose outside the precomputed region gives NaN, never a silently wrong score. Handle
+angles that share a step are scored all at once from a polar lattice of the coil (efield.polar,
 `score_turned`): the field is interpolated at the lattice's nodes once per coil centre, and
 each angle adds one dot product.
 

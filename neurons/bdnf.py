@@ -43,7 +43,8 @@ resolve a 30 min decay over 0.1 ms).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -201,41 +202,47 @@ def gate(rule: ThreeFactorSTDP, chain) -> jax.Array:
 
 
 def advance(rule: ThreeFactorSTDP, dt_ms: float, state: BDNFState, post_spiked, post_of, weights,
-            w_min: float, w_max: float, step) -> tuple[jax.Array, BDNFState]:
+            w_min: float, w_max: float, step, periodic: bool = True) -> tuple[jax.Array, BDNFState]:
     """End of step `step` (int32, 0-based): calcium and release (every step), eligibility
     conversion (every tick_ms), BDNF chain (every slow_step_s). post_spiked (n_post,) bool;
-    post_of (n_pre, max_out) local post index per synapse (n_post at padding). Returns the
-    new weights and state."""
+    post_of (n_pre, max_out) local post index per synapse (n_post at padding); periodic: False
+    leaves the conversion and the chain to the engine (`convert`, `chain_step` at the end of
+    each interval). Returns the new weights and state."""
     f32 = jnp.float32
     bd = rule.bdnf
     calcium = state.calcium * f32(np.exp(-dt_ms / bd.tau_calcium_ms)) + post_spiked.astype(f32)
     release = state.release + f32(dt_ms * 1e-3 * bd.release_rate_per_s * bd.release_factor) * jnp.maximum(
         calcium - f32(bd.calcium_threshold), 0.0)
-
+    state = BDNFState(eligibility=state.eligibility, calcium=calcium, release=release, chain=state.chain)
+    if not periodic:
+        return weights, state
     tick = steps_per(rule.tick_ms, dt_ms, "ThreeFactorSTDP.tick_ms")
+    weights, state = jax.lax.cond((step + 1) % tick == 0, partial(convert, rule, post_of, w_min, w_max),
+                                  lambda w, s: (w, s), weights, state)
+    slow = steps_per(bd.slow_step_s * 1e3, dt_ms, "BDNF.slow_step_s")
+    state = jax.lax.cond((step + 1) % slow == 0, partial(chain_step, rule), lambda s: s, state)
+    return weights, state
+
+
+def convert(rule: ThreeFactorSTDP, post_of, w_min: float, w_max: float, weights, state: BDNFState):
+    """One tick_ms: the gate converts eligibility into weight (clipped to [w_min, w_max]) and the
+    eligibility decays, exactly for the exponential over the tick. Returns (weights, state)."""
+    f32 = jnp.float32
     decay = np.exp(-rule.tick_ms / rule.tau_eligibility_ms)
     converted = (1.0 - decay) * rule.tau_eligibility_ms / (rule.tau_conversion_ms or rule.tau_eligibility_ms)
+    g = jnp.take(gate(rule, state.chain), post_of, mode="fill", fill_value=0.0)
+    weights = jnp.clip(weights + f32(converted) * g * state.eligibility, f32(w_min), f32(w_max))
+    return weights, replace(state, eligibility=state.eligibility * f32(decay))
 
-    def convert(args):
-        weights, elig = args
-        g = jnp.take(gate(rule, state.chain), post_of, mode="fill", fill_value=0.0)
-        weights = jnp.clip(weights + f32(converted) * g * elig, f32(w_min), f32(w_max))
-        return weights, elig * f32(decay)
 
-    weights, eligibility = jax.lax.cond((step + 1) % tick == 0, convert, lambda a: a,
-                                        (weights, state.eligibility))
-
-    slow = steps_per(bd.slow_step_s * 1e3, dt_ms, "BDNF.slow_step_s")
+def chain_step(rule: ThreeFactorSTDP, state: BDNFState) -> BDNFState:
+    """One slow_step_s of the delay chain under the release of that step (exact propagator)."""
+    f32 = jnp.float32
+    bd = rule.bdnf
     p, q = bd.propagator(bd.slow_step_s)
-
-    def chain_step(args):
-        chain, release = args
-        rate = release / f32(bd.slow_step_s) + f32(bd.basal_per_s)
-        chain = jnp.asarray(p, f32) @ chain + jnp.asarray(q, f32)[:, None] * rate[None, :]
-        return chain, jnp.zeros_like(release)
-
-    chain, release = jax.lax.cond((step + 1) % slow == 0, chain_step, lambda a: a, (state.chain, release))
-    return weights, BDNFState(eligibility=eligibility, calcium=calcium, release=release, chain=chain)
+    rate = state.release / f32(bd.slow_step_s) + f32(bd.basal_per_s)
+    chain = jnp.asarray(p, f32) @ state.chain + jnp.asarray(q, f32)[:, None] * rate[None, :]
+    return replace(state, chain=chain, release=jnp.zeros_like(state.release))
 
 
 def rest_state(rule: ThreeFactorSTDP, state: BDNFState, weights: np.ndarray, post_of: np.ndarray,

@@ -4,8 +4,9 @@ The synaptic calcium of the synapse from pre neuron i to post neuron j is the su
 presynaptic and a postsynaptic transient (Graupner & Brunel 2012, PNAS 109:3991; the
 calcium control hypothesis of Shouval et al. 2002, PNAS 99:10831):
 
-    c_ij = c_pre,i + c_post,j,   each jumps by C_pre / C_post at a spike of its neuron and
-                                 decays with tau_calcium_ms;
+    c_ij = c_pre,i + s_pre,i + c_post,j,   c_pre and c_post jump by C_pre / C_post at a spike
+                                 of their neuron and decay with tau_calcium_ms; s_pre jumps by
+                                 C_pre_slow and decays with tau_slow_ms;
 
     dw/dt = gamma_p Theta(c - theta_p,i) - gamma_d Theta(c - theta_d)
 
@@ -13,6 +14,9 @@ calcium control hypothesis of Shouval et al. 2002, PNAS 99:10831):
 and (w - w_min) / (w_max - w_min)). Calcium between theta_d and theta_p depresses, above
 theta_p it potentiates as well: single spikes and low-frequency trains depress, bursts whose
 calcium summates potentiate (Dudek & Bear 1992, PNAS 89:4363: 1 Hz LTD; theta-burst LTP).
+The slow presynaptic component s_pre stands for the NMDA-receptor calcium, whose slow decay
+(about 200 ms: the slow NMDA component of the calcium model of Shouval et al. 2002) makes
+inputs 100 ms apart summate, so that 10 Hz trains build up calcium where 1 Hz does not.
 
 Sliding LTP threshold: theta_p,i = theta_p (1 + nu_i / sliding_rate_Hz), with nu_i a slow
 average of the presynaptic spike rate (Hz; a trace that jumps by 1000 / sliding_tau_ms per
@@ -22,7 +26,7 @@ Trends Neurosci 19:126; the slower-building suppressive process of the calcium m
 theta-burst after-effects of Huang et al. 2011, Clin Neurophysiol 122:1011: intermittent
 bursts potentiate, continuous bursting depresses). sliding_tau_ms None: a fixed threshold.
 
-State (in the PlasticState arrays of neurons.plasticity): pre (2, n_pre) = (c_pre, nu);
+State (in the PlasticState arrays of neurons.plasticity): pre (3, n_pre) = (c_pre, nu, s_pre);
 post (2, n_post) = (c_post, unused).
 
 Time stepping: the traces decay and jump every step (after the step's spikes); the
@@ -50,9 +54,10 @@ class CalciumRule:
     gamma_p_per_s, gamma_d_per_s: potentiation and depression rates while the calcium is above
     theta_p / theta_d, weight units per second; theta_p, theta_d: thresholds (calcium in units
     of the presynaptic jump C_pre = 1 by default); C_pre, C_post: jumps per pre and post spike;
-    tau_calcium_ms: calcium decay; sliding_tau_ms, sliding_rate_Hz: sliding LTP threshold;
-    update_ms: interval of the threshold comparison (a multiple of the time step); w_min,
-    w_max, bounds ("hard" or "soft") as in PairSTDP.
+    tau_calcium_ms: calcium decay; C_pre_slow, tau_slow_ms: jump per pre spike and decay of
+    the slow (NMDA-like) presynaptic component (0: none); sliding_tau_ms, sliding_rate_Hz:
+    sliding LTP threshold; update_ms: interval of the threshold comparison (a multiple of the
+    time step); w_min, w_max, bounds ("hard" or "soft") as in PairSTDP.
     """
 
     gamma_p_per_s: float
@@ -62,6 +67,8 @@ class CalciumRule:
     C_pre: float = 1.0
     C_post: float = 0.5
     tau_calcium_ms: float = 20.0
+    C_pre_slow: float = 0.0
+    tau_slow_ms: float = 200.0
     sliding_tau_ms: float | None = 4000.0
     sliding_rate_Hz: float = 120.0
     update_ms: float = 0.5
@@ -70,10 +77,10 @@ class CalciumRule:
     bounds: str = "soft"
 
     def __post_init__(self):
-        for name in ("gamma_p_per_s", "gamma_d_per_s", "C_pre", "C_post"):
+        for name in ("gamma_p_per_s", "gamma_d_per_s", "C_pre", "C_post", "C_pre_slow"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"CalciumRule.{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("theta_p", "theta_d", "tau_calcium_ms", "sliding_rate_Hz", "update_ms"):
+        for name in ("theta_p", "theta_d", "tau_calcium_ms", "tau_slow_ms", "sliding_rate_Hz", "update_ms"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"CalciumRule.{name} must be > 0, got {getattr(self, name)}")
         if self.sliding_tau_ms is not None and not self.sliding_tau_ms > 0:
@@ -86,25 +93,40 @@ class CalciumRule:
 
 
 def calcium_step(rule: CalciumRule, dt_ms: float, post_of, weights, target, pre_tr, post_tr, pre_hit,
-                 post_hit, n_post: int, step, boost, eligibility: bool):
+                 post_hit, n_post: int, step, boost, eligibility: bool, periodic: bool = True):
     """One step of the rule. post_of (n_pre, max_out) local post index per ELL entry (n_post at
-    padding); target: the weights, or the eligibility of a three-factor rule; pre_tr (2, n_pre),
+    padding); target: the weights, or the eligibility of a three-factor rule; pre_tr (3, n_pre),
     post_tr (2, n_post): traces of the previous step; pre_hit, post_hit: this step's spikes
-    (bool); boost: (n_post,) factor on potentiation (three-factor LTP boost) or None.
+    (bool); boost: (n_post,) factor on potentiation (three-factor LTP boost) or None;
+    periodic: compare with the thresholds here when step ends an update_ms interval (False:
+    the engine calls `calcium_change` at the end of each interval itself).
     Returns (target, pre_tr, post_tr)."""
     f32 = jnp.float32
     decay = f32(np.exp(-dt_ms / rule.tau_calcium_ms))
     slide = f32(np.exp(-dt_ms / rule.sliding_tau_ms)) if rule.sliding_tau_ms else f32(0.0)
     jump = f32(1e3 / rule.sliding_tau_ms) if rule.sliding_tau_ms else f32(0.0)
-    pre_tr = jnp.stack([pre_tr[0] * decay + f32(rule.C_pre) * pre_hit.astype(f32),
-                        pre_tr[1] * slide + jump * pre_hit.astype(f32)])
+    slow = f32(np.exp(-dt_ms / rule.tau_slow_ms))
+    hit = pre_hit.astype(f32)
+    pre_tr = jnp.stack([pre_tr[0] * decay + f32(rule.C_pre) * hit, pre_tr[1] * slide + jump * hit,
+                        pre_tr[2] * slow + f32(rule.C_pre_slow) * hit])
     post_tr = jnp.stack([post_tr[0] * decay + f32(rule.C_post) * post_hit.astype(f32), post_tr[1]])
-    every = steps_per(rule.update_ms, dt_ms, "CalciumRule.update_ms")
+    if periodic:
+        due = (step + 1) % steps_per(rule.update_ms, dt_ms, "CalciumRule.update_ms") == 0
+        target = calcium_change(rule, post_of, weights, target, pre_tr, post_tr, n_post, boost, eligibility,
+                                due)
+    return target, pre_tr, post_tr
+
+
+def calcium_change(rule: CalciumRule, post_of, weights, target, pre_tr, post_tr, n_post: int, boost,
+                   eligibility: bool, due=True):
+    """The change of one update_ms interval, from the traces just after its last step (see
+    calcium_step for the arguments); due: a traced bool, False leaves target as it is."""
+    f32 = jnp.float32
     h_s = f32(rule.update_ms * 1e-3)
 
     def change(target):
         valid = post_of < n_post
-        c = pre_tr[0][:, None] + jnp.take(post_tr[0], post_of, mode="fill", fill_value=0.0)
+        c = (pre_tr[0] + pre_tr[2])[:, None] + jnp.take(post_tr[0], post_of, mode="fill", fill_value=0.0)
         theta_p = f32(rule.theta_p) * (1.0 + pre_tr[1] / f32(rule.sliding_rate_Hz))
         dw_plus = jnp.where(c > theta_p[:, None], f32(rule.gamma_p_per_s) * h_s, 0.0)
         if boost is not None:
@@ -114,6 +136,5 @@ def calcium_step(rule: CalciumRule, dt_ms: float, post_of, weights, target, pre_
         return jnp.where(valid, new, target)
 
     # nothing changes while no presynaptic calcium is above the lower threshold's reach
-    active = jnp.any(pre_tr[0] + jnp.max(post_tr[0]) > f32(rule.theta_d))
-    target = jax.lax.cond(((step + 1) % every == 0) & active, change, lambda t: t, target)
-    return target, pre_tr, post_tr
+    active = jnp.any(pre_tr[0] + pre_tr[2] + jnp.max(post_tr[0]) > f32(rule.theta_d))
+    return jax.lax.cond(due & active, change, lambda t: t, target)

@@ -25,7 +25,7 @@ order within a step. Transmission in step k uses the weights from before step k'
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 import jax
@@ -34,7 +34,7 @@ import numpy as np
 
 from .connectivity import RECEPTORS
 from .dynamics import NeuronConstants, integrate
-from .plasticity import fresh_plastic_state, update
+from .plasticity import fresh_plastic_state, periodic_update, update
 
 
 @jax.tree_util.register_dataclass
@@ -93,7 +93,9 @@ class EngineConfig:
     are drawn by inverting the CDF, see `poisson_cdf`); generators: (offset, n, spike
     probability per step) per Poisson generator population; plasticity: (projection index,
     post population index, rule kernel) per plastic projection; propagation: "loop" (spike by
-    spike, for the CPU) or "gather" (all K buffered spikes at once), see the module docstring.
+    spike, for the CPU) or "gather" (all K buffered spikes at once), see the module docstring;
+    blocks: () or the nested block lengths (steps, each dividing the next) at whose ends the
+    rules' periodic updates run, see `run_chunk`.
     """
 
     neuron: str
@@ -108,6 +110,7 @@ class EngineConfig:
     generators: tuple = ()
     plasticity: tuple = ()
     propagation: str = "gather"
+    blocks: tuple = ()
 
 
 _PADDING = 1 << 30  # ring offset of ELL padding: beyond the ring even after wrapping
@@ -189,7 +192,7 @@ def _step(cfg: EngineConfig, c: NeuronConstants, projections, inputs: StaticInpu
         pre = cfg.projection_pre[index]
         weights[index], traces = update(rule, cfg.dt_ms, projections[index].plastic, weights[index], traces,
                                         spike_ids[pre], cfg.population_slices[pre][1], spike_ids[post],
-                                        cfg.population_slices[post][1], state.step)
+                                        cfg.population_slices[post][1], state.step, periodic=not cfg.blocks)
         plastic.append(traces)
 
     record = (counts, spike_ids) + trace
@@ -286,13 +289,43 @@ def _compact(mask, k: int):
     return jnp.where(j < count, ids, n), count
 
 
+def _periodic(cfg: EngineConfig, projections, state: NetworkState, interval: int, top: bool) -> NetworkState:
+    """The plastic projections' periodic updates at the end of a block of `interval` steps."""
+    weights, plastic = list(state.weights), []
+    for (index, post, rule), traces in zip(cfg.plasticity, state.plastic):
+        weights[index], traces = periodic_update(rule, cfg.dt_ms, projections[index].plastic, weights[index],
+                                                 traces, cfg.population_slices[post][1], state.step - 1,
+                                                 interval, top)
+        plastic.append(traces)
+    return replace(state, weights=tuple(weights), plastic=tuple(plastic))
+
+
+def block_lengths(rule_periods, start_step: int, n_steps: int) -> tuple:
+    """Nested block lengths for a chunk of n_steps from start_step, given the periods (steps)
+    of the rules' periodic updates: the periods that divide both, ascending, if each divides
+    the next and every other period is a multiple of the largest; () otherwise (the updates
+    then run under a condition in every step)."""
+    periods = sorted(set(rule_periods))
+    blocks = tuple(p for p in periods if start_step % p == 0 and n_steps % p == 0)
+    if not blocks or any(b % a for a, b in zip(blocks, blocks[1:])) \
+            or any(p not in blocks and p % blocks[-1] for p in periods):
+        return ()
+    return blocks
+
+
 @partial(jax.jit, static_argnames="cfg")
 def run_chunk(cfg: EngineConfig, constants: NeuronConstants, projections, inputs: StaticInputs,
               state: NetworkState, injected, forced):
     """Run len(injected) steps. injected: (steps, k) pA for inputs.injection_ids; forced:
     (steps, F) int32 global ids to fire (N = none). Returns the final state and per-step
     records: spike counts per population (steps, P); spike ids per population (steps, K_p),
-    local, n_p = none; v (steps, m) mV, syn (steps, m, 2), w (steps, m) pA of the recorded neurons."""
+    local, n_p = none; v (steps, m) mV, syn (steps, m, 2), w (steps, m) pA of the recorded neurons.
+
+    With cfg.blocks (b_1 | b_2 | ...) the steps run as nested scans of blocks, and the plastic
+    rules' updates of period b_i run, unconditionally, after each block of b_i steps (longer
+    periods after the largest block, under their condition): the same operations in the same
+    order as a condition in every step, without the copy of the weights that XLA makes for the
+    branch that does nothing. The chunk must then start at a multiple of the largest block."""
     step = partial(_step, cfg, constants, projections, inputs)
     x0 = jax.tree_util.tree_map(lambda a: a[0], (injected, forced))
     record_shapes = jax.eval_shape(step, state, x0)[1]
@@ -300,7 +333,30 @@ def run_chunk(cfg: EngineConfig, constants: NeuronConstants, projections, inputs
     def skip(state, x):  # after an overflow the chunk will be re-run: stop working
         return state, jax.tree_util.tree_map(lambda r: jnp.zeros(r.shape, r.dtype), record_shapes)
 
-    return jax.lax.scan(lambda st, x: jax.lax.cond(st.overflow, skip, step, st, x), state, (injected, forced))
+    def fast(st, x):
+        return jax.lax.cond(st.overflow, skip, step, st, x)
+
+    def block(level: int):
+        """scan over one block of cfg.blocks[level] steps, then that block's periodic updates."""
+        def run(st, xs):
+            if level == 0:
+                st, records = jax.lax.scan(fast, st, xs)
+            else:
+                st, records = _scan_blocks(block(level - 1), st, xs, cfg.blocks[level - 1])
+            return _periodic(cfg, projections, st, cfg.blocks[level], level == len(cfg.blocks) - 1), records
+        return run
+
+    if not cfg.blocks:
+        return jax.lax.scan(fast, state, (injected, forced))
+    return _scan_blocks(block(len(cfg.blocks) - 1), state, (injected, forced), cfg.blocks[-1])
+
+
+def _scan_blocks(body, state, xs, length: int):
+    """scan `body` over consecutive blocks of `length` steps of xs; records back to (steps, ...)."""
+    split = jax.tree_util.tree_map(lambda a: a.reshape((a.shape[0] // length, length) + a.shape[1:]), xs)
+    state, records = jax.lax.scan(body, state, split)
+    merge = lambda r: r.reshape((r.shape[0] * r.shape[1],) + r.shape[2:])
+    return state, jax.tree_util.tree_map(merge, records)
 
 
 def device_projection(ell, receptor: int, post_offset: int, n_neurons: int, dt_ms: float, name: str,

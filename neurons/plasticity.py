@@ -38,13 +38,14 @@ step (after step 3 above).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .bdnf import BDNFState, ThreeFactorSTDP, advance, fresh_bdnf_state, gate
+from .bdnf import BDNFState, ThreeFactorSTDP, advance, chain_step, convert, fresh_bdnf_state, gate, steps_per
 
 BOUNDS = ("hard", "soft")
 INTERACTIONS = ("all", "nearest")
@@ -174,7 +175,8 @@ _PUBLISHED = {
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True)
 class PlasticState:
-    """Traces of one plastic projection: pre (2, n_pre) = (r1, r2), post (2, n_post) = (o1, o2);
+    """Traces of one plastic projection: pre (2, n_pre) = (r1, r2), post (2, n_post) = (o1, o2)
+    (a CalciumRule: pre (3, n_pre), see neurons.calcium);
     third: BDNFState of a three-factor rule, else None."""
 
     pre: jax.Array
@@ -195,8 +197,12 @@ class PlasticArrays:
 
 def fresh_plastic_state(rule, n_pre: int, n_post: int, max_out: int) -> PlasticState:
     """Traces at zero (and the third factor's rest state) for `rule` on an (n_pre, max_out) ELL."""
-    third = fresh_bdnf_state(rule, n_pre, n_post, max_out) if isinstance(rule, ThreeFactorSTDP) else None
-    return PlasticState(pre=jnp.zeros((2, n_pre), jnp.float32), post=jnp.zeros((2, n_post), jnp.float32),
+    from .calcium import CalciumRule
+
+    three = isinstance(rule, ThreeFactorSTDP)
+    third = fresh_bdnf_state(rule, n_pre, n_post, max_out) if three else None
+    rows = 3 if isinstance(rule.stdp if three else rule, CalciumRule) else 2
+    return PlasticState(pre=jnp.zeros((rows, n_pre), jnp.float32), post=jnp.zeros((2, n_post), jnp.float32),
                         third=third)
 
 
@@ -225,11 +231,13 @@ def _jump(trace, hit, nearest: bool):
 
 
 def update(rule, dt_ms: float, arrays: PlasticArrays, weights, traces: PlasticState,
-           pre_ids, n_pre: int, post_ids, n_post: int, step):
+           pre_ids, n_pre: int, post_ids, n_post: int, step, periodic: bool = True):
     """One step of the rule (see the module docstring for the order). rule: TripletSTDP kernel
     or ThreeFactorSTDP; weights (n_pre, max_out); pre_ids (K_pre,), post_ids (K_post,): local
     ids of this step's spikes, ascending, padded with n_pre resp. n_post; step: index of this
-    step (int32). Returns the new weights and traces."""
+    step (int32); periodic: do the updates that come every few steps (`periods`) here, each
+    under the condition that this step ends its interval (False: the caller runs
+    `periodic_update` at the end of each interval instead). Returns the new weights and traces."""
     from .calcium import CalciumRule, calcium_step
 
     f32 = jnp.float32
@@ -244,8 +252,9 @@ def update(rule, dt_ms: float, arrays: PlasticArrays, weights, traces: PlasticSt
     if isinstance(stdp, CalciumRule):
         target, pre_tr, post_tr = calcium_step(stdp, dt_ms, arrays.post, weights, target, traces.pre,
                                                traces.post, pre_hit, post_hit, n_post, step, boost,
-                                               eligibility)
-        return _finish(three, dt_ms, arrays, weights, target, pre_tr, post_tr, post_hit, step, traces.third)
+                                               eligibility, periodic)
+        return _finish(three, dt_ms, arrays, weights, target, pre_tr, post_tr, post_hit, step, traces.third,
+                       periodic)
     nearest = stdp.interaction == "nearest"
     decay_pre = jnp.asarray(np.exp(-dt_ms / np.array([[stdp.tau_plus_ms], [stdp.tau_x_ms]])), f32)
     decay_post = jnp.asarray(np.exp(-dt_ms / np.array([[stdp.tau_minus_ms], [stdp.tau_y_ms]])), f32)
@@ -283,10 +292,11 @@ def update(rule, dt_ms: float, arrays: PlasticArrays, weights, traces: PlasticSt
     pre_tr = jnp.stack([_jump(pre_tr[0], pre_hit, nearest), _jump(pre_tr[1], pre_hit, nearest)])
     target = potentiate(target, pre_tr)
     post_tr = jnp.stack([_jump(post_tr[0], post_hit, nearest), _jump(post_tr[1], post_hit, nearest)])
-    return _finish(three, dt_ms, arrays, weights, target, pre_tr, post_tr, post_hit, step, traces.third)
+    return _finish(three, dt_ms, arrays, weights, target, pre_tr, post_tr, post_hit, step, traces.third,
+                   periodic)
 
 
-def _finish(three, dt_ms, arrays, weights, target, pre_tr, post_tr, post_hit, step, third=None):
+def _finish(three, dt_ms, arrays, weights, target, pre_tr, post_tr, post_hit, step, third, periodic):
     """New weights and traces: `target` is the weights, or for a three-factor rule the
     eligibility, which BDNF converts at the end of the step."""
     if not three:
@@ -294,5 +304,59 @@ def _finish(three, dt_ms, arrays, weights, target, pre_tr, post_tr, post_hit, st
     stdp = three.stdp.kernel()
     third = BDNFState(eligibility=target, calcium=third.calcium, release=third.release, chain=third.chain)
     weights, third = advance(three, dt_ms, third, post_hit, arrays.post, weights, stdp.w_min, stdp.w_max,
-                             step)
+                             step, periodic)
     return weights, PlasticState(pre=pre_tr, post=post_tr, third=third)
+
+
+def periods(rule, dt_ms: float) -> dict:
+    """The rule's updates that come every few steps, name -> interval in steps, in the order
+    `update` does them within a step: the CalciumRule's threshold comparison ("change", every
+    update_ms), the BDNF conversion ("convert", tick_ms) and chain ("chain", slow_step_s) of a
+    ThreeFactorSTDP."""
+    from .calcium import CalciumRule
+
+    three = rule if isinstance(rule, ThreeFactorSTDP) else None
+    stdp = rule.stdp.kernel() if three else rule
+    out = {}
+    if isinstance(stdp, CalciumRule):
+        out["change"] = steps_per(stdp.update_ms, dt_ms, "CalciumRule.update_ms")
+    if three:
+        out["convert"] = steps_per(three.tick_ms, dt_ms, "ThreeFactorSTDP.tick_ms")
+        out["chain"] = steps_per(three.bdnf.slow_step_s * 1e3, dt_ms, "BDNF.slow_step_s")
+    return out
+
+
+def periodic_update(rule, dt_ms: float, arrays: PlasticArrays, weights, traces: PlasticState, n_post: int,
+                    step, interval: int, top: bool):
+    """At the end of step `step`, the last of a block of `interval` steps run with
+    update(..., periodic=False): the updates whose period is `interval` and, if `top` (the
+    largest block), those with a longer period under the condition that step ends it (a
+    longer period must be a multiple of `interval`, a shorter one a block of its own: the
+    engine checks). Returns the new weights and traces."""
+    from .calcium import calcium_change
+
+    three = rule if isinstance(rule, ThreeFactorSTDP) else None
+    stdp = rule.stdp.kernel() if three else rule
+    for name, period in periods(rule, dt_ms).items():
+        if period != interval and not (top and period > interval):
+            continue
+        due = (step + 1) % period == 0
+        if name == "change":
+            target = traces.third.eligibility if three else weights
+            boost = 1.0 + jnp.float32(three.ltp_boost) * gate(three, traces.third.chain) if three else None
+            target = calcium_change(stdp, arrays.post, weights, target, traces.pre, traces.post, n_post,
+                                    boost, three is not None, True if period == interval else due)
+            if three:
+                traces = replace(traces, third=replace(traces.third, eligibility=target))
+            else:
+                weights = target
+        elif name == "convert":
+            step_fn = partial(convert, three, arrays.post, stdp.w_min, stdp.w_max)
+            weights, third = step_fn(weights, traces.third) if period == interval else \
+                jax.lax.cond(due, step_fn, lambda w, st: (w, st), weights, traces.third)
+            traces = replace(traces, third=third)
+        else:
+            third = chain_step(three, traces.third) if period == interval else \
+                jax.lax.cond(due, partial(chain_step, three), lambda st: st, traces.third)
+            traces = replace(traces, third=third)
+    return weights, traces

@@ -23,12 +23,14 @@ from .engine import (
     device_projection,
     fresh_state,
     poisson_cdf,
+    block_lengths,
     run_chunk,
 )
 from .inputs import CurrentInjection, ForcedSpikes
 from .io import SpikeFile, SpikeFileWriter, WeightSnapshotWriter
 from .network import Network
 from .plasticity import device_arrays
+from .plasticity import periods as plastic_periods
 from .result import SimulationResult, SpikeTrains, Traces, per_synapse
 
 
@@ -142,6 +144,11 @@ def _run_chunks(state, base_cfg, constants, projections, inputs, current_injecti
     plastic = [i for i, _, _ in base_cfg.plasticity]
     valid = {i: np.asarray(projections[i].target) < 2 * n for i in plastic}
     burst_steps = max(1, chunk_steps // 8)
+    start = int(state.step)
+    periods = [p for _, _, rule in base_cfg.plasticity for p in plastic_periods(rule, dt_ms).values()]
+    # chunks start at multiples of the longest period that fits a whole chunk, so that the
+    # periodic updates can run at the ends of nested blocks (engine.run_chunk)
+    align = max([p for p in periods if chunk_steps % p == 0], default=1)
     # a power of two, so that runs with similar stimuli share one compiled chunk
     forced_width = _pow2(max(forced.max_per_step, _MIN_SPIKE_BUFFER)) if forced.max_per_step else 0
     if snapshot is not None:
@@ -149,7 +156,10 @@ def _run_chunks(state, base_cfg, constants, projections, inputs, current_injecti
     with tqdm(total=n_steps, desc="simulate", unit="step", disable=not progress) as bar:
         while first < n_steps:
             steps, cfg = min(chunk_steps, n_steps - first, snap_steps - first % snap_steps), next_cfg
+            if (start + first) % align:
+                steps = min(steps, align - (start + first) % align)
             while True:
+                cfg = replace(cfg, blocks=block_lengths(periods, start + first, steps))
                 injected = np.concatenate([inj.rows(first, steps, dt_ms) for inj in current_injections]
                                           or [np.zeros((steps, 0), np.float32)], axis=1)
                 forced_rows = forced.rows(first, steps, forced_width, n)

@@ -32,6 +32,30 @@ def test_weight_change_is_rate_times_time_above_each_threshold():
     assert dw[1] == 0.0 and dw[0] < 0 and dw[2] < dw[0]
 
 
+def test_slow_component_makes_spikes_50_ms_apart_summate_above_theta_p():
+    """With C_pre_slow, c = exp(-t/20) + C_slow exp(-t/tau_slow) summed over the pre spikes:
+    the second of two spikes 50 ms apart lifts c above theta_p, which the fast part alone
+    (peak 1.08) cannot; the change is gamma times the time above each threshold, integrated
+    here on a 1 us grid of the exact calcium."""
+    c_slow, tau_slow = 0.5, 200.0
+    rule = CalciumRule(**FIXED, C_pre_slow=c_slow, tau_slow_ms=tau_slow)
+    spikes = np.array([10.0, 60.0])
+    t = np.arange(10.0, 600.0, 1e-3)
+    age = t[:, None] - spikes[None, :]
+    after = np.maximum(age, 0.0)
+    c = np.sum(np.where(age >= 0, np.exp(-after / TAU) + c_slow * np.exp(-after / tau_slow), 0.0), axis=1)
+    expected = 1e-3 * 1e-3 * (FIXED["gamma_p_per_s"] * np.sum(c > FIXED["theta_p"])
+                              - FIXED["gamma_d_per_s"] * np.sum(c > FIXED["theta_d"]))
+    assert 1.0 + np.exp(-50.0 / TAU) < FIXED["theta_p"] < c.max()
+    dw = _final_weights(rule, [(list(spikes), [])], duration=600.0) - W0
+    np.testing.assert_allclose(dw[0], expected, atol=4 * 1e-4 * 3.0)
+    ltp_only = dict(FIXED, gamma_d_per_s=0.0)
+    with_slow, without = (_final_weights(CalciumRule(**ltp_only, **extra), [(list(spikes), [])],
+                                         duration=600.0) - W0
+                          for extra in (dict(C_pre_slow=c_slow, tau_slow_ms=tau_slow), {}))
+    assert with_slow[0] > 1e-4 and without[0] == 0.0
+
+
 def test_sliding_threshold_rises_with_presynaptic_activity():
     """A pair of spikes 2 ms apart potentiates with the threshold its own spikes set, and no
     longer after a 50 Hz train has raised theta_p = theta_p (1 + nu / sliding_rate_Hz), nu the
@@ -83,6 +107,10 @@ def test_calcium_rule_rejects_bad_parameters():
         CalciumRule(1.0, 1.0, bounds="sticky")
     with pytest.raises(ValueError, match="sliding_tau_ms"):
         CalciumRule(1.0, 1.0, sliding_tau_ms=-1.0)
+    with pytest.raises(ValueError, match="C_pre_slow"):
+        CalciumRule(1.0, 1.0, C_pre_slow=-0.1)
+    with pytest.raises(ValueError, match="tau_slow_ms"):
+        CalciumRule(1.0, 1.0, tau_slow_ms=0.0)
     with pytest.raises(ValueError, match="update_ms"):
         neurons.simulate(_one_synapse(CalciumRule(1.0, 1.0, update_ms=0.25)), 1.0, 0.1, progress=False)
 

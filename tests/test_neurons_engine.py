@@ -215,3 +215,36 @@ def test_spike_by_spike_and_buffered_plasticity_give_the_same_weights(monkeypatc
     after = [np.asarray(r.final_state.weights[k]) for r in runs.values()]
     assert np.abs(after[0] - before).max() > 1e-3                 # the rule changed the weights
     np.testing.assert_array_equal(after[0], after[1])
+
+
+def test_periodic_updates_at_block_ends_equal_a_condition_in_every_step():
+    """BDNF-gated calcium plasticity on COBA's exc -> exc synapses (updates every 0.5 ms, 10 ms
+    and 1 s): chunks of 1000 steps from step 0 run the updates at the ends of nested blocks,
+    chunks of 999 steps and a run resumed off the block grid run them under a per-step
+    condition; the states are identical."""
+    import dataclasses
+
+    import jax
+
+    from neurons.engine import block_lengths
+
+    rule = neurons.ThreeFactorSTDP(neurons.CalciumRule(gamma_p_per_s=40.0, gamma_d_per_s=10.0, theta_p=1.6,
+                                                      theta_d=1.0, C_pre_slow=0.3, w_max=12.0),
+                                   neurons.BDNF(basal_per_s=1.0 / 600.0, calcium_threshold=1.0), tick_ms=1.0)
+    net = neurons.coba(n_neurons=1000, seed=3)
+    net = dataclasses.replace(net, projections=tuple(
+        dataclasses.replace(p, plasticity=rule) if (p.pre, p.post) == ("exc", "exc") else p
+        for p in net.projections))
+    blocked = neurons.simulate(net, 1200.0, seed=1, chunk_steps=1000, progress=False)
+    stepwise = neurons.simulate(net, 1200.0, seed=1, chunk_steps=999, progress=False)
+    head = neurons.simulate(net, 0.3, seed=1, progress=False)
+    resumed = neurons.simulate(net, 1199.7, seed=1, state=head.final_state, progress=False)
+    k = next(i for i, p in enumerate(net.projections) if p.plasticity is not None)
+    assert np.abs(np.asarray(blocked.final_state.weights[k]) - net.projections[k].ell.weight).max() > 1e-3
+    for other in (stepwise, resumed):
+        for a, b in zip(*(jax.tree_util.tree_leaves(r.final_state) for r in (blocked, other))):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert block_lengths([5, 10, 10000], 0, 1000) == (5, 10)
+    assert block_lengths([5, 10, 10000], 5, 1000) == (5,)     # the 10-step period under a condition
+    assert block_lengths([5, 7], 0, 35) == ()                  # 5 does not divide 7
+    assert block_lengths([5, 10], 3, 1000) == ()

@@ -14,8 +14,9 @@ side runs: they do not advance the course's state or clock.
 Equations and time constants (defaults of coupling.PatchModel and neurons.bdnf)::
 
     synaptic calcium           c = c_pre + c_post (jumps 1 / 0.5 per spike)  tau = 20 ms  Graupner 2012
+                               + s_pre, NMDA-like (jump 0.3 per pre spike)  tau = 200 ms Shouval 2002
     calcium thresholds         dw/dt = gamma_p Theta(c - theta_p) - gamma_d Theta(c - theta_d)
-                               theta_p slides with the presynaptic rate   tau = 4 s       neurons.calcium
+                               theta_p slides with the presynaptic rate   tau = 15 s      neurons.calcium
     eligibility                de/dt = -e/tau_e + plasticity increments   tau_e = 1 s     Izhikevich 2007
     consolidation (late phase) dw/dt = g(b) e / tau_c, g(b) = b/(b+1)     tau_c = tau_e   Izhikevich 2007
     spike calcium trace        dc/dt = -c/tau_ca + spikes, release above 2  tau_ca = 100 ms  Edelmann 2015
@@ -24,7 +25,7 @@ Equations and time constants (defaults of coupling.PatchModel and neurons.bdnf):
     synaptic scaling (option)  dw/dt = w (r_t - r) / (r_t tau_h)          tau_h = 1 day   Turrigiano 1998
 
 (neurons.calcium and neurons.bdnf state the equations in full; Graupner & Brunel 2012, PNAS
-109:3991;
+109:3991; Shouval et al. 2002, PNAS 99:10831;
 Izhikevich 2007, Cereb Cortex 17:2443; Edelmann et al. 2015, Neuron 86:1041; Solinas et
 al. 2019, PLoS Comput Biol 15:e1006975; Turrigiano et al. 1998, Nature 391:892; Turrigiano
 2008, Cell 135:422.) Over a

@@ -76,15 +76,20 @@ class PatchModel:
     mesh has no white matter (a sphere head).
 
     Default rule: BDNF-gated calcium-threshold plasticity (neurons.CalciumRule in
-    neurons.ThreeFactorSTDP, soft bounds 0-3 nS). An afferent activation (three volleys,
-    calcium peak 2.9) depresses (above theta_d = 2 for 9 ms); the calcium of 50 Hz bursts
-    summates above theta_p = 3.2 and potentiates; the sliding threshold (4 s, 120 Hz) rises
-    under continuous bursting. gamma_p / gamma_d = 8.25 (1.5 times that at basal BDNF with
-    the LTP boost) is our calibration: it puts the balance of LTP and LTD of a single
-    afferent synapse at imTBS (5 s trains), so that iTBS (2 s trains) potentiates and cTBS and
-    1 Hz depress, as the after-effects in humans (Huang et al. 2005; Chen et al. 1997); the
+    neurons.ThreeFactorSTDP, soft bounds 0-3 nS). Synaptic calcium has a fast part (1 per
+    presynaptic spike, 0.5 per postsynaptic one, 20 ms) and a slow NMDA-like presynaptic part
+    (0.3 per spike, 200 ms; the slow NMDA component of Shouval et al. 2002, PNAS 99:10831). An
+    afferent activation (three volleys, peak 3.8) depresses (above theta_d = 2.75); 50 Hz
+    bursts, and 10 Hz trains through the slow part, summate above theta_p = 3.0 and
+    potentiate; the sliding threshold (15 s, 10 Hz) rises with the presynaptic rate, so that
+    sustained stimulation (cTBS, 1 Hz) stays below it. gamma_p / gamma_d = 11 (4.4 / 0.4 nS/s)
+    is our calibration: with a single afferent synapse at basal BDNF and its 2 Hz spontaneous
+    firing it puts the balance of LTP and LTD near zero at imTBS (5 s trains), so that iTBS
+    (2 s trains) potentiates, cTBS and 1 Hz depress (Huang et al. 2005; Chen et al. 1997), and
+    10 Hz trains (4 s, 26 s gaps) potentiate, most where the postsynaptic cell fires with each
+    pulse (Maeda et al. 2000, Clin Neurophysiol 111:800: facilitation after 10 Hz); the
     thresholds and gamma_d = 0.4 nS/s are assumptions that keep spontaneous activity from
-    changing the weights (single spikes and most spontaneous pairs stay below theta_d).
+    changing the weights much.
     Plastic afferent synapses: TBS changes the I-wave circuits' input to corticospinal cells
     (cTBS suppresses the I1 wave: Di Lazzaro et al. 2005, J Physiol 565:945).
     """
@@ -107,7 +112,8 @@ class PatchModel:
         C_pF=250.0, g_leak_nS=12.5, E_leak_mV=-70.0, v_threshold_mV=-50.0, v_reset_mV=-65.0, t_ref_ms=2.0,
         tau_exc_ms=2.0, tau_inh_ms=8.0, E_exc_mV=0.0, E_inh_mV=-80.0)
     plasticity: object = field(default_factory=lambda: neurons.ThreeFactorSTDP(
-        neurons.CalciumRule(gamma_p_per_s=3.3, gamma_d_per_s=0.4, theta_p=3.2, theta_d=2.0, C_post=0.5,
+        neurons.CalciumRule(gamma_p_per_s=4.4, gamma_d_per_s=0.4, theta_p=3.0, theta_d=2.75, C_post=0.5,
+                            C_pre_slow=0.3, tau_slow_ms=200.0, sliding_tau_ms=15000.0, sliding_rate_Hz=10.0,
                             w_max=3.0)))
     thickness_mm: float = 2.5
     plastic_afferents: bool = True

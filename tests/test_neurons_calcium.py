@@ -76,28 +76,34 @@ def test_sliding_threshold_rises_with_presynaptic_activity():
     np.testing.assert_allclose(dw[1], 1e-3 * FIXED["gamma_p_per_s"] * _above(c2, theta_alone), atol=4e-4)
 
 
-def _afferent_change(protocol) -> float:
+def _afferent_change(protocol, post: bool = False) -> float:
     """Weight change of one afferent synapse of the default patch rule at basal BDNF, the
-    afferent firing its three volleys at every pulse of `protocol` (no postsynaptic spikes)."""
+    afferent firing its three volleys at every pulse of `protocol` (and the postsynaptic cell
+    once, 3 ms after each pulse, if `post`)."""
     rule = coupling.scenario_model("healthy").plasticity
-    times = (np.asarray(protocol.times_ms)[:, None] + np.array([0.0, 1.4, 2.8])).ravel() + 10.0
-    pre, post = neurons.Population("pre", 1, neurons.NeuronParams(v_threshold_mV=1e3)), \
+    pulses = np.asarray(protocol.times_ms) + 10.0
+    forced = [(t, "pre", 0) for t in (pulses[:, None] + np.array([0.0, 1.4, 2.8])).ravel()]
+    forced += [(t + 3.0, "post", 0) for t in pulses] if post else []
+    pre, post_pop = neurons.Population("pre", 1, neurons.NeuronParams(v_threshold_mV=1e3)), \
         neurons.Population("post", 1, neurons.NeuronParams(v_threshold_mV=1e3))
     proj = neurons.Projection("p", "pre", "post", 1, 1, "exc", np.array([0]), np.array([0]), np.array([1.5]),
                               np.array([1.0]), plasticity=rule)
-    net = neurons.Network((pre, post), (proj,), synapse="current")
-    res = neurons.simulate(net, float(times[-1]) + 3000.0, 0.1, forced_spikes=[(t, "pre", 0) for t in times],
-                           progress=False)
+    net = neurons.Network((pre, post_pop), (proj,), synapse="current")
+    res = neurons.simulate(net, float(pulses[-1]) + 3000.0, 0.1, forced_spikes=forced, progress=False)
     state = neurons.rest(net, res.final_state, 60e3)
     return float(np.asarray(state.weights[0])[0, 0]) - 1.5
 
 
-@pytest.mark.parametrize("name, sign", [("itbs", +1), ("ctbs", -1), ("one_hz", -1)])
-def test_default_rule_potentiates_with_itbs_and_depresses_with_ctbs_and_1Hz(name, sign):
+@pytest.mark.parametrize("name, post, sign", [("itbs", False, +1), ("ctbs", False, -1), ("one_hz", False, -1),
+                                              ("ten_hz", True, +1)])
+def test_default_rule_potentiates_with_itbs_and_10Hz_and_depresses_with_ctbs_and_1Hz(name, post, sign):
     """The calibration PatchModel documents: intermittent bursts potentiate, continuous bursts
-    and 1 Hz depress (shortened protocols of the same pattern: 4 iTBS trains, cTBS300, 120 pulses)."""
-    protocol = {"itbs": coupling.itbs(120), "ctbs": coupling.ctbs(300), "one_hz": coupling.one_hz(120)}[name]
-    assert sign * _afferent_change(protocol) > 0.01
+    and 1 Hz depress, 10 Hz trains whose pulses also fire the postsynaptic cell potentiate
+    (shortened protocols of the same pattern: 4 iTBS trains, cTBS300, 120 pulses, three
+    clinical 10 Hz trains of 4 s with 26 s gaps)."""
+    protocol = {"itbs": coupling.itbs(120), "ctbs": coupling.ctbs(300), "one_hz": coupling.one_hz(120),
+                "ten_hz": coupling.rtms(10.0, 40, 3, 26.0)}[name]
+    assert sign * _afferent_change(protocol, post) > 0.01
 
 
 def test_calcium_rule_rejects_bad_parameters():

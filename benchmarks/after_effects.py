@@ -89,7 +89,7 @@ def main():
     for name, (_, _, human, _) in HUMAN.items():
         same = abs(effects[name]) < NULL_BAND if human == 0 else np.sign(effects[name]) == np.sign(human)
         matches[name] = bool(same)
-    out = dict(environment=environment(["numpy"]), size=args.size, seed=args.seed,
+    out = dict(environment=environment(["numpy"], ("neurons", "coupling")), size=args.size, seed=args.seed,
                n_neurons=size["n_neurons"],
                n_test=size["n_test"], rmt_percent_mso=rmt,
                test_percent_mso=test_mso, wall_s=time.perf_counter() - t0, mep_ratio=ratios,

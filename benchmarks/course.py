@@ -68,7 +68,7 @@ def main():
     parser.add_argument("--trains", type=int, default=FULL_TRAINS, help="10 Hz trains per session")
     parser.add_argument("--after-s", type=float, default=10.0)
     args = parser.parse_args()
-    env = environment(["numpy"])
+    env = environment(["numpy"], ("neurons", "coupling"))
     head = build_head(coupling.load_config())
     coil = efield.figure8_70mm()
     fem = efield.simulate(head, coil, efield.Placement.on_scalp(head, "F3"), didt=coil.didt_max)

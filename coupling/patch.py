@@ -92,6 +92,11 @@ class PatchModel:
     changing the weights much.
     Plastic afferent synapses: TBS changes the I-wave circuits' input to corticospinal cells
     (cTBS suppresses the I1 wave: Di Lazzaro et al. 2005, J Physiol 565:945).
+    Activity-dependent BDNF release at 0.2 per s per unit of spike calcium above threshold
+    (neurons.BDNF; our calibration): a 600-pulse iTBS session at 120 % RMT raises the BDNF of
+    a depressed patch by about half of its basal level for tens of minutes, after the
+    3-minute release delay (theta bursts raise BDNF secretion: Aicardi et al. 2004, PNAS
+    101:15788); spontaneous activity, with few bursts, releases little.
     """
 
     layers: tuple[Layer, ...] = DEFAULT_LAYERS
@@ -114,7 +119,8 @@ class PatchModel:
     plasticity: object = field(default_factory=lambda: neurons.ThreeFactorSTDP(
         neurons.CalciumRule(gamma_p_per_s=4.4, gamma_d_per_s=0.4, theta_p=3.0, theta_d=2.75, C_post=0.5,
                             C_pre_slow=0.3, tau_slow_ms=200.0, sliding_tau_ms=15000.0, sliding_rate_Hz=10.0,
-                            w_max=3.0)))
+                            w_max=3.0),
+        neurons.BDNF(release_rate_per_s=0.2)))
     thickness_mm: float = 2.5
     plastic_afferents: bool = True
 

@@ -12,10 +12,15 @@ and spontaneous activity without field), as a trial compares active with sham:
 All patches sit under F3 of the coupling stage's sphere head (70 mm figure-8, the same field
 for every run) at 120 % of the depressed patch's resting motor threshold, the clinical
 intensity of both protocols (10 Hz: O'Reardon et al. 2007, Biol Psychiatry 62:1208; iTBS:
-Blumberger et al. 2018, Lancet 391:1683). Sizes:
---size small (CPU, minutes): 150 neurons, two sessions a day apart, 10 Hz as 15 trains of
-40 pulses (600 pulses, the clinical train and gap); --size full: 1000 neurons, five sessions,
-the clinical 3000-pulse 10 Hz session. Writes validation/results/depression_<size>.json and
+Blumberger et al. 2018, Lancet 391:1683). 10 Hz runs once a day; iTBS (and its sham) on an
+accelerated calendar, sessions 50 min apart as in SAINT (Cole et al. 2020, Am J Psychiatry
+177:716), so that the BDNF one session releases (3 min delay, 30 min decay) is still raised at
+the next: with a day between sessions it has decayed, and the release factor of Val66Met
+could not show. Sizes:
+--size small (CPU, minutes): 150 neurons; 10 Hz on two days as 15 trains of 40 pulses (600
+pulses, the clinical train and gap); iTBS three 600-pulse sessions in one day;
+--size full: 1000 neurons; five daily sessions of the clinical 3000-pulse 10 Hz; one SAINT day
+(ten 1800-pulse iTBS sessions). Writes validation/results/depression_<size>.json and
 depression_<size>.png.
 
     python validation/depression.py [--size small|full]
@@ -38,14 +43,24 @@ import efield
 HERE = Path(__file__).resolve().parent
 CLINICAL_PERCENT_RMT = 120.0
 SIZES = {
-    "small": dict(n_neurons=150, sessions=2, ten_hz=coupling.rtms(10.0, 40, 15, 26.0), after_s=2.0, n_test=4),
-    "full": dict(n_neurons=1000, sessions=5, ten_hz=coupling.ten_hz_clinical(), after_s=10.0, n_test=10),
+    "small": dict(n_neurons=150, ten_hz=coupling.rtms(10.0, 40, 15, 26.0),
+                  ten_hz_calendar=coupling.Calendar.on_days([0, 1]), itbs=coupling.itbs(),
+                  itbs_calendar=coupling.Calendar.on_days([0], sessions_per_day=3), after_s=2.0, n_test=4),
+    "full": dict(n_neurons=1000, ten_hz=coupling.ten_hz_clinical(),
+                 ten_hz_calendar=coupling.Calendar.daily(1), itbs=coupling.itbs(1800),
+                 itbs_calendar=coupling.Calendar.saint(1), after_s=10.0, n_test=10),
 }
 
 
 def mean_ee_weight(result, index: int) -> float:
     """Mean over the plastic projections of their mean weight at measurement `index`."""
     return float(np.mean([w[index] for w in result.mean_weights.values()]))
+
+
+def bdnf_at_session_starts(result) -> list[float]:
+    """Mean BDNF (units of its half-saturation level) at the start of each session."""
+    mean = np.mean(list(result.bdnf.values()), axis=0)
+    return [float(b) for b in mean[result.label == "before"]]
 
 
 def main():
@@ -65,21 +80,21 @@ def main():
     fields = {name: coupling.neuron_field(head, fem, p, coil.didt_max) for name, p in patches.items()}
     rmt = coupling.motor_threshold(patches["depressed"], fields["depressed"])
     percent_mso = min(100.0, CLINICAL_PERCENT_RMT / 100.0 * rmt)
-    calendar = coupling.Calendar.daily(1, days_per_week=size["sessions"], sessions_per_day=1)
-    runs = {"10hz": ("depressed", size["ten_hz"]), "itbs": ("depressed", coupling.itbs()),
-            "itbs_val66met": ("depressed_val66met", coupling.itbs()),
-            "sham": ("depressed", coupling.sham(coupling.itbs()))}
+    ten_hz, itbs = (size["ten_hz"], size["ten_hz_calendar"]), (size["itbs"], size["itbs_calendar"])
+    runs = {"10hz": ("depressed", *ten_hz), "itbs": ("depressed", *itbs),
+            "itbs_val66met": ("depressed_val66met", *itbs),
+            "sham": ("depressed", coupling.sham(itbs[0]), itbs[1])}
     out, results = {}, {}
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
-        for label, (scenario, protocol) in runs.items():
+        for label, (scenario, protocol, calendar) in runs.items():
             results[label] = coupling.run_course(patches[scenario], fields[scenario], protocol, calendar,
                                                  percent_mso, folder=Path(scratch) / label,
                                                  after_s=size["after_s"], n_test=size["n_test"])
             print(label, results[label].summary()["mean_weights_nS"], flush=True)
     healthy = np.mean([p.weight.mean() for p in patches["healthy"].network.projections if p.plasticity])
     depressed = np.mean([p.weight.mean() for p in patches["depressed"].network.projections if p.plasticity])
-    minutes = {k: len(calendar) * protocol.duration_ms / 60e3 for k, (_, protocol) in runs.items()}
+    minutes = {k: len(calendar) * protocol.duration_ms / 60e3 for k, (_, protocol, calendar) in runs.items()}
     gain = {k: mean_ee_weight(r, -1) - mean_ee_weight(r, 0) for k, r in results.items()}
     # a course's effect is its gain over sham's (the same sessions without field), as in trials
     effect = {k: gain[k] - gain["sham"] for k in gain if not runs[k][1].sham}
@@ -88,6 +103,7 @@ def main():
                healthy_ee_nS=float(healthy), depressed_ee_nS=float(depressed),
                gain_nS=gain, effect_over_sham_nS=effect, stimulation_min=minutes, effect_per_min=per_min,
                mep_change={k: r.summary()["mep_change"] for k, r in results.items()},
+               bdnf_at_session_starts={k: bdnf_at_session_starts(r) for k, r in results.items()},
                checks={"a_depressed_weaker": bool(depressed < healthy),
                        "b_10hz_raises": bool(effect["10hz"] > 0),
                        "c_itbs_faster_per_minute": bool(per_min["itbs"] > per_min["10hz"] > 0),
@@ -107,15 +123,18 @@ def plot(results, healthy: float, depressed: float, path: Path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     for label, r in results.items():
         w = [mean_ee_weight(r, i) for i in range(r.times_days.size)]
         axes[0].plot(r.times_days, w, "o-", markersize=3, label=label)
         axes[1].plot(r.times_days, r.mep, "o-", markersize=3, label=label)
+        axes[2].plot(r.times_days, np.mean(list(r.bdnf.values()), axis=0), "o-", markersize=3, label=label)
     axes[0].axhline(healthy, color="k", linestyle="--", linewidth=0.8, label="healthy")
     axes[0].axhline(depressed, color="0.5", linestyle=":", linewidth=0.8, label="depressed baseline")
     axes[0].set(xlabel="days", ylabel="mean E->E weight (nS)", title="connectivity over the course")
     axes[1].set(xlabel="days", ylabel="MEP proxy", title="response to test pulses")
+    axes[2].set(xlabel="days", ylabel="mean BDNF (half-saturation units)",
+                title="BDNF at session starts and ends")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

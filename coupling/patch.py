@@ -93,10 +93,11 @@ class PatchModel:
     Plastic afferent synapses: TBS changes the I-wave circuits' input to corticospinal cells
     (cTBS suppresses the I1 wave: Di Lazzaro et al. 2005, J Physiol 565:945).
     Activity-dependent BDNF release at 0.2 per s per unit of spike calcium above threshold
-    (neurons.BDNF; our calibration): a 600-pulse iTBS session at 120 % RMT raises the BDNF of
-    a depressed patch by about half of its basal level for tens of minutes, after the
-    3-minute release delay (theta bursts raise BDNF secretion: Aicardi et al. 2004, PNAS
-    101:15788); spontaneous activity, with few bursts, releases little.
+    (neurons.BDNF; our calibration; theta bursts raise BDNF secretion: Aicardi et al. 2004,
+    PNAS 101:15788): a 600-pulse iTBS session at 120 % RMT about doubles the BDNF of a
+    depressed patch (0.5 -> 1) after the 3-minute release delay, and 50 minutes later it is
+    still 0.1-0.13 above basal (30 min decay); the spontaneous activity of a sham session, with
+    few bursts, releases about a quarter of that (validation/depression.py).
     """
 
     layers: tuple[Layer, ...] = DEFAULT_LAYERS

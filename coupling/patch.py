@@ -89,7 +89,8 @@ class PatchModel:
     10 Hz trains (4 s, 26 s gaps) potentiate, most where the postsynaptic cell fires with each
     pulse (Maeda et al. 2000, Clin Neurophysiol 111:800: facilitation after 10 Hz); the
     thresholds and gamma_d = 0.4 nS/s are assumptions that keep spontaneous activity from
-    changing the weights much.
+    changing the weights much. In the 150-neuron patch imTBS depresses, where the single
+    synapse breaks even (benchmarks/RESULTS.md).
     Plastic afferent synapses: TBS changes the I-wave circuits' input to corticospinal cells
     (cTBS suppresses the I1 wave: Di Lazzaro et al. 2005, J Physiol 565:945).
     Activity-dependent BDNF release at 0.2 per s per unit of spike calcium above threshold

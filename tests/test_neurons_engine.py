@@ -221,7 +221,7 @@ def test_periodic_updates_at_block_ends_equal_a_condition_in_every_step():
     """BDNF-gated calcium plasticity on COBA's exc -> exc synapses (updates every 0.5 ms, 10 ms
     and 1 s): chunks of 1000 steps from step 0 run the updates at the ends of nested blocks,
     chunks of 999 steps and a run resumed off the block grid run them under a per-step
-    condition; the states are identical."""
+    condition, and blocks whose 8-spike buffer overflows are re-run; the states are identical."""
     import dataclasses
 
     import jax
@@ -239,9 +239,11 @@ def test_periodic_updates_at_block_ends_equal_a_condition_in_every_step():
     stepwise = neurons.simulate(net, 1200.0, seed=1, chunk_steps=999, progress=False)
     head = neurons.simulate(net, 0.3, seed=1, progress=False)
     resumed = neurons.simulate(net, 1199.7, seed=1, state=head.final_state, progress=False)
+    overflowed = neurons.simulate(net, 1200.0, seed=1, chunk_steps=1000, max_spikes_per_step=8,
+                                  progress=False)
     k = next(i for i, p in enumerate(net.projections) if p.plasticity is not None)
     assert np.abs(np.asarray(blocked.final_state.weights[k]) - net.projections[k].ell.weight).max() > 1e-3
-    for other in (stepwise, resumed):
+    for other in (stepwise, resumed, overflowed):
         for a, b in zip(*(jax.tree_util.tree_leaves(r.final_state) for r in (blocked, other))):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert block_lengths([5, 10, 10000], 0, 1000) == (5, 10)

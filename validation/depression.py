@@ -43,12 +43,13 @@ import efield
 HERE = Path(__file__).resolve().parent
 CLINICAL_PERCENT_RMT = 120.0
 SIZES = {
-    "small": dict(n_neurons=150, ten_hz=coupling.rtms(10.0, 40, 15, 26.0),
-                  ten_hz_calendar=coupling.Calendar.on_days([0, 1]), itbs=coupling.itbs(),
-                  itbs_calendar=coupling.Calendar.on_days([0], sessions_per_day=3), after_s=2.0, n_test=4),
-    "full": dict(n_neurons=1000, ten_hz=coupling.ten_hz_clinical(),
-                 ten_hz_calendar=coupling.Calendar.daily(1), itbs=coupling.itbs(1800),
-                 itbs_calendar=coupling.Calendar.saint(1), after_s=10.0, n_test=10),
+    # (protocol, calendar) of each course
+    "small": dict(n_neurons=150,
+                  ten_hz=(coupling.rtms(10.0, 40, 15, 26.0), coupling.Calendar.on_days([0, 1])),
+                  itbs=(coupling.itbs(), coupling.Calendar.on_days([0], sessions_per_day=3)),
+                  after_s=2.0, n_test=4),
+    "full": dict(n_neurons=1000, ten_hz=(coupling.ten_hz_clinical(), coupling.Calendar.daily(1)),
+                 itbs=(coupling.itbs(1800), coupling.Calendar.saint(1)), after_s=10.0, n_test=10),
 }
 
 
@@ -57,10 +58,15 @@ def mean_ee_weight(result, index: int) -> float:
     return float(np.mean([w[index] for w in result.mean_weights.values()]))
 
 
+def mean_bdnf(result) -> np.ndarray:
+    """Mean over the three-factor projections of their mean BDNF (units of its half-saturation
+    level) at every measurement."""
+    return np.mean(list(result.bdnf.values()), axis=0)
+
+
 def bdnf_at_session_starts(result) -> list[float]:
-    """Mean BDNF (units of its half-saturation level) at the start of each session."""
-    mean = np.mean(list(result.bdnf.values()), axis=0)
-    return [float(b) for b in mean[result.label == "before"]]
+    """Mean BDNF at the start of each session."""
+    return [float(b) for b in mean_bdnf(result)[result.label == "before"]]
 
 
 def main():
@@ -80,10 +86,10 @@ def main():
     fields = {name: coupling.neuron_field(head, fem, p, coil.didt_max) for name, p in patches.items()}
     rmt = coupling.motor_threshold(patches["depressed"], fields["depressed"])
     percent_mso = min(100.0, CLINICAL_PERCENT_RMT / 100.0 * rmt)
-    ten_hz, itbs = (size["ten_hz"], size["ten_hz_calendar"]), (size["itbs"], size["itbs_calendar"])
-    runs = {"10hz": ("depressed", *ten_hz), "itbs": ("depressed", *itbs),
-            "itbs_val66met": ("depressed_val66met", *itbs),
-            "sham": ("depressed", coupling.sham(itbs[0]), itbs[1])}
+    itbs, itbs_calendar = size["itbs"]
+    runs = {"10hz": ("depressed", *size["ten_hz"]), "itbs": ("depressed", itbs, itbs_calendar),
+            "itbs_val66met": ("depressed_val66met", itbs, itbs_calendar),
+            "sham": ("depressed", coupling.sham(itbs), itbs_calendar)}
     out, results = {}, {}
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
@@ -128,7 +134,7 @@ def plot(results, healthy: float, depressed: float, path: Path):
         w = [mean_ee_weight(r, i) for i in range(r.times_days.size)]
         axes[0].plot(r.times_days, w, "o-", markersize=3, label=label)
         axes[1].plot(r.times_days, r.mep, "o-", markersize=3, label=label)
-        axes[2].plot(r.times_days, np.mean(list(r.bdnf.values()), axis=0), "o-", markersize=3, label=label)
+        axes[2].plot(r.times_days, mean_bdnf(r), "o-", markersize=3, label=label)
     axes[0].axhline(healthy, color="k", linestyle="--", linewidth=0.8, label="healthy")
     axes[0].axhline(depressed, color="0.5", linestyle=":", linewidth=0.8, label="depressed baseline")
     axes[0].set(xlabel="days", ylabel="mean E->E weight (nS)", title="connectivity over the course")

@@ -5,11 +5,11 @@ reached: LEAD_MS, the protocol, then after_s of spontaneous activity, with plast
 the MEP proxy, the mean plastic weights and the mean BDNF are measured at its start and at
 the end of its window. Between sessions nothing spikes and only the slow variables advance,
 in closed form or with their exact propagators (neurons.rest), then homeostatic scaling if
-asked for (coupling.homeostasis; operator splitting: consolidation ends within half a minute
-of a gap, against a scaling time constant of a day). The MEP proxy is also measured at the
-course start (the settled patch) and final_probe_days after the end of the last session,
-always with real pulses at the course's test_percent_mso (also in a sham course). MEP probes are
-side runs: they do not advance the course's state or clock.
+asked for (coupling.homeostasis; operator splitting: the whole gap's rest, then its scaling,
+whose time constant is a day; the early phase is scaled with the weight). The MEP proxy is
+also measured at the course start (the settled patch) and final_probe_days after the end of
+the last session, always with real pulses at the course's test_percent_mso (also in a sham
+course). MEP probes are side runs: they do not advance the course's state or clock.
 
 Equations and time constants (defaults of coupling.PatchModel and neurons.bdnf)::
 
@@ -18,19 +18,22 @@ Equations and time constants (defaults of coupling.PatchModel and neurons.bdnf):
     calcium thresholds         dw/dt = gamma_p Theta(c - theta_p) - gamma_d Theta(c - theta_d)
                                theta_p slides with the presynaptic rate   tau = 15 s      neurons.calcium
     eligibility                de/dt = -e/tau_e + plasticity increments   tau_e = 1 s     Izhikevich 2007
-    consolidation (late phase) dw/dt = g(b) e / tau_c, g(b) = b/(b+1)     tau_c = tau_e   Izhikevich 2007
+    early phase (tag)          dh/dt = e/tau_e - h/tau_tag                tau_tag = 1 h   Frey & Morris 1997
+    capture (late phase)       dw/dt = e/tau_e - (1 - g(b)) h/tau_tag, g(b) = b/(b+1) Clopath 2008
     spike calcium trace        dc/dt = -c/tau_ca + spikes, release above 2  tau_ca = 100 ms  Edelmann 2015
     BDNF delay and decay       3-stage chain, mean delay 3 min; db/dt = x_3/tau_s - b/tau_b
                                                                           tau_b = 30 min  Solinas 2019
     synaptic scaling (option)  dw/dt = w (r_t - r) / (r_t tau_h)          tau_h = 1 day   Turrigiano 1998
 
 (neurons.calcium and neurons.bdnf state the equations in full; Graupner & Brunel 2012, PNAS
-109:3991; Shouval et al. 2002, PNAS 99:10831;
-Izhikevich 2007, Cereb Cortex 17:2443; Edelmann et al. 2015, Neuron 86:1041; Solinas et
-al. 2019, PLoS Comput Biol 15:e1006975; Turrigiano et al. 1998, Nature 391:892; Turrigiano
-2008, Cell 135:422.) Over a
-gap, BDNF follows its exact linear propagator with the basal release, the eligibility left
-at the end of a session is converted (and decays) within about 28 tau_e, and scaling uses
+109:3991; Shouval et al. 2002, PNAS 99:10831; Izhikevich 2007, Cereb Cortex 17:2443; Frey &
+Morris 1997, Nature 385:533; Clopath et al. 2008, PLoS Comput Biol 4:e1000248; Edelmann et
+al. 2015, Neuron 86:1041; Solinas et al. 2019, PLoS Comput Biol 15:e1006975; Turrigiano et
+al. 1998, Nature 391:892; Turrigiano 2008, Cell 135:422.) Over a gap, BDNF follows its
+exact linear propagator with the basal release, the eligibility left at the end of a
+session is expressed, the early phase decays and BDNF captures its share, integrated over
+the gap's BDNF (neurons.bdnf.rest_state; an hour's tag outlives a 50-minute gap in part,
+so the next session acts on what is left), and scaling uses
 the rate of each neuron in the last spiking window (the after_s window of the previous
 session) held fixed, against its rate in an after_s window of the settled patch before the
 course. Scaling is off by default: a rate measured over seconds is held over gaps of up to

@@ -53,11 +53,13 @@ class Homeostasis:
     def scale(self, net: neurons.Network, state: neurons.NetworkState, rate_Hz, target_Hz,
               duration_days: float) -> neurons.NetworkState:
         """`state` with the weights of every plastic excitatory projection of `net` scaled over
-        duration_days; rate_Hz, target_Hz: (net.n_neurons,) per neuron, global order."""
+        duration_days (and the early phase within them, under tagging and capture, in
+        proportion); rate_Hz, target_Hz: (net.n_neurons,) per neuron, global order."""
         factor = self.factor(rate_Hz, target_Hz, duration_days)
         if factor.shape != (net.n_neurons,):
             raise ValueError(f"Homeostasis: need one rate per neuron ({net.n_neurons}), got {factor.shape}")
-        weights = list(state.weights)
+        weights, plastic = list(state.weights), list(state.plastic)
+        plastic_index = [i for i, p in enumerate(net.projections) if p.plasticity is not None]
         for index, proj in enumerate(net.projections):
             if proj.plasticity is None or proj.receptor != "exc":
                 continue
@@ -69,4 +71,9 @@ class Homeostasis:
             w = np.asarray(weights[index], np.float64)
             scaled = np.clip(w * per_synapse, bounds.w_min, bounds.w_max)
             weights[index] = jnp.asarray(np.where(valid, scaled, w), jnp.float32)
-        return replace(state, weights=tuple(weights))
+            k = plastic_index.index(index)
+            third = plastic[k].third
+            if third is not None and third.early.size:
+                early = np.asarray(third.early, np.float64) * per_synapse
+                plastic[k] = replace(plastic[k], third=replace(third, early=jnp.asarray(early, jnp.float32)))
+        return replace(state, weights=tuple(weights), plastic=tuple(plastic))

@@ -99,6 +99,11 @@ class PatchModel:
     depressed patch (0.5 -> 1) after the 3-minute release delay, and 50 minutes later it is
     still 0.1-0.13 above basal (30 min decay); the spontaneous activity of a sham session, with
     few bursts, releases about a quarter of that (validation/depression.py).
+    Synaptic tagging and capture (neurons.bdnf): a change is expressed at once as early phase
+    and lasts in the share that BDNF captures while its tag lives (tau_tag 1 h: early LTP of a
+    weak tetanus decays within about 3 h, and its tag captures proteins made up to 1-2 h
+    later; Frey & Morris 1997, Nature 385:533), so the BDNF a session releases acts on the
+    session's own changes.
     """
 
     layers: tuple[Layer, ...] = DEFAULT_LAYERS
@@ -122,7 +127,7 @@ class PatchModel:
         neurons.CalciumRule(gamma_p_per_s=4.4, gamma_d_per_s=0.4, theta_p=3.0, theta_d=2.75, C_post=0.5,
                             C_pre_slow=0.3, tau_slow_ms=200.0, sliding_tau_ms=15000.0, sliding_rate_Hz=10.0,
                             w_max=3.0),
-        neurons.BDNF(release_rate_per_s=0.2)))
+        neurons.BDNF(release_rate_per_s=0.2), tau_tag_ms=3.6e6))
     thickness_mm: float = 2.5
     plastic_afferents: bool = True
 

@@ -32,13 +32,31 @@ three spikes), builds up over minutes and acts for tens of minutes (the kinetic 
 Solinas et al. 2019, PLoS Comput Biol 15:e1006975: delay 3 min, decay 30 min here).
 `scope="population"` gates every synapse with the mean BDNF of the postsynaptic population.
 
+Synaptic tagging and capture (tau_tag_ms set; Frey & Morris 1997, Nature 385:533; Clopath
+et al. 2008, PLoS Comput Biol 4:e1000248): the eligibility is expressed at once, whatever
+the BDNF, as an early-phase change h that is part of the weight; h decays with tau_tag (the
+lifetime of the tag and of early LTP/LTD) and BDNF, as the plasticity-related protein
+(Pang et al. 2004, Science 306:487; Lu et al. 2008, Neurobiol Learn Mem 89:312), captures
+the decaying part into the late phase:
+
+    dh/dt = e / tau_conversion - h / tau_tag
+    dw/dt = e / tau_conversion - (1 - g(b)) h / tau_tag
+
+so an early change of h_0 lasts as h_0 times the mean of g(b) over the hours after it,
+weighted by exp(-t / tau_tag), which includes the BDNF that the stimulation itself releases
+minutes later. With g = 1 the weight changes as under plain STDP; with b = 0 it returns to
+where it was. Without tau_tag_ms (the default) the gate acts on the conversion itself, as
+above (Izhikevich 2007), and the lasting change is g(b) times the eligibility.
+
 Time stepping (documented approximations, all first order in the interval over the time
 constant): the calcium trace and the release are advanced every step; eligibility is
 converted and decays in ticks of tick_ms (10 ms by default: short against the 1 s
 eligibility, long enough that float32 weights resolve each conversion), exactly for the
 exponential between ticks; the BDNF chain advances in steps of slow_step_s
 (1 s) with its exact propagator for a constant release over the step (float32 cannot
-resolve a 30 min decay over 0.1 ms).
+resolve a 30 min decay over 0.1 ms); the tag decays and is captured in steps of
+tag_step_s (60 s), exactly for the exponential with the gate at the step's end (float32
+weights resolve a step's change of a 1 h decay down to h of about 1e-5 nS).
 """
 
 from __future__ import annotations
@@ -129,9 +147,11 @@ class ThreeFactorSTDP:
     tau_eligibility_ms: decay of the eligibility (Izhikevich 2007: 1 s); tau_conversion_ms:
     time constant of the conversion at full gate (default tau_eligibility_ms: a pair's
     eligibility is converted whole); ltp_boost: potentiation increments are scaled by
-    1 + ltp_boost g(b); tick_ms: interval of the conversion (a multiple of the time step).
+    1 + ltp_boost g(b); tick_ms: interval of the conversion (a multiple of the time step);
+    tau_tag_ms: lifetime of the early phase under synaptic tagging and capture (None: no tag,
+    the gate acts on the conversion); tag_step_s: interval of the tag's decay and capture.
     Weight bounds are those of the STDP rule (soft bounds weigh the increments by the
-    current weight; the weight is clipped at every conversion).
+    current weight; the weight is clipped at every conversion and tag step).
     """
 
     stdp: object
@@ -140,6 +160,8 @@ class ThreeFactorSTDP:
     tau_conversion_ms: float | None = None
     ltp_boost: float = 1.0
     tick_ms: float = 10.0
+    tau_tag_ms: float | None = None
+    tag_step_s: float = 60.0
 
     def __post_init__(self):
         if not hasattr(self.stdp, "kernel") or isinstance(self.stdp, ThreeFactorSTDP):
@@ -147,11 +169,12 @@ class ThreeFactorSTDP:
                              f"got {self.stdp!r}")
         if not isinstance(self.bdnf, BDNF):
             raise ValueError(f"ThreeFactorSTDP.bdnf must be a BDNF, got {self.bdnf!r}")
-        for name in ("tau_eligibility_ms", "tick_ms"):
+        for name in ("tau_eligibility_ms", "tick_ms", "tag_step_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"ThreeFactorSTDP.{name} must be > 0, got {getattr(self, name)}")
-        if self.tau_conversion_ms is not None and not self.tau_conversion_ms > 0:
-            raise ValueError(f"ThreeFactorSTDP.tau_conversion_ms must be > 0, got {self.tau_conversion_ms}")
+        for name in ("tau_conversion_ms", "tau_tag_ms"):
+            if getattr(self, name) is not None and not getattr(self, name) > 0:
+                raise ValueError(f"ThreeFactorSTDP.{name} must be > 0 or None, got {getattr(self, name)}")
         if not self.ltp_boost >= 0:
             raise ValueError(f"ThreeFactorSTDP.ltp_boost must be >= 0, got {self.ltp_boost}")
 
@@ -173,12 +196,14 @@ def steps_per(interval_ms: float, dt_ms: float, what: str) -> int:
 class BDNFState:
     """Per-projection state of the third factor: eligibility (n_pre, max_out) in weight units;
     calcium (n_post,) spikes; release (n_post,) BDNF units released since the last chain step;
-    chain (n_stages + 1, n_post): delay stages and BDNF b (last row)."""
+    chain (n_stages + 1, n_post): delay stages and BDNF b (last row); early (n_pre, max_out)
+    early-phase part of the weights under tagging and capture ((0, max_out) without a tag)."""
 
     eligibility: jax.Array
     calcium: jax.Array
     release: jax.Array
     chain: jax.Array
+    early: jax.Array
 
     @property
     def bdnf(self) -> jax.Array:
@@ -186,11 +211,14 @@ class BDNFState:
 
 
 def fresh_bdnf_state(rule: ThreeFactorSTDP, n_pre: int, n_post: int, max_out: int) -> BDNFState:
-    """No eligibility, calcium at rest, BDNF chain at the steady state of the basal release."""
+    """No eligibility or early phase, calcium at rest, BDNF chain at the steady state of the
+    basal release."""
     f32 = jnp.float32
     chain = np.repeat(rule.bdnf.steady_state()[:, None], n_post, axis=1)
+    n_early = n_pre if rule.tau_tag_ms is not None else 0
     return BDNFState(eligibility=jnp.zeros((n_pre, max_out), f32), calcium=jnp.zeros(n_post, f32),
-                     release=jnp.zeros(n_post, f32), chain=jnp.asarray(chain, f32))
+                     release=jnp.zeros(n_post, f32), chain=jnp.asarray(chain, f32),
+                     early=jnp.zeros((n_early, max_out), f32))
 
 
 def gate(rule: ThreeFactorSTDP, chain) -> jax.Array:
@@ -204,16 +232,17 @@ def gate(rule: ThreeFactorSTDP, chain) -> jax.Array:
 def advance(rule: ThreeFactorSTDP, dt_ms: float, state: BDNFState, post_spiked, post_of, weights,
             w_min: float, w_max: float, step, periodic: bool = True) -> tuple[jax.Array, BDNFState]:
     """End of step `step` (int32, 0-based): calcium and release (every step), eligibility
-    conversion (every tick_ms), BDNF chain (every slow_step_s). post_spiked (n_post,) bool;
-    post_of (n_pre, max_out) local post index per synapse (n_post at padding); periodic: False
-    leaves the conversion and the chain to the engine (`convert`, `chain_step` at the end of
-    each interval). Returns the new weights and state."""
+    conversion (every tick_ms), BDNF chain (every slow_step_s), tag (every tag_step_s).
+    post_spiked (n_post,) bool; post_of (n_pre, max_out) local post index per synapse (n_post
+    at padding); periodic: False leaves the conversion, the chain and the tag to the engine
+    (`convert`, `chain_step`, `tag_step` at the end of each interval). Returns the new weights
+    and state."""
     f32 = jnp.float32
     bd = rule.bdnf
     calcium = state.calcium * f32(np.exp(-dt_ms / bd.tau_calcium_ms)) + post_spiked.astype(f32)
     release = state.release + f32(dt_ms * 1e-3 * bd.release_rate_per_s * bd.release_factor) * jnp.maximum(
         calcium - f32(bd.calcium_threshold), 0.0)
-    state = BDNFState(eligibility=state.eligibility, calcium=calcium, release=release, chain=state.chain)
+    state = replace(state, calcium=calcium, release=release)
     if not periodic:
         return weights, state
     tick = steps_per(rule.tick_ms, dt_ms, "ThreeFactorSTDP.tick_ms")
@@ -221,18 +250,38 @@ def advance(rule: ThreeFactorSTDP, dt_ms: float, state: BDNFState, post_spiked, 
                                   lambda w, s: (w, s), weights, state)
     slow = steps_per(bd.slow_step_s * 1e3, dt_ms, "BDNF.slow_step_s")
     state = jax.lax.cond((step + 1) % slow == 0, partial(chain_step, rule), lambda s: s, state)
+    if rule.tau_tag_ms is not None:
+        tag = steps_per(rule.tag_step_s * 1e3, dt_ms, "ThreeFactorSTDP.tag_step_s")
+        weights, state = jax.lax.cond((step + 1) % tag == 0, partial(tag_step, rule, post_of, w_min, w_max),
+                                      lambda w, s: (w, s), weights, state)
     return weights, state
 
 
 def convert(rule: ThreeFactorSTDP, post_of, w_min: float, w_max: float, weights, state: BDNFState):
-    """One tick_ms: the gate converts eligibility into weight (clipped to [w_min, w_max]) and the
-    eligibility decays, exactly for the exponential over the tick. Returns (weights, state)."""
+    """One tick_ms: eligibility is converted into weight (clipped to [w_min, w_max]) through the
+    gate, or under tagging and capture into the early phase whatever the gate, and decays,
+    exactly for the exponential over the tick. Returns (weights, state)."""
     f32 = jnp.float32
     decay = np.exp(-rule.tick_ms / rule.tau_eligibility_ms)
-    converted = (1.0 - decay) * rule.tau_eligibility_ms / (rule.tau_conversion_ms or rule.tau_eligibility_ms)
+    converted = f32((1.0 - decay) * rule.tau_eligibility_ms
+                    / (rule.tau_conversion_ms or rule.tau_eligibility_ms)) * state.eligibility
+    state = replace(state, eligibility=state.eligibility * f32(decay))
+    if rule.tau_tag_ms is not None:
+        new = jnp.clip(weights + converted, f32(w_min), f32(w_max))
+        return new, replace(state, early=state.early + (new - weights))
     g = jnp.take(gate(rule, state.chain), post_of, mode="fill", fill_value=0.0)
-    weights = jnp.clip(weights + f32(converted) * g * state.eligibility, f32(w_min), f32(w_max))
-    return weights, replace(state, eligibility=state.eligibility * f32(decay))
+    return jnp.clip(weights + g * converted, f32(w_min), f32(w_max)), state
+
+
+def tag_step(rule: ThreeFactorSTDP, post_of, w_min: float, w_max: float, weights, state: BDNFState):
+    """One tag_step_s: the early phase decays, exactly for the exponential over the step; the
+    gate (at the step's end) keeps its share of the decayed part in the weight (captured into
+    the late phase) and the rest leaves it (clipped to [w_min, w_max]). Returns (weights, state)."""
+    f32 = jnp.float32
+    decay = np.exp(-rule.tag_step_s * 1e3 / rule.tau_tag_ms)
+    g = jnp.take(gate(rule, state.chain), post_of, mode="fill", fill_value=0.0)
+    weights = jnp.clip(weights - f32(1.0 - decay) * (1.0 - g) * state.early, f32(w_min), f32(w_max))
+    return weights, replace(state, early=state.early * f32(decay))
 
 
 def chain_step(rule: ThreeFactorSTDP, state: BDNFState) -> BDNFState:
@@ -248,48 +297,68 @@ def chain_step(rule: ThreeFactorSTDP, state: BDNFState) -> BDNFState:
 def rest_state(rule: ThreeFactorSTDP, state: BDNFState, weights: np.ndarray, post_of: np.ndarray,
                w_min: float, w_max: float, duration_s: float) -> tuple[np.ndarray, BDNFState]:
     """Advance the third factor through duration_s seconds without spikes, on the host in
-    float64: calcium is spent (its pending release enters the chain at once), the chain
-    follows its exact propagator with the basal release, and the eligibility decays while
-    BDNF converts it, integrated in substeps of a twentieth of the fastest slow time
-    constant (trapezoidal in g(b)) until it is below 1e-12 of its start, then the chain
-    jumps over the rest of the interval. weights, post_of: (n_pre, max_out) ELL arrays.
-    Returns the new weights (float32) and state."""
+    float64: calcium is spent (its pending release enters the chain at once) and the chain
+    follows its exact propagator with the basal release. Without a tag the eligibility decays
+    while BDNF converts it, integrated in substeps of a twentieth of the fastest slow time
+    constant (trapezoidal in g(b)) until it is below 1e-12 of its start, then the chain jumps
+    over the rest of the interval. Under tagging and capture the eligibility is expressed
+    whole at the start (its conversion takes seconds against gaps of minutes or more) and
+    the early phase decays and is captured with the integral of g(b(t)) exp(-t / tau_tag)
+    over the gap (substeps as above, up to 28 tau_tag), which is exact up to the trapezoidal
+    rule in g: every synapse's change over a gap has one sign, so clipping at the end is
+    clipping at every instant. weights, post_of: (n_pre, max_out) ELL arrays. Returns the
+    new weights (float32) and state."""
     bd = rule.bdnf
-    tau_e = rule.tau_eligibility_ms * 1e-3
-    scale = tau_e / ((rule.tau_conversion_ms or rule.tau_eligibility_ms) * 1e-3)
     chain = np.asarray(state.chain, np.float64).copy()
     chain[0] += np.asarray(state.release, np.float64)
     w = np.asarray(weights, np.float64).copy()
     e = np.asarray(state.eligibility, np.float64).copy()
+    early = np.asarray(state.early, np.float64).copy()
     valid = post_of < chain.shape[1]
     col = np.where(valid, post_of, 0)
+    scale = rule.tau_eligibility_ms / (rule.tau_conversion_ms or rule.tau_eligibility_ms)
 
     def g_of(chain):
         b = np.maximum(chain[-1], 0.0)
         if bd.scope == "population":
             b = np.full_like(b, b.mean())
-        return np.where(valid, (b / (b + 1.0))[col], 0.0)
+        return b / (b + 1.0)
 
-    h = min(tau_e, bd.delay_s / bd.delay_stages, bd.tau_decay_s) / 20.0
-    n_sub = min(int(np.ceil(duration_s / h)), int(np.ceil(28.0 * tau_e / h))) if np.any(e) else 0
-    p, q = bd.propagator(h)
-    g0, t = g_of(chain), 0.0
-    for _ in range(n_sub):
-        step = min(h, duration_s - t)
-        if step < h:
-            p, q = bd.propagator(step)
-        chain = p @ chain + q[:, None] * bd.basal_per_s
+    def advance_chain(chain, h_s, propagator=None):
+        p, q = propagator or bd.propagator(h_s)
+        return p @ chain + q[:, None] * bd.basal_per_s
+
+    if rule.tau_tag_ms is None:
+        tau = rule.tau_eligibility_ms * 1e-3
+        horizon = min(duration_s, 28.0 * tau) if np.any(e) else 0.0
+    else:
+        tau = rule.tau_tag_ms * 1e-3
+        expressed = np.clip(w + scale * e, w_min, w_max)
+        early += expressed - w
+        w, e = expressed, np.zeros_like(e)
+        horizon = min(duration_s, 28.0 * tau) if np.any(early) else 0.0
+    h = min(tau, bd.delay_s / bd.delay_stages, bd.tau_decay_s) / 20.0
+    # captured: per post neuron, integral of g(b(t)) exp(-t / tau) dt / tau over the gap
+    captured, g0, t, substep = np.zeros(chain.shape[1]), g_of(chain), 0.0, bd.propagator(h)
+    while t < horizon:
+        step = min(h, horizon - t)
+        chain = advance_chain(chain, step, substep if step == h else None)
         g1 = g_of(chain)
-        decay = np.exp(-step / tau_e)
-        w = np.clip(w + 0.5 * (g0 + g1) * e * (1.0 - decay) * scale, w_min, w_max)
-        e *= decay
+        captured += 0.5 * (g0 + g1) * (np.exp(-t / tau) - np.exp(-(t + step) / tau))
         g0, t = g1, t + step
     if duration_s > t:
-        p, q = bd.propagator(duration_s - t)
-        chain = p @ chain + q[:, None] * bd.basal_per_s
-        w = np.clip(w + g0 * e * scale, w_min, w_max)   # what is left of e (< 1e-12 of it)
-        e[:] = 0.0
+        chain = advance_chain(chain, duration_s - t)
+        captured += g0 * (np.exp(-t / tau) - np.exp(-duration_s / tau))   # < 1e-12 of the whole
+    gated = np.where(valid, captured[col], 0.0)
+    left = np.exp(-duration_s / tau)
+    if rule.tau_tag_ms is None:
+        w = np.clip(w + gated * e * scale, w_min, w_max)
+        e *= left
+    else:
+        w = np.clip(w - ((1.0 - left) - gated) * early, w_min, w_max)
+        early *= left
     f32 = jnp.float32
     rested = BDNFState(eligibility=jnp.asarray(e, f32), calcium=jnp.zeros_like(state.calcium),
-                       release=jnp.zeros_like(state.release), chain=jnp.asarray(chain, f32))
+                       release=jnp.zeros_like(state.release), chain=jnp.asarray(chain, f32),
+                       early=jnp.asarray(early, f32))
     return jnp.asarray(w, f32), rested

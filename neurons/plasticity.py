@@ -45,7 +45,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .bdnf import BDNFState, ThreeFactorSTDP, advance, chain_step, convert, fresh_bdnf_state, gate, steps_per
+from .bdnf import (BDNFState, ThreeFactorSTDP, advance, chain_step, convert, fresh_bdnf_state, gate,
+                   steps_per, tag_step)
 
 BOUNDS = ("hard", "soft")
 INTERACTIONS = ("all", "nearest")
@@ -302,7 +303,7 @@ def _finish(three, dt_ms, arrays, weights, target, pre_tr, post_tr, post_hit, st
     if not three:
         return target, PlasticState(pre=pre_tr, post=post_tr)
     stdp = three.stdp.kernel()
-    third = BDNFState(eligibility=target, calcium=third.calcium, release=third.release, chain=third.chain)
+    third = replace(third, eligibility=target)
     weights, third = advance(three, dt_ms, third, post_hit, arrays.post, weights, stdp.w_min, stdp.w_max,
                              step, periodic)
     return weights, PlasticState(pre=pre_tr, post=post_tr, third=third)
@@ -311,8 +312,8 @@ def _finish(three, dt_ms, arrays, weights, target, pre_tr, post_tr, post_hit, st
 def periods(rule, dt_ms: float) -> dict:
     """The rule's updates that come every few steps, name -> interval in steps, in the order
     `update` does them within a step: the CalciumRule's threshold comparison ("change", every
-    update_ms), the BDNF conversion ("convert", tick_ms) and chain ("chain", slow_step_s) of a
-    ThreeFactorSTDP."""
+    update_ms), the BDNF conversion ("convert", tick_ms), chain ("chain", slow_step_s) and tag
+    ("tag", tag_step_s, under tagging and capture) of a ThreeFactorSTDP."""
     from .calcium import CalciumRule
 
     three = rule if isinstance(rule, ThreeFactorSTDP) else None
@@ -323,6 +324,8 @@ def periods(rule, dt_ms: float) -> dict:
     if three:
         out["convert"] = steps_per(three.tick_ms, dt_ms, "ThreeFactorSTDP.tick_ms")
         out["chain"] = steps_per(three.bdnf.slow_step_s * 1e3, dt_ms, "BDNF.slow_step_s")
+        if three.tau_tag_ms is not None:
+            out["tag"] = steps_per(three.tag_step_s * 1e3, dt_ms, "ThreeFactorSTDP.tag_step_s")
     return out
 
 
@@ -350,8 +353,9 @@ def periodic_update(rule, dt_ms: float, arrays: PlasticArrays, weights, traces: 
                 traces = replace(traces, third=replace(traces.third, eligibility=target))
             else:
                 weights = target
-        elif name == "convert":
-            step_fn = partial(convert, three, arrays.post, stdp.w_min, stdp.w_max)
+        elif name in ("convert", "tag"):
+            step_fn = partial(convert if name == "convert" else tag_step, three, arrays.post, stdp.w_min,
+                              stdp.w_max)
             weights, third = step_fn(weights, traces.third) if period == interval else \
                 jax.lax.cond(due, step_fn, lambda w, st: (w, st), weights, traces.third)
             traces = replace(traces, third=third)

@@ -10,13 +10,15 @@ import jax.numpy as jnp
 from .bdnf import ThreeFactorSTDP, rest_state, steps_per
 from .engine import NetworkState
 from .network import Network
+from .plasticity import periods
 
 
 def rest(net: Network, state: NetworkState, duration_ms: float, dt_ms: float = 0.1) -> NetworkState:
     """The state after duration_ms (a whole number of steps of dt_ms) in which no neuron
     spikes: the STDP traces and the calcium of the BDNF rules have decayed to zero; for
-    three-factor projections BDNF follows its kinetics with the basal release and converts
-    the remaining eligibility (neurons.bdnf.rest_state); membrane and synaptic variables are
+    three-factor projections BDNF follows its kinetics with the basal release, converts
+    the remaining eligibility and captures what it can of a decaying early phase
+    (neurons.bdnf.rest_state); membrane and synaptic variables are
     kept as they were, so simulate(..., state=rest(...)) resumes where the last run stopped,
     duration_ms later on the step counter (which keys the randomness and the BDNF ticks).
     The counter is int32 (about 2.5 days at 0.1 ms): a rest that would overflow it wraps it
@@ -47,13 +49,11 @@ _INT32_MAX = 2**31 - 1
 
 
 def _step_period(net: Network, state: NetworkState, dt_ms: float) -> int:
-    """Least common multiple of the delay ring's length and of the tick and chain-step
-    intervals (steps) of every three-factor rule: shifting the step counter by it changes no
-    phase the engine keys by the step."""
+    """Least common multiple of the delay ring's length and of the intervals (steps) of every
+    plastic rule's periodic updates (neurons.plasticity.periods): shifting the step counter
+    by it changes no phase the engine keys by the step."""
     period = int(state.ring.shape[0])
     for proj in net.projections:
-        if isinstance(proj.plasticity, ThreeFactorSTDP):
-            rule = proj.plasticity
-            period = math.lcm(period, steps_per(rule.tick_ms, dt_ms, "ThreeFactorSTDP.tick_ms"),
-                              steps_per(rule.bdnf.slow_step_s * 1e3, dt_ms, "BDNF.slow_step_s"))
+        if proj.plasticity is not None:
+            period = math.lcm(period, *periods(proj.plasticity, dt_ms).values())
     return period

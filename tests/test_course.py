@@ -1,5 +1,7 @@
 """Treatment course: calendars, homeostatic scaling, checkpoints and an exact resume, sham."""
 
+from dataclasses import replace
+
 import h5py
 import jax
 import numpy as np
@@ -78,6 +80,10 @@ def test_scaling_closed_form_solves_its_ode_and_moves_rates_toward_target(setup)
     rate = target * rng.choice([0.0, 0.5, 1.0, 1.5, 3.0], net.n_neurons)
     target[:3] = 0.0                                          # silent before the course: not scaled
     rule, days = Homeostasis(tau_days=1.0), 2.0
+    plastic = [i for i, p in enumerate(net.projections) if p.plasticity is not None]
+    # an early phase (tagging and capture) of a tenth of each weight, which scales with it
+    state = replace(state, plastic=tuple(replace(tr, third=replace(tr.third, early=0.1 * state.weights[i]))
+                                         for i, tr in zip(plastic, state.plastic)))
     scaled = rule.scale(net, state, rate, target, days)
     checked = 0
     for index, proj in enumerate(net.projections):
@@ -85,6 +91,10 @@ def test_scaling_closed_form_solves_its_ode_and_moves_rates_toward_target(setup)
         if proj.plasticity is None:
             np.testing.assert_array_equal(before, after)
             continue
+        if proj.receptor == "exc":
+            early = np.asarray(scaled.plastic[plastic.index(index)].third.early)
+            free = after < proj.plasticity.stdp.w_max
+            np.testing.assert_allclose(early[free], 0.1 * after[free], rtol=1e-5)
         w_max = proj.plasticity.stdp.w_max
         valid = proj.ell.valid
         np.testing.assert_array_equal(before[~valid], after[~valid])
@@ -114,7 +124,8 @@ def test_rest_over_a_weekend_wraps_the_step_counter_keeping_its_phases(setup):
     rested = neurons.rest(net, state, n_steps * 0.1, 0.1)
     step = int(rested.step)
     assert 0 <= step < 2**31
-    for period in (state.ring.shape[0], 100, 10_000):         # ring slots, 10 ms tick, 1 s chain step
+    # ring slots, 10 ms tick, 1 s chain step, 60 s tag step
+    for period in (state.ring.shape[0], 100, 10_000, 600_000):
         assert step % period == (10 + n_steps) % period
 
 

@@ -1,5 +1,6 @@
 """BDNF-gated three-factor STDP: no lasting change without BDNF, STDP at saturation, the LTP
-boost, release kinetics against the closed-form chain, Val66Met and population scope."""
+boost, release kinetics against the closed-form chain, Val66Met, population scope, and
+synaptic tagging and capture."""
 
 import numpy as np
 import pytest
@@ -125,14 +126,47 @@ def test_bad_parameters_are_named():
     rule = ThreeFactorSTDP(PAIR, tick_ms=0.25)
     with pytest.raises(ValueError, match="tick_ms"):
         _run(rule, [], 1, 1.0)
+    with pytest.raises(ValueError, match="tau_tag_ms"):
+        ThreeFactorSTDP(PAIR, tau_tag_ms=0.0)
     assert BDNF.val66met().release_factor == 0.75
 
 
-def test_rest_matches_a_silent_simulation():
-    """Advancing the slow variables in closed form equals simulating the silence step by step."""
+@pytest.mark.parametrize("b0", [0.0, 1.0, 3.0])
+def test_tag_expresses_stdp_at_once_and_bdnf_captures_its_share(b0):
+    """Under tagging and capture a pair changes the weight at once by the STDP change
+    dw_0 = A exp(-|dt|/tau), whatever the BDNF; the early phase then decays with tau_tag and
+    BDNF b0 (constant) keeps g(b0) = b0 / (b0 + 1) of it: dw(t) = dw_0 (g + (1 - g) exp(-t/tau_tag)),
+    so nothing lasts without BDNF."""
+    tau_tag = 1e4
+    bd = BDNF(basal_per_s=b0 / 1800.0, release_factor=0.0)             # steady b = basal * tau_decay
+    rule = ThreeFactorSTDP(PAIR, bd, tau_eligibility_ms=20.0, ltp_boost=0.0, tau_tag_ms=tau_tag,
+                           tag_step_s=0.01)
+    deltas = np.array([-10.0, 5.0])
+    pre, post = Population("pre", 2, QUIET), Population("post", 2, QUIET)
+    proj = Projection("p", "pre", "post", 2, 2, "exc", np.arange(2), np.arange(2), np.full(2, W0),
+                      np.full(2, 1.0), plasticity=rule)
+    net = Network((pre, post), (proj,), synapse="current")
+    state = neurons.simulate(net, 450.0, DT, forced_spikes=_pairs(deltas), progress=False).final_state
+    dw0 = np.where(deltas >= 0, PAIR.A_plus * np.exp(-deltas / PAIR.tau_plus_ms),
+                   -PAIR.A_minus * np.exp(deltas / PAIR.tau_minus_ms))
+    g = b0 / (b0 + 1.0)
+    # expressed within ~50 ms of the pair (tau_e 20 ms), about 0.4 s before the end
+    now = np.asarray(state.weights[0])[:, 0] - W0
+    np.testing.assert_allclose(now, dw0 * (g + (1 - g) * np.exp(-400.0 / tau_tag)), rtol=2e-3)
+    later = neurons.rest(net, state, 30 * tau_tag, DT)
+    np.testing.assert_allclose(np.asarray(later.weights[0])[:, 0] - W0, g * dw0, rtol=1e-3, atol=1e-7)
+    assert np.all(np.abs(np.asarray(later.plastic[0].third.early)) < 1e-9)
+
+
+@pytest.mark.parametrize("tag_ms", [None, 800.0])
+def test_rest_matches_a_silent_simulation(tag_ms):
+    """Advancing the slow variables in closed form equals simulating the silence step by step,
+    with and without a tag (a short eligibility, so that the rest's expression of it at once
+    is exact enough)."""
     bd = BDNF(release_rate_per_s=5.0, delay_s=0.5, delay_stages=2, tau_decay_s=2.0, slow_step_s=0.001,
               basal_per_s=0.05)
-    rule = ThreeFactorSTDP(PAIR, bd, tau_eligibility_ms=500.0)
+    rule = ThreeFactorSTDP(PAIR, bd, tau_eligibility_ms=500.0) if tag_ms is None else \
+        ThreeFactorSTDP(PAIR, bd, tau_eligibility_ms=20.0, tau_tag_ms=tag_ms, tag_step_s=0.001)
     pre, post = Population("pre", 2, QUIET), Population("post", 2, QUIET)
     proj = Projection("p", "pre", "post", 2, 2, "exc", np.arange(2), np.arange(2), np.full(2, W0),
                       np.full(2, 1.0), plasticity=rule)

@@ -14,9 +14,9 @@ for every run) at 120 % of the depressed patch's resting motor threshold, the cl
 intensity of both protocols (10 Hz: O'Reardon et al. 2007, Biol Psychiatry 62:1208; iTBS:
 Blumberger et al. 2018, Lancet 391:1683). 10 Hz runs once a day; iTBS (and its sham) on an
 accelerated calendar, sessions 50 min apart as in SAINT (Cole et al. 2020, Am J Psychiatry
-177:716), so that the BDNF one session releases (3 min delay, 30 min decay) is still raised at
-the next: with a day between sessions it has decayed, and the release factor of Val66Met
-could not show. Sizes:
+177:716). The BDNF a session releases (3 min delay, 30 min decay) is captured by that
+session's tagged changes (1 h tag, coupling.PatchModel) and, 50 min later, by the next
+session's as well, which is where the reduced release of Val66Met shows. Sizes:
 --size small (CPU, minutes): 150 neurons; 10 Hz on two days as 15 trains of 40 pulses (600
 pulses, the clinical train and gap); iTBS three 600-pulse sessions in one day;
 --size full: 1000 neurons; five daily sessions of the clinical 3000-pulse 10 Hz; one SAINT day

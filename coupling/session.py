@@ -91,8 +91,12 @@ def motor_threshold(patch: CorticalPatch, field: NeuronField, *, n_trials: int =
                                 seed=seed).probability
     low, high = 0.0, 100.0
     if hit(high) < 0.5:
-        raise ValueError("motor_threshold: 100 % MSO evokes MEPs in fewer than half of the trials; "
-                         "move the coil closer or check the field at the patch")
+        magnitude = np.median(field.magnitude(OUTPUT))
+        raise ValueError(f"motor_threshold: 100 % MSO evokes MEPs in fewer than half of the trials; the "
+                         f"field, computed for dI/dt = {field.didt_A_per_s:g} A/s, is {magnitude:.3g} V/m "
+                         f"(median |E| at {OUTPUT}). A field for %MSO must be computed at the coil's "
+                         "maximum dI/dt (coil.didt_max, e.g. 1.15e8 A/s for figure8_70mm) in both "
+                         "efield.simulate and coupling.neuron_field; otherwise move the coil closer")
     while high - low > tolerance_pct:
         middle = 0.5 * (low + high)
         low, high = (low, middle) if hit(middle) >= 0.5 else (middle, high)

@@ -120,3 +120,16 @@ def test_itbs_with_saturating_bdnf_potentiates_and_without_bdnf_changes_nothing(
         assert w["before"] == w["1.0"]
     changed = [w["1.0"] - w["before"] for w in results["bdnf"].mean_weights.values()]
     assert max(abs(c) for c in changed) > 1e-3
+
+
+def test_motor_threshold_names_the_didt_when_full_output_evokes_nothing(setup):
+    """A field computed at 1 A/us instead of the coil's maximum dI/dt is about 1 V/m at 100 % MSO:
+    the threshold search refuses it and says which dI/dt the field was computed for."""
+    from coupling.session import motor_threshold
+    from coupling.stimulus import NeuronField
+
+    _, coil, _, _, patch, field = setup
+    scale = 1e6 / coil.didt_max
+    weak = NeuronField({p: E * scale for p, E in field.E.items()}, field.tags, 1e6)
+    with pytest.raises(ValueError, match=r"dI/dt = 1e\+06 A/s.*coil\.didt_max"):
+        motor_threshold(patch, weak, n_trials=2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -17,8 +18,13 @@ here, to keep `tmsim --help` fast)."""
 
 
 def main(argv=None) -> int:
+    """Run the command in argv (default sys.argv[1:]); returns the exit code: 0, 2 for bad
+    input (argparse's code too: its errors and --help return instead of exiting), 130 on Ctrl-C."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:
+        return stop.code
     if args.command is None:
         parser.print_help()
         return 2
@@ -27,6 +33,11 @@ def main(argv=None) -> int:
     except (ValueError, TypeError, OSError) as err:
         print(f"tmsim {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        hint = ("; the checkpoint in the results folder holds the last finished session: rerun the same "
+                "command to resume" if args.command == "run" else "")
+        print(f"tmsim {args.command}: interrupted{hint}", file=sys.stderr)
+        return 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,16 +48,7 @@ def _parser() -> argparse.ArgumentParser:
         "Compute the E-field of a coil at one placement and write a results folder: "
         "efield.msh (E, magnE per element; v, D per node; opens in Gmsh and SimNIBS), "
         "efield.h5 (summary and fields), efield.png and summary.json."))
-    head = ef.add_mutually_exclusive_group()
-    head.add_argument("--head", choices=["sphere", "template"], default="sphere",
-                      help="built-in head model: sphere (radii 85/90/95 mm, the default) or "
-                           "template (five tissues from fsaverage; built on first use, then cached "
-                           "in $TMSIM_CACHE_DIR or ~/.cache/tmsim)")
-    head.add_argument("--mesh", type=Path, help="head mesh file (.msh, e.g. from SimNIBS charm)")
-    ef.add_argument("--max-edge", type=float, metavar="MM",
-                    help="resolution of the built-in head: largest tetrahedron edge, mm "
-                         f"(default {SPHERE_MAX_EDGE_MM:g} for the sphere, "
-                         f"{TEMPLATE_MAX_EDGE_MM:g} for the template)")
+    _head_options(ef)
     ef.add_argument("--coil", default="fig8-70",
                     help=f"built-in coil ({', '.join(BUILTIN_COILS)}) or a .ccd/.tcd file "
                          "(default fig8-70: Magstim 70 mm figure-8 model)")
@@ -87,15 +89,21 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _head_options(parser):
-    """--head/--mesh and --max-edge, as `tmsim efield` takes them."""
+    """--head/--mesh, --max-edge and --conductivity, shared by `tmsim efield` and `tmsim target`."""
     head = parser.add_mutually_exclusive_group()
     head.add_argument("--head", choices=["sphere", "template"], default="sphere",
-                      help="built-in head model: sphere (radii 85/90/95 mm, the default) or template")
+                      help="built-in head model: sphere (radii 85/90/95 mm, the default) or "
+                           "template (five tissues from fsaverage; built on first use, then cached "
+                           "in $TMSIM_CACHE_DIR or ~/.cache/tmsim)")
     head.add_argument("--mesh", type=Path, help="head mesh file (.msh, e.g. from SimNIBS charm)")
-    parser.add_argument("--max-edge", type=float, metavar="MM",
+    parser.add_argument("--max-edge", type=_number(0, strict=True), metavar="MM",
                         help="resolution of the built-in head: largest tetrahedron edge, mm "
                              f"(default {SPHERE_MAX_EDGE_MM:g} for the sphere, "
                              f"{TEMPLATE_MAX_EDGE_MM:g} for the template)")
+    parser.add_argument("--conductivity", type=_conductivity, action="append", default=[],
+                        metavar="TAG=S_PER_M",
+                        help="conductivity of a tissue tag, S/m, overriding SimNIBS's default or adding "
+                             "a tag the defaults lack; repeatable (e.g. --conductivity 6=0.5)")
 
 
 def _target_parser(sub):
@@ -110,24 +118,24 @@ def _target_parser(sub):
     ta.add_argument("--target", type=_xyz_or_label, required=True, metavar="X,Y,Z|LABEL",
                     help="centre of the target region, mm, or an EEG label (then the target is the "
                          "point of the target tissue closest to that electrode)")
-    ta.add_argument("--radius", type=float, default=10.0, metavar="MM",
+    ta.add_argument("--radius", type=_number(0, strict=True), default=10.0, metavar="MM",
                     help="radius of the target region, mm (default 10)")
     ta.add_argument("--tissues", type=_tags, default=(2,), metavar="TAG[,TAG]",
                     help="tissue tags of the target region (default 2, grey matter)")
     ta.add_argument("--direction", default="magnitude", metavar="X,Y,Z|magnitude",
                     help="score the mean field along this direction (head coordinates), or "
                          "'magnitude' for |mean E| (default)")
-    ta.add_argument("--search-radius", type=float, default=20.0, metavar="MM",
+    ta.add_argument("--search-radius", type=_number(0), default=20.0, metavar="MM",
                     help="candidate centres within this distance of the scalp point over the "
                          "target, mm (default 20)")
-    ta.add_argument("--spacing", type=float, default=5.0, metavar="MM",
+    ta.add_argument("--spacing", type=_number(0, strict=True), default=5.0, metavar="MM",
                     help="spacing of the candidate centres, mm (default 5)")
-    ta.add_argument("--angle-step", type=float, default=30.0, metavar="DEG",
+    ta.add_argument("--angle-step", type=_number(0, 360, strict=True), default=30.0, metavar="DEG",
                     help="handle angle step, degrees (default 30)")
     _add_coil_drive_options(ta)
-    ta.add_argument("--grid-spacing", type=float, default=4.0, metavar="MM",
+    ta.add_argument("--grid-spacing", type=_number(0, strict=True), default=4.0, metavar="MM",
                     help="spacing of the reciprocal-field grid, mm (default 4)")
-    ta.add_argument("--refine-steps", type=int, default=40, metavar="N",
+    ta.add_argument("--refine-steps", type=_number(0, integer=True), default=40, metavar="N",
                     help="gradient-ascent steps from the best candidate (default 40; 0: none)")
     ta.add_argument("--out", type=Path, default=Path("results/target"), metavar="DIR",
                     help="results folder (default results/target)")
@@ -137,19 +145,49 @@ def _target_parser(sub):
 
 def _add_coil_drive_options(parser):
     """--distance, --didt and --backend, shared by `tmsim efield` and `tmsim target`."""
-    parser.add_argument("--distance", type=float, default=4.0, metavar="MM",
+    parser.add_argument("--distance", type=_number(0), default=4.0, metavar="MM",
                         help="coil bottom to scalp, mm (default 4)")
-    parser.add_argument("--didt", type=float, default=1e6, metavar="A_PER_S",
+    parser.add_argument("--didt", type=_number(0, strict=True), default=1e6, metavar="A_PER_S",
                         help="rate of change of the coil current, A/s (default 1e6 = 1 A/us)")
     parser.add_argument("--backend", choices=["auto", "scipy", "jax"], default="auto",
                         help="linear-solver backend (default: scipy on CPU, jax on GPU)")
 
 
+def _number(low: float, high: float = math.inf, *, strict: bool = False, integer: bool = False):
+    """An argparse type: a finite number (an integer with `integer`) from `low` (excluded with
+    `strict`) to `high`; else the standard "argument --NAME: ..." error naming the range."""
+    kind = "an integer" if integer else "a finite number"
+    allowed = f"{'>' if strict else '>='} {low:g}" + ("" if high == math.inf else f" and <= {high:g}")
+
+    def parse(text: str):
+        try:
+            value = int(text) if integer else float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and (value > low if strict else value >= low) and value <= high):
+            raise argparse.ArgumentTypeError(f"{text!r}: expected {kind} {allowed}")
+        return value
+
+    return parse
+
+
+def _conductivity(text: str) -> tuple:
+    """TAG=S_PER_M: a tissue tag (integer >= 1) and its conductivity (finite, > 0 S/m)."""
+    tag, _, value = text.partition("=")
+    try:
+        pair = _number(1, integer=True)(tag), _number(0, strict=True)(value)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected TAG=S_PER_M, a tissue tag >= 1 and a "
+                                         "finite conductivity > 0 in S/m, e.g. 6=0.5") from None
+    return pair
+
+
 def _tags(text: str) -> tuple:
     try:
-        tags = tuple(int(t) for t in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected tissue tags such as 2 or 1,2") from None
+        tags = tuple(_number(1, integer=True)(t) for t in text.split(","))
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected tissue tags (integers >= 1) such as "
+                                         "2 or 1,2") from None
     return tags
 
 
@@ -163,29 +201,18 @@ def _direction(text: str):
         raise ValueError(f"--direction: {err}; or 'magnitude'") from None
 
 
-def _check_positive(args, names):
-    for name in names:
-        value = getattr(args, name.replace("-", "_"))
-        if not (np.isfinite(value) and value > 0):
-            raise ValueError(f"--{name} {value!r}: must be a positive number")
-
-
 def _run_target(args) -> int:
     import efield
     from efield.plot import plot_score_map
 
-    _check_positive(args, ["radius", "search-radius", "spacing", "angle-step", "distance",
-                           "didt", "grid-spacing"])
-    if args.refine_steps < 0:
-        raise ValueError(f"--refine-steps {args.refine_steps}: must be 0 or more")
     direction = _direction(args.direction)
     coil = _coil(args.coil)
     mesh, description = _head(args)
     if args.mesh is None and args.head == "sphere" and isinstance(args.target, str):
         mesh = mesh.with_eeg_positions(efield.standard_positions(mesh, "spherical_1005"))
-    centre = _target_centre(mesh, args.target, args.tissues)
-    target = efield.Target(centre, args.radius, args.tissues, direction)
-    solver = efield.FieldSolver(mesh, backend=args.backend)
+    target = efield.Target.at(mesh, args.target, args.radius, args.tissues, direction)
+    conductivity = dict(args.conductivity)
+    solver = efield.FieldSolver(mesh, conductivity, backend=args.backend)
     if not args.quiet:
         print(f"tmsim target: {description}, {mesh.n_tets} tets; scoring placements ...")
     result = efield.optimize_placement(
@@ -196,26 +223,14 @@ def _run_target(args) -> int:
     _write_text(args.out / "best_matsimnibs.txt", _matrix_text(result.placement.matsimnibs))
     _write_text(args.out / "score_map.csv", _score_csv(result))
     summary = result.summary()
-    summary.update(mesh=description, n_tets=mesh.n_tets, coil=coil.name, didt_A_per_s=args.didt)
+    summary.update(mesh=description, n_tets=mesh.n_tets, coil=coil.name, didt_A_per_s=args.didt,
+                   conductivity_S_per_m=conductivity)
     _write_json(args.out / "summary.json", summary)
     plot_score_map(result, args.out / "score_map.png")
     direct = "" if result.direct_score is None else f" (FEM check {result.direct_score:.4g} V/m)"
     print(f"best score {result.score:.4g} V/m{direct} from {result.n_grid_evaluations} candidates "
           f"and {result.n_refine_evaluations} refinement steps; results in {args.out}/")
     return 0
-
-
-def _target_centre(mesh, value, tissues):
-    """The target centre in mm: coordinates as given; for an EEG label, the barycentre of the
-    target tissue's tetrahedra closest to the electrode."""
-    if not isinstance(value, str):
-        return value
-    electrode = _resolve(mesh, value, "--target")
-    inside = np.isin(mesh.tags, tissues)
-    if not inside.any():
-        raise ValueError(f"--tissues {list(tissues)}: none in the mesh (it has {list(mesh.tissues)})")
-    bary = mesh.barycenters[inside]
-    return bary[np.argmin(np.linalg.norm(bary - electrode, axis=1))]
 
 
 def _matrix_text(matrix) -> str:
@@ -281,7 +296,8 @@ def _run_efield(args) -> int:
         placement = _placement(args, mesh)
         bar.update()
         step(3)
-        solver = efield.FieldSolver(mesh, backend=args.backend)
+        conductivity = dict(args.conductivity)
+        solver = efield.FieldSolver(mesh, conductivity, backend=args.backend)
         bar.update()
         step(4)
         result = solver.solve(coil, [placement], didt=args.didt, progress=False)[0]
@@ -292,9 +308,8 @@ def _run_efield(args) -> int:
         result.save(args.out / "efield.h5")
         plot_result(result, args.out / "efield.png")
         summary = result.summary()
-        summary.update(mesh=description,
-                       n_tets=mesh.n_tets, cg_iterations=solver.iterations,
-                       timings_s=solver.timings)
+        summary.update(mesh=description, n_tets=mesh.n_tets, conductivity_S_per_m=conductivity,
+                       cg_iterations=solver.iterations, timings_s=solver.timings)
         _write_json(args.out / "summary.json", summary)
         bar.update()
     print(f"peak |E| {summary['max']:.1f} V/m (99.9th percentile {summary['p99_9']:.1f} V/m) "

@@ -83,6 +83,30 @@ class Target:
                                  "vector of 3 finite numbers, or None for the magnitude")
             object.__setattr__(self, "direction", tuple(d / np.linalg.norm(d)))
 
+    @classmethod
+    def at(cls, mesh: TetMesh, where, radius_mm: float = 10.0, tissues=(2,), direction=None) -> "Target":
+        """A Target at `where`: a point (3 numbers, mm) as given, or an EEG label of the mesh,
+        whose centre is then the barycentre of the `tissues` tetrahedron closest to the
+        electrode (the region under it, not the scalp point). TypeError for anything else."""
+        if isinstance(where, str):
+            electrode = _point(mesh, where, "target")
+            inside = np.isin(mesh.tags, tissues)
+            if not inside.any():
+                raise ValueError(f"Target tissues {np.atleast_1d(tissues).tolist()}: none in the mesh "
+                                 f"(it has {list(mesh.tissues)})")
+            bary = mesh.barycenters[inside]
+            centre = bary[np.argmin(np.linalg.norm(bary - electrode, axis=1))]
+        else:
+            try:
+                shape = np.shape(np.asarray(where, np.float64))
+            except (TypeError, ValueError):
+                shape = None
+            if shape != (3,):
+                raise TypeError(f"target={where!r}: expected a Target, a point (3 numbers, mm) or an "
+                                "EEG label such as 'C3'")
+            centre = _point(mesh, where, "target")
+        return cls(tuple(centre.tolist()), radius_mm, tissues, direction)
+
     def centre_mm(self, mesh: TetMesh) -> np.ndarray:
         """The centre in mm (an EEG label is looked up on the mesh)."""
         return _point(mesh, self.centre, "Target.centre")
@@ -581,13 +605,25 @@ def _clip_offset(p, radius):
     return p.at[:2].multiply(factor)
 
 
-def optimize_placement(mesh: TetMesh, coil: Coil, target: Target, *, search_centre=None,
+def _checked(name: str, value, allowed: str, ok) -> float:
+    """value as a float if it is finite and ok(value); else TypeError or ValueError naming it."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}={value!r}: expected a finite number {allowed}") from None
+    if not (math.isfinite(number) and ok(number)):
+        raise ValueError(f"{name}={value!r}: must be a finite number {allowed}")
+    return number
+
+
+def optimize_placement(mesh: TetMesh, coil: Coil, target, *, search_centre=None,
                        search_radius_mm: float = 20.0, spacing_mm: float = 5.0,
                        angle_step_deg: float = 30.0, distance_mm: float = 4.0, didt: float = 1e6,
                        handle=None, solver=None, conductivity=None, grid_spacing_mm: float = 4.0,
                        refine_steps: int = 40, verify: bool = True) -> TargetingResult:
     """The coil placement that maximises the target's score, by reciprocity.
 
+    target: a Target, or a point (3 numbers, mm) or EEG label for `Target.at`'s default region.
     Candidates: tangent-plane offsets on a spacing_mm lattice within search_radius_mm around
     the scalp point closest to search_centre (default: the target's centre), each with handle
     angles every angle_step_deg from the reference handle (`handle`, a point or label the
@@ -601,6 +637,14 @@ def optimize_placement(mesh: TetMesh, coil: Coil, target: Target, *, search_cent
     """
     from .solver import FieldSolver
 
+    search_radius_mm = _checked("search_radius_mm", search_radius_mm, ">= 0 mm", lambda x: x >= 0)
+    spacing_mm = _checked("spacing_mm", spacing_mm, "> 0 mm", lambda x: x > 0)
+    angle_step_deg = _checked("angle_step_deg", angle_step_deg, "in (0, 360] degrees", lambda x: 0 < x <= 360)
+    distance_mm = _checked("distance_mm", distance_mm, ">= 0 mm (coil bottom to scalp)", lambda x: x >= 0)
+    didt = _checked("didt", didt, "!= 0 A/s", lambda x: x != 0)
+    grid_spacing_mm = _checked("grid_spacing_mm", grid_spacing_mm, "> 0 mm", lambda x: x > 0)
+    if not isinstance(target, Target):
+        target = Target.at(mesh, target)
     timings = {}
     t0 = time.perf_counter()
     solver = solver or FieldSolver(mesh, conductivity)

@@ -44,14 +44,21 @@ class NeuronField:
 
 
 def neuron_field(mesh, efield_result, patch: CorticalPatch, didt_A_per_s: float) -> NeuronField:
-    """E at every neuron of the patch from an efield.EFieldResult computed at didt_A_per_s
-    (the primary field interpolated within each tetrahedron, see efield.field_at) or from an
-    (m, 3) per-tetrahedron E (V/m); a neuron outside the mesh is an error."""
+    """E at every neuron of the patch at didt_A_per_s, the stimulator's maximum dI/dt (100 %
+    MSO), from an efield.EFieldResult (the primary field interpolated within each tetrahedron,
+    see efield.field_at; a result computed at another dI/dt is scaled, E being linear in dI/dt)
+    or from an (m, 3) per-tetrahedron E (V/m) at didt_A_per_s; a neuron outside the mesh is an
+    error."""
     from efield.cortex import field_at
 
+    if not (np.isfinite(didt_A_per_s) and didt_A_per_s > 0):
+        raise ValueError(f"neuron_field: didt_A_per_s={didt_A_per_s!r}: expected the coil's maximum dI/dt "
+                         "(coil.didt_max), a finite number > 0 (A/s)")
+    scale = didt_A_per_s / getattr(efield_result, "didt", didt_A_per_s)
     E, tags = {}, {}
     for name, points in patch.positions_mm.items():
         E[name], tags[name] = field_at(mesh, efield_result, points)
+        E[name] = E[name] * scale
         if np.any(tags[name] < 0):
             raise ValueError(f"population {name!r}: {int(np.sum(tags[name] < 0))} neurons lie outside "
                              "the mesh")

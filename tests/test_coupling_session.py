@@ -133,3 +133,14 @@ def test_motor_threshold_names_the_didt_when_full_output_evokes_nothing(setup):
     weak = NeuronField({p: E * scale for p, E in field.E.items()}, field.tags, 1e6)
     with pytest.raises(ValueError, match=r"dI/dt = 1e\+06 A/s.*coil\.didt_max"):
         motor_threshold(patch, weak, n_trials=2)
+
+
+def test_neuron_field_scales_a_result_computed_at_another_didt(setup):
+    """E is linear in dI/dt: a field solved at 1 A/us and taken at coil.didt_max equals the one
+    solved at coil.didt_max."""
+    head, coil, pos, _, patch, field = setup
+    at_1e6 = neuron_field(head, efield.simulate(head, coil, pos, didt=1e6), patch, coil.didt_max)
+    for name in patch.populations:
+        np.testing.assert_allclose(at_1e6.E[name], field.E[name], rtol=1e-6, atol=1e-9 * coil.didt_max / 1e6)
+    with pytest.raises(ValueError, match="didt_A_per_s"):
+        neuron_field(head, field.E, patch, float("nan"))

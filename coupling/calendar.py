@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 MIN_PER_DAY = 1440.0
+MAX_COURSE_DAYS = 3650
+"""Longest course the builders make, days (ten years; clinical courses last 1-6 weeks)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,8 +45,10 @@ class Calendar:
         """sessions_per_day sessions, interval_min apart (onset to onset), from first_session_min
         after midnight on each of `days` (course days, 0-based, increasing)."""
         days = np.asarray(days)
-        if days.ndim != 1 or days.size == 0 or not np.issubdtype(days.dtype, np.integer) or days.min() < 0:
-            raise ValueError(f"Calendar.on_days: days must be non-empty whole day numbers >= 0, got {days}")
+        if days.ndim != 1 or days.size == 0 or not np.issubdtype(days.dtype, np.integer) or days.min() < 0 \
+                or days.max() >= MAX_COURSE_DAYS:
+            raise ValueError(f"Calendar.on_days: days must be non-empty whole day numbers in [0, "
+                             f"{MAX_COURSE_DAYS}) (MAX_COURSE_DAYS), got {days}")
         if isinstance(sessions_per_day, bool) or not isinstance(sessions_per_day, (int, np.integer)) \
                 or sessions_per_day < 1:
             raise ValueError(f"Calendar: sessions_per_day must be an integer >= 1, got {sessions_per_day!r}")
@@ -63,11 +67,9 @@ class Calendar:
               first_session_min: float = 9 * 60.0) -> Calendar:
         """Sessions on the first days_per_week days of each of `weeks` weeks (the rest of the
         week is a gap), sessions_per_day a day interval_min apart from first_session_min."""
-        for name, value, top in (("weeks", weeks, None), ("days_per_week", days_per_week, 7)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1 \
-                    or (top and value > top):
-                raise ValueError(f"Calendar.daily: {name} must be an integer in [1, {top or 'inf'}], "
-                                 f"got {value!r}")
+        for name, value, top in (("weeks", weeks, MAX_COURSE_DAYS // 7), ("days_per_week", days_per_week, 7)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= top:
+                raise ValueError(f"Calendar.daily: {name} must be an integer in [1, {top}], got {value!r}")
         days = np.arange(7 * weeks)
         return cls.on_days(days[days % 7 < days_per_week], sessions_per_day, interval_min, first_session_min)
 
@@ -85,8 +87,10 @@ class Calendar:
     def saint(cls, days: int = 5) -> Calendar:
         """Ten sessions a day, 50 min apart (onset to onset), on `days` consecutive days from
         09:00 (Cole et al. 2020: 1800-pulse iTBS, five days)."""
-        if isinstance(days, bool) or not isinstance(days, (int, np.integer)) or days < 1:
-            raise ValueError(f"Calendar.saint: days must be an integer >= 1, got {days!r}")
+        if isinstance(days, bool) or not isinstance(days, (int, np.integer)) \
+                or not 1 <= days <= MAX_COURSE_DAYS:
+            raise ValueError(f"Calendar.saint: days must be an integer in [1, {MAX_COURSE_DAYS}], "
+                             f"got {days!r}")
         return cls.on_days(np.arange(days), 10, 50.0)
 
     def __eq__(self, other):

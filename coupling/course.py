@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,19 +169,12 @@ def run_course(patch: CorticalPatch, field: NeuronField, protocol: Protocol, cal
     folder = Path(folder)
     if isinstance(n_test, bool) or not isinstance(n_test, (int, np.integer)) or n_test < 1:
         raise ValueError(f"run_course: n_test must be an integer >= 1, got {n_test!r}")
-    if not after_s > 0:
-        raise ValueError(f"run_course: after_s must be > 0 (s), got {after_s}")
-    if not final_probe_days >= 0:
-        raise ValueError(f"run_course: final_probe_days must be >= 0, got {final_probe_days}")
     test_percent_mso = percent_mso if test_percent_mso is None else test_percent_mso
     for name, value in (("percent_mso", percent_mso), ("test_percent_mso", test_percent_mso)):
         if not 0 <= value <= 100:
             raise ValueError(f"run_course: {name} must be in [0, 100], got {value}")
-    window = int(round((LEAD_MS + protocol.duration_ms + after_s * 1e3) / dt_ms))
-    calendar.check(window * dt_ms / 60e3, f"a session of {protocol!r} with after_s={after_s}")
-    starts = [_steps(m * 60e3, dt_ms, f"calendar session {k} at {float(m)!r} min")
-              for k, m in enumerate(calendar.start_min)]
-    final_steps = _steps(final_probe_days * MS_PER_DAY, dt_ms, f"final_probe_days={final_probe_days!r}")
+    window, starts, final_steps = course_steps(protocol, calendar, after_s=after_s, dt_ms=dt_ms,
+                                               final_probe_days=final_probe_days)
     run = _Run(patch, field, protocol, calendar, float(percent_mso), float(test_percent_mso), folder, after_s,
                int(n_test), dt_ms, seed, homeostasis, window)
     fingerprint = run.fingerprint(final_probe_days)
@@ -201,6 +195,41 @@ def run_course(patch: CorticalPatch, field: NeuronField, protocol: Protocol, cal
     result = run.result(course)
     result.save(folder / TRAJECTORIES)
     return result
+
+
+def course_steps(protocol: Protocol, calendar: Calendar, *, after_s: float, dt_ms: float,
+                 final_probe_days: float) -> tuple[int, list[int], int]:
+    """(session window, session starts, final probe delay) of a course, in steps of dt_ms; a
+    session's window is LEAD_MS + the protocol + after_s (s). ValueError naming the argument if
+    sessions overlap, a pulse or start is off the grid, or final_probe_days (>= 0) is not finite."""
+    if not (np.isfinite(after_s) and after_s > 0):
+        raise ValueError(f"run_course: after_s must be > 0 (s), got {after_s}")
+    if not (np.isfinite(final_probe_days) and final_probe_days >= 0):
+        raise ValueError(f"run_course: final_probe_days must be finite and >= 0, got {final_probe_days}")
+    protocol.steps(dt_ms)
+    window = int(round((LEAD_MS + protocol.duration_ms + after_s * 1e3) / dt_ms))
+    calendar.check(window * dt_ms / 60e3, f"a session of {protocol!r} with after_s={after_s}")
+    starts = [_steps(m * 60e3, dt_ms, f"calendar session {k} at {float(m)!r} min")
+              for k, m in enumerate(calendar.start_min)]
+    final = _steps(final_probe_days * MS_PER_DAY, dt_ms, f"final_probe_days={final_probe_days!r}")
+    return window, starts, final
+
+
+def check_resumable(folder) -> None:
+    """ValueError naming the file if `folder` holds a checkpoint that cannot be read (e.g. a
+    truncated copy): checked before a course's set-up, as run_course would fail on it."""
+    path = Path(folder) / CHECKPOINT
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                json.loads(str(data["meta"]))
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            raise ValueError(_unreadable(path, err)) from None
+
+
+def _unreadable(path: Path, err: Exception) -> str:
+    return (f"{path}: not a readable course checkpoint ({type(err).__name__}: {err}); move it away to start "
+            "the course afresh")
 
 
 def _steps(duration_ms: float, dt_ms: float, what: str) -> int:
@@ -369,7 +398,12 @@ class _Run:
         save_checkpoint(path, course.state, meta, arrays)
 
     def resume(self, path: Path, fingerprint: dict) -> _Course:
-        state, meta, arrays = load_checkpoint(path, self.net, self.dt_ms)
+        try:
+            state, meta, arrays = load_checkpoint(path, self.net, self.dt_ms)
+        except (zipfile.BadZipFile, EOFError) as err:
+            raise ValueError(_unreadable(path, err)) from None
+        except ValueError as err:
+            raise ValueError(f"{err}; move it away to start the course afresh") from None
         differ = sorted(k for k in fingerprint.keys() | meta["fingerprint"].keys()
                         if fingerprint.get(k) != meta["fingerprint"].get(k))
         if differ:

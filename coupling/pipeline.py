@@ -1,7 +1,16 @@
-"""From a run configuration to a results folder: head, coil, placement, patch, session."""
+"""From a run configuration to a results folder: head, coil, placement, patch, session.
+
+Everything that can be checked is checked before any work and before the results folder is
+made (check_config, the coil file, the head file, the folder and, for a course, whether its
+checkpoint belongs to this configuration); the folder and its config.toml appear only once the
+head, field, patch and motor threshold are in hand, so a run that fails early leaves nothing.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +18,9 @@ import numpy as np
 SESSION_SPHERE_RADII_MM = (80.0, 85.0, 90.0, 95.0)
 """Sphere head of the coupling stage: grey matter (r < 80 mm), CSF, bone, scalp; it carries
 MNE's spherical 10-05 positions (radius 95 mm, +y anterior), so labels such as F3 work."""
+CONFIG = "config.toml"
+TEMPORARY = re.compile(r"\..+\.(\d+)\.[0-9a-f]{8}\.tmp")
+"""Name of a temporary file of an atomic write (efield.atomic.atomic_output): .<name>.<pid>.<hex>.tmp."""
 
 
 def build_head(config: dict):
@@ -21,12 +33,45 @@ def build_head(config: dict):
         return head.with_eeg_positions(efield.standard_positions(head, "spherical_1005"))
     if model == "template":
         return efield.template_head(max_edge_mm=edge)
+    path = _head_path(config)
+    return efield.load_subject(path) if path.is_dir() else efield.read_msh(path)
+
+
+def _head_path(config: dict) -> Path:
+    """The head file or m2m folder of config["head"]["model"]; ConfigError if there is none."""
+    from .config import ConfigError
+
+    model = config["head"]["model"]
     path = Path(model)
-    if path.is_dir():
-        return efield.load_subject(path)
-    if path.suffix == ".msh":
-        return efield.read_msh(path)
-    raise ValueError(f"head.model {model!r}: expected \"sphere\", \"template\", a .msh file or an m2m folder")
+    if not (path.is_dir() or (path.suffix == ".msh" and path.is_file())):
+        raise ConfigError(f"head.model = {model!r}: expected \"sphere\", \"template\", an existing .msh file "
+                          "or m2m folder")
+    return path
+
+
+def build_coil(config: dict):
+    """The efield.Coil of config["coil"]["name"] (with its maximum dI/dt); ConfigError naming
+    coil.name if it is unknown, unreadable or has no maximum dI/dt."""
+    import efield
+
+    from .config import ConfigError
+
+    spec = config["coil"]["name"]
+    path = Path(spec)
+    try:
+        if spec == "fig8-70":
+            coil = efield.figure8_70mm()
+        elif spec == "circular":
+            coil = efield.circular_coil()
+        elif path.suffix in (".ccd", ".tcd"):
+            coil = efield.Coil.from_ccd(path) if path.suffix == ".ccd" else efield.Coil.from_tcd(path)
+        else:
+            raise ValueError("expected \"fig8-70\", \"circular\" or a .ccd/.tcd file")
+    except (ValueError, OSError) as err:
+        raise ConfigError(f"coil.name = {spec!r}: {err}") from None
+    if coil.didt_max is None:
+        raise ConfigError(f"coil.name = {spec!r}: the coil has no maximum dI/dt: intensities need one")
+    return coil
 
 
 def _point(value):
@@ -42,10 +87,30 @@ def build_placement(config: dict, mesh):
                                      distance_mm=coil["distance_mm"])
 
 
-def build_protocol(name: str):
-    from .protocols import protocol_by_name, read_protocol
+def remove_stale_temporaries(folder) -> list[Path]:
+    """Remove the temporary files of atomic writes in `folder` (TEMPORARY) whose process is no
+    longer running, as a killed run leaves them; returns the paths removed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = [path for path in folder.iterdir() if (match := TEMPORARY.fullmatch(path.name)) and path.is_file()
+             and not _running(int(match.group(1)))]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
-    return read_protocol(name) if name.endswith(".toml") else protocol_by_name(name)
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` runs (on POSIX; elsewhere assumed, as os.kill would end it)."""
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class _Stages:
@@ -68,12 +133,63 @@ class _Stages:
         self.bar.close()
 
 
-def _setup(config: dict, stage):
-    """Head, coil, placement, FEM solve, patch, field at the neurons and the intensity:
+def _prepare(config: dict, default: str, course: bool):
+    """Check `config` before any work (check_config, coil, head file, results folder; for a
+    course, that the folder's checkpoint was written for this configuration), then remove the
+    folder's stale temporaries: (results folder, Protocol, Coil)."""
+    from .config import check_config, protocol
+
+    check_config(config, course=course)
+    out = Path(config["output"]["folder"] or default)
+    _check_folder(out)
+    if course:
+        _check_resume(out, config)
+    coil = build_coil(config)
+    if config["head"]["model"] not in ("sphere", "template"):
+        _head_path(config)
+    remove_stale_temporaries(out)
+    return out, protocol(config), coil
+
+
+def _check_folder(out: Path):
+    """ConfigError naming output.folder if `out` is not a folder that can be made or written."""
+    from .config import ConfigError
+
+    base = next(p for p in (out, *out.absolute().parents) if p.exists())
+    if not base.is_dir() or not os.access(base, os.W_OK | os.X_OK):
+        raise ConfigError(f"output.folder = {str(out)!r}: {base} is not a folder this process can write in")
+
+
+def _check_resume(out: Path, config: dict):
+    """ConfigError if `out` holds a course checkpoint of another configuration (its config.toml
+    differs, [output] aside) or one without config.toml; ValueError if the checkpoint cannot be
+    read. The folder is left as it is."""
+    from .config import ConfigError, dump_config
+    from .course import CHECKPOINT, check_resumable
+
+    if not (out / CHECKPOINT).exists():
+        return
+    afresh = f"use another output.folder, or move {out / CHECKPOINT} away to start afresh"
+    try:
+        saved = tomllib.loads((out / CONFIG).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(f"{out} holds a course checkpoint but no readable {CONFIG} ({err}): it cannot be "
+                          f"told which run it continues; {afresh}") from None
+    wanted = tomllib.loads(dump_config(config))
+    differ = sorted(f"{table}.{key}" for table in wanted.keys() - {"output"}
+                    for key in wanted[table].keys() | saved.get(table, {}).keys()
+                    if wanted[table].get(key) != saved.get(table, {}).get(key))
+    if differ:
+        raise ConfigError(f"{out} holds a course of another configuration (it differs in "
+                          f"{', '.join(differ)}); {afresh}")
+    check_resumable(out)
+
+
+def _setup(config: dict, coil, stage):
+    """Head, placement, patch, FEM solve, field at the neurons and the intensity:
     (mesh, fem result, patch, field, percent_mso, test_percent_mso, rmt_percent_mso or None)."""
     import efield
 
-    from .cli import _coil
     from .config import intensity
     from .patch import cortical_patch
     from .scenario import scenario_model
@@ -81,19 +197,16 @@ def _setup(config: dict, stage):
     from .stimulus import neuron_field
 
     levels = (intensity(config), intensity(config, "test_intensity"))
-    coil = _coil(config["coil"]["name"])
-    if coil.didt_max is None:
-        raise ValueError(f"coil {config['coil']['name']!r} has no maximum dI/dt: intensities need one")
     stage("head")
     mesh = build_head(config)
     placement = build_placement(config, mesh)
-    stage("E-field")
-    fem = efield.simulate(mesh, coil, placement, didt=coil.didt_max)
     stage("patch")
     patch_cfg, session = config["patch"], config["session"]
     patch = cortical_patch(mesh, _point(config["coil"]["centre"]), radius_mm=patch_cfg["radius_mm"],
                            n_neurons=patch_cfg["n_neurons"], seed=patch_cfg["seed"],
                            model=scenario_model(patch_cfg["scenario"]))
+    stage("E-field")
+    fem = efield.simulate(mesh, coil, placement, didt=coil.didt_max)
     field = neuron_field(mesh, fem, patch, coil.didt_max)
     stage("motor threshold")
     rmt = None
@@ -103,16 +216,14 @@ def _setup(config: dict, stage):
     return mesh, fem, patch, field, *percent, rmt
 
 
-def _output(config: dict, default: str) -> Path:
+def _write_config(out: Path, config: dict):
+    """Make the results folder and write config.toml (the configuration it runs) into it."""
     from efield.atomic import atomic_output
 
     from .config import dump_config
 
-    out = Path(config["output"]["folder"] or default)
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_output(out / "config.toml") as tmp:
+    with atomic_output(out / CONFIG) as tmp:
         tmp.write_text(dump_config(config))
-    return out
 
 
 def run_session_config(config: dict, progress: bool = True):
@@ -122,12 +233,12 @@ def run_session_config(config: dict, progress: bool = True):
     from .plot import plot_session
     from .session import run_protocol
 
-    out = _output(config, "results/session")
+    out, protocol, coil = _prepare(config, "results/session", course=False)
     session = config["session"]
-    protocol = build_protocol(config["protocol"]["name"])
-    stage = _Stages(["head", "E-field", "patch", "motor threshold", "session", "write"], "tmsim session",
+    stage = _Stages(["head", "patch", "E-field", "motor threshold", "session", "write"], "tmsim session",
                     progress)
-    mesh, fem, patch, field, percent_mso, test_mso, rmt = _setup(config, stage)
+    mesh, fem, patch, field, percent_mso, test_mso, rmt = _setup(config, coil, stage)
+    _write_config(out, config)
     stage("session")
     result = run_protocol(patch, field, protocol, percent_mso, test_percent_mso=test_mso,
                           probe_minutes=session["probe_minutes"],
@@ -158,12 +269,12 @@ def run_course_config(config: dict, progress: bool = True):
     from .homeostasis import Homeostasis
     from .plot import plot_course, plot_raster
 
-    out = _output(config, "results/run")
+    out, protocol, coil = _prepare(config, "results/run", course=True)
     session, course = config["session"], config["course"]
-    protocol = build_protocol(config["protocol"]["name"])
     days = calendar(config)
-    stage = _Stages(["head", "E-field", "patch", "motor threshold", "course", "write"], "tmsim run", progress)
-    mesh, fem, patch, field, percent_mso, test_mso, rmt = _setup(config, stage)
+    stage = _Stages(["head", "patch", "E-field", "motor threshold", "course", "write"], "tmsim run", progress)
+    mesh, fem, patch, field, percent_mso, test_mso, rmt = _setup(config, coil, stage)
+    _write_config(out, config)
     stage("course")
     result = run_course(patch, field, protocol, days, percent_mso, test_percent_mso=test_mso, folder=out,
                         after_s=session["after_s"],

@@ -22,17 +22,29 @@ import numpy as np
 
 US_PER_MS = 1000
 US_PER_S = 1_000_000
+MAX_FREQUENCY_HZ = 1000.0
+"""Highest pulse or burst frequency, Hz: a 1 ms period, ten steps of the 0.1 ms default grid
+(stimulators fire at most about 100 Hz; the microsecond grid alone would blur above 1 MHz)."""
+MAX_PULSES = 100_000
+"""Most pulses in one protocol (a clinical 10 Hz session gives 3000, SAINT 1800)."""
+MAX_DURATION_S = 4 * 3600
+"""Longest protocol (one session's stimulation), s: pulse times and duration_us stay within it."""
+MAX_DURATION_US = MAX_DURATION_S * US_PER_S
 
 
 def to_us(value_ms, what: str) -> np.ndarray:
     """Milliseconds (scalar or array) as int64 microseconds; `what` names the value in errors.
 
-    Raises ValueError unless every value is finite and a whole number of microseconds (to 1e-6 us).
+    Raises ValueError unless every value is finite, within +-2**53 us (285 years: exact in float64)
+    and a whole number of microseconds (to 1e-6 us).
     """
     ms = np.asarray(value_ms, dtype=np.float64)
     if not np.all(np.isfinite(ms)):
         raise ValueError(f"{what}: must be finite, got {value_ms}")
     us = ms * US_PER_MS
+    if np.any(np.abs(us) > 2**53):
+        raise ValueError(f"{what}: {float(ms[np.abs(us) > 2**53].ravel()[0])!r} ms is beyond the microsecond "
+                         f"grid (at most {2**53 / US_PER_MS:.4g} ms)")
     whole = np.rint(us)
     off = np.abs(us - whole) > 1e-6 * np.maximum(1.0, np.abs(us))
     if np.any(off):
@@ -41,8 +53,9 @@ def to_us(value_ms, what: str) -> np.ndarray:
 
 
 def _period_us(frequency_Hz: float, what: str) -> float:
-    if not (math.isfinite(frequency_Hz) and frequency_Hz > 0):
-        raise ValueError(f"{what}: must be > 0 Hz, got {frequency_Hz}")
+    if not (math.isfinite(frequency_Hz) and 0 < frequency_Hz <= MAX_FREQUENCY_HZ):
+        raise ValueError(f"{what}: must be in (0, {MAX_FREQUENCY_HZ:g}] Hz (MAX_FREQUENCY_HZ), "
+                         f"got {frequency_Hz}")
     return US_PER_S / frequency_Hz
 
 
@@ -51,10 +64,28 @@ def _grid_us(n: int, frequency_Hz: float, what: str) -> np.ndarray:
     return np.rint(np.arange(n) * _period_us(frequency_Hz, what)).astype(np.int64)
 
 
-def _count(n, what: str, minimum: int = 1) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < minimum:
-        raise ValueError(f"{what}: must be an integer >= {minimum}, got {n!r}")
+def _count(n, what: str) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_PULSES:
+        raise ValueError(f"{what}: must be an integer in [1, {MAX_PULSES}] (MAX_PULSES), got {n!r}")
     return int(n)
+
+
+def _check_times_ms(times_ms, what: str):
+    """ValueError naming `what` if a time (ms) lies beyond MAX_DURATION_S (before to_us)."""
+    late = np.asarray(times_ms, np.float64) > MAX_DURATION_S * 1e3
+    if np.any(late):
+        raise ValueError(f"{what}: {float(np.asarray(times_ms, np.float64)[late].ravel()[0])!r} ms is after "
+                         f"MAX_DURATION_S = {MAX_DURATION_S} s")
+
+
+def _check_size(n_pulses: int, end_us: int, what: str):
+    """ValueError naming `what` if a schedule of n_pulses ending at end_us exceeds MAX_PULSES or
+    MAX_DURATION_S (checked before its arrays are made)."""
+    if n_pulses > MAX_PULSES:
+        raise ValueError(f"{what}: {n_pulses} pulses, more than MAX_PULSES = {MAX_PULSES}")
+    if end_us > MAX_DURATION_US:
+        raise ValueError(f"{what}: lasts {end_us / US_PER_S:.6g} s, longer than MAX_DURATION_S = "
+                         f"{MAX_DURATION_S} s")
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,6 +116,7 @@ class Protocol:
         times = times.astype(np.int64)
         if times[0] < 0 or np.any(np.diff(times) <= 0):
             raise ValueError(f"Protocol {self.name!r}: pulse_times_us must be >= 0 and strictly increasing")
+        _check_size(times.size, int(times[-1]), f"Protocol {self.name!r}: pulse_times_us")
         levels = np.ones(times.size) if self.intensities is None else np.array(self.intensities, np.float64)
         if levels.shape != times.shape or not np.all(np.isfinite(levels)) or np.any(levels < 0):
             raise ValueError(f"Protocol {self.name!r}: intensities must be {times.size} finite values >= 0")
@@ -92,6 +124,7 @@ class Protocol:
         if isinstance(duration, bool) or not isinstance(duration, (int, np.integer)) or duration < times[-1]:
             raise ValueError(f"Protocol {self.name!r}: duration_us must be an integer >= the last pulse "
                              f"({int(times[-1])} us), got {self.duration_us!r}")
+        _check_size(times.size, int(duration), f"Protocol {self.name!r}: duration_us")
         for arr in (times, levels):
             arr.setflags(write=False)
         set_(self, "pulse_times_us", times)
@@ -103,6 +136,7 @@ class Protocol:
     def from_times_ms(cls, name: str, times_ms, intensities=None, duration_ms: float | None = None,
                       sham: bool = False) -> Protocol:
         """A protocol from pulse times in ms (each a whole number of microseconds)."""
+        _check_times_ms(times_ms, f"Protocol {name!r}: pulse time")
         duration = None if duration_ms is None else int(to_us(duration_ms, f"Protocol {name!r}: duration_ms"))
         return cls(name, to_us(np.atleast_1d(times_ms), f"Protocol {name!r}: pulse time"), intensities,
                    duration, sham)
@@ -168,8 +202,10 @@ class Protocol:
 
 
 def _trains(name: str, train_us: np.ndarray, train_length_us: int, n_trains: int, gap_us: int,
-            intensity: float) -> Protocol:
-    """n_trains copies of the pulse pattern train_us, onsets train_length_us + gap_us apart."""
+            intensity: float, what: str) -> Protocol:
+    """n_trains copies of the pulse pattern train_us, onsets train_length_us + gap_us apart; `what`
+    names the arguments in errors."""
+    _check_size(n_trains * train_us.size, (n_trains - 1) * (train_length_us + gap_us) + train_length_us, what)
     onsets = np.arange(n_trains, dtype=np.int64) * (train_length_us + gap_us)
     times = (onsets[:, None] + train_us[None, :]).ravel()
     return Protocol(name, times, np.full(times.size, float(intensity)),
@@ -205,7 +241,8 @@ def rtms(frequency_Hz: float, pulses_per_train: int, n_trains: int = 1, inter_tr
     if gap < 0:
         raise ValueError(f"rtms: inter_train_interval_s must be >= 0, got {inter_train_interval_s}")
     return _trains(name or f"rtms-{frequency_Hz:g}Hz", _grid_us(pulses, frequency_Hz, "rtms: frequency_Hz"),
-                   length, trains, gap, intensity)
+                   length, trains, gap, intensity,
+                   "rtms: n_trains x pulses_per_train, inter_train_interval_s")
 
 
 def theta_burst(bursts_per_train: int, n_trains: int = 1, inter_train_interval_s: float = 0.0, *,
@@ -219,6 +256,8 @@ def theta_burst(bursts_per_train: int, n_trains: int = 1, inter_train_interval_s
     burst = _grid_us(per_burst, burst_frequency_Hz, "theta_burst: burst_frequency_Hz")
     onsets = _grid_us(bursts, burst_rate_Hz, "theta_burst: burst_rate_Hz")
     period = _period_us(burst_rate_Hz, "theta_burst: burst_rate_Hz")
+    _check_size(bursts * per_burst, int(round(bursts * period)),
+                "theta_burst: bursts_per_train x pulses_per_burst")
     if burst[-1] >= period:
         raise ValueError(f"theta_burst: a burst of {per_burst} pulses at {burst_frequency_Hz} Hz does not "
                          f"fit in the {period / 1000:g} ms between bursts (burst_rate_Hz {burst_rate_Hz})")
@@ -227,7 +266,8 @@ def theta_burst(bursts_per_train: int, n_trains: int = 1, inter_train_interval_s
     if gap < 0:
         raise ValueError(f"theta_burst: inter_train_interval_s must be >= 0, got {inter_train_interval_s}")
     train = (onsets[:, None] + burst[None, :]).ravel()
-    return _trains(name, train, length, _count(n_trains, "theta_burst: n_trains"), gap, intensity)
+    return _trains(name, train, length, _count(n_trains, "theta_burst: n_trains"), gap, intensity,
+                   "theta_burst: n_trains x bursts_per_train x pulses_per_burst, inter_train_interval_s")
 
 
 def _tbs_trains(n_pulses: int, pulses_per_train: int, what: str) -> int:
@@ -265,7 +305,7 @@ def imtbs(n_pulses: int = 600, intensity: float = 1.0) -> Protocol:
 
 def one_hz(n_pulses: int = 900, intensity: float = 1.0) -> Protocol:
     """1 Hz rTMS, one continuous train (900 pulses in 15 min, Chen et al. 1997)."""
-    return rtms(1.0, n_pulses, intensity=intensity, name="1hz")
+    return rtms(1.0, _count(n_pulses, "one_hz: n_pulses"), intensity=intensity, name="1hz")
 
 
 def ten_hz_clinical(intensity: float = 1.0) -> Protocol:
@@ -328,22 +368,21 @@ class _Keys:
     def fail(self, key: str, message: str):
         raise ValueError(f"{self.path}: key '{self.prefix}{key}': {message}")
 
-    def number(self, key: str, default=None, *, positive=False, minimum=None) -> float:
+    def number(self, key: str, default=None, *, positive=False, minimum=None, maximum=math.inf) -> float:
         value = self.table.get(key, default)
         if value is None:
             self.fail(key, "missing")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             self.fail(key, f"must be a number, got {value!r}")
-        if positive and value <= 0:
-            self.fail(key, f"must be > 0, got {value!r}")
-        if minimum is not None and value < minimum:
-            self.fail(key, f"must be >= {minimum}, got {value!r}")
+        if (positive and value <= 0) or (minimum is not None and value < minimum) or value > maximum:
+            low = "(0" if positive else f"[{minimum:g}"
+            self.fail(key, f"must be in {low}, {maximum:g}], got {value!r}")
         return float(value)
 
     def integer(self, key: str, default=None) -> int:
         value = self.table.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            self.fail(key, f"must be an integer >= 1, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PULSES:
+            self.fail(key, f"must be an integer in [1, {MAX_PULSES}] (MAX_PULSES), got {value!r}")
         return value
 
     def check(self, key: str, call):
@@ -356,28 +395,33 @@ class _Keys:
 
 def _train_times(keys: _Keys) -> tuple[np.ndarray, float, int]:
     """Pulse times (us), intensity and end (us) of one [[train]] table."""
-    start_ms = keys.number("start_ms", 0.0, minimum=0)
+    start_ms = keys.number("start_ms", 0.0, minimum=0, maximum=MAX_DURATION_S * 1e3)
     start = int(keys.check("start_ms", lambda: to_us(start_ms, "start_ms")))
     pulses = keys.integer("pulses")
-    freq = keys.number("frequency_Hz", positive=True)
+    freq = keys.number("frequency_Hz", positive=True, maximum=MAX_FREQUENCY_HZ)
     per_burst = keys.integer("burst_pulses", 1)
-    burst = np.zeros(1, np.int64)
+    burst_freq = None
     if per_burst > 1:
-        burst = _grid_us(per_burst, keys.number("burst_frequency_Hz", positive=True), "burst_frequency_Hz")
+        burst_freq = keys.number("burst_frequency_Hz", positive=True, maximum=MAX_FREQUENCY_HZ)
     elif "burst_frequency_Hz" in keys.table:
         keys.fail("burst_frequency_Hz", "needs burst_pulses > 1")
-    train = (_grid_us(pulses, freq, "frequency_Hz")[:, None] + burst[None, :]).ravel()
     repeat = keys.integer("repeat", 1)
     length = int(round(pulses * US_PER_S / freq))
     every = length
     if repeat > 1:
-        every_s = keys.number("every_s", positive=True)
+        every_s = keys.number("every_s", positive=True, maximum=MAX_DURATION_S)
         every = int(keys.check("every_s", lambda: to_us(every_s * 1000, "every_s")))
         if every < length:
             keys.fail("every_s", f"trains of {length / US_PER_S:g} s overlap when repeated every "
                                  f"{every / US_PER_S:g} s")
     elif "every_s" in keys.table:
         keys.fail("every_s", "needs repeat > 1")
+    keys.check("repeat" if repeat > 1 else "pulses", lambda: _check_size(
+        pulses * per_burst * repeat, start + (repeat - 1) * every + length, "pulses x burst_pulses x repeat"))
+    burst = np.zeros(1, np.int64)
+    if burst_freq is not None:
+        burst = _grid_us(per_burst, burst_freq, "burst_frequency_Hz")
+    train = (_grid_us(pulses, freq, "frequency_Hz")[:, None] + burst[None, :]).ravel()
     onsets = start + np.arange(repeat, dtype=np.int64) * every
     times = (onsets[:, None] + train[None, :]).ravel()
     return times, keys.number("intensity", 1.0, minimum=0), int(onsets[-1] + length)
@@ -405,7 +449,8 @@ def read_protocol(path) -> Protocol:
         every_s = 10.0
         intensity = 1.0
 
-    Errors name the file and the key."""
+    Frequencies are at most MAX_FREQUENCY_HZ, pulse counts at most MAX_PULSES and times at most
+    MAX_DURATION_S. Errors name the file and the key."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -430,6 +475,7 @@ def read_protocol(path) -> Protocol:
         if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
             top.fail("train", "must be one or more [[train]] tables")
         parts = [_train_times(_Keys(path, t, f"train[{i}].", _TRAIN_KEYS)) for i, t in enumerate(tables)]
+        top.check("train", lambda: _check_size(sum(p[0].size for p in parts), 0, "all trains"))
         times = np.concatenate([p[0] for p in parts])
         levels = np.concatenate([np.full(p[0].size, p[1]) for p in parts])
         end = max(p[2] for p in parts)
@@ -443,9 +489,11 @@ def read_protocol(path) -> Protocol:
         if not isinstance(raw, list) or not raw or not all(
                 isinstance(t, (int, float)) and not isinstance(t, bool) for t in raw):
             top.fail("pulse_times_ms", "must be a non-empty list of numbers")
+        top.check("pulse_times_ms", lambda: _check_times_ms(raw, "pulse time"))
         times = top.check("pulse_times_ms", lambda: to_us(raw, "pulse time"))
         if times[0] < 0 or np.any(np.diff(times) <= 0):
             top.fail("pulse_times_ms", "must be >= 0 and strictly increasing")
+        top.check("pulse_times_ms", lambda: _check_size(times.size, int(times[-1]), "the pulses"))
         levels = data.get("intensities", [1.0] * len(raw))
         if (not isinstance(levels, list) or len(levels) != len(raw) or not all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
@@ -453,7 +501,7 @@ def read_protocol(path) -> Protocol:
             top.fail("intensities", f"must be {len(raw)} numbers >= 0, one per pulse")
         end = int(times[-1])
     if "duration_ms" in data:
-        duration_ms = top.number("duration_ms", minimum=0)
+        duration_ms = top.number("duration_ms", minimum=0, maximum=MAX_DURATION_S * 1e3)
         end = int(top.check("duration_ms", lambda: to_us(duration_ms, "duration_ms")))
         if end < times[-1]:
             top.fail("duration_ms", f"is before the last pulse at {float(times[-1] / US_PER_MS)!r} ms")

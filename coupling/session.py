@@ -158,8 +158,10 @@ def run_protocol(patch: CorticalPatch, field: NeuronField, protocol: Protocol, p
     end of a previous session; default: the patch settled with `seed`). The run lasts
     LEAD_MS + the protocol's duration + after_s; its spikes count from its start."""
     probe_minutes = tuple(sorted(float(m) for m in probe_minutes))
-    if probe_minutes and probe_minutes[0] < 0:
-        raise ValueError(f"probe_minutes must be >= 0, got {probe_minutes}")
+    if not all(np.isfinite(m) and m >= 0 for m in probe_minutes):
+        raise ValueError(f"run_protocol: probe_minutes must be finite and >= 0, got {probe_minutes}")
+    if not (np.isfinite(after_s) and after_s >= 0):
+        raise ValueError(f"run_protocol: after_s must be finite and >= 0 (s), got {after_s}")
     test_pct = percent_mso if test_percent_mso is None else test_percent_mso
     if state is None:
         state = settle(patch, dt_ms=dt_ms, seed=seed)

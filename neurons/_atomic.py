@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import secrets
 from contextlib import contextmanager
@@ -11,7 +12,8 @@ from pathlib import Path
 @contextmanager
 def atomic_output(path):
     """Yield a temporary path next to `path`; on success it replaces `path`, on error it is
-    removed and `path` is left as it was."""
+    removed and `path` is left as it was. An OSError about the temporary file (a full disk)
+    is raised again naming `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
@@ -19,6 +21,70 @@ def atomic_output(path):
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        if err.errno is None or err.filename not in (None, tmp, str(tmp)):
+            raise
+        raise OSError(err.errno, f"{err.strerror}; nothing was written", str(path)) from err
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_hdf5(path):
+    """Yield (h5py.File, check) writing an HDF5 file through atomic_output. A failed write
+    (a full disk) is kept from HDF5, whose state it would corrupt (a failed flush leaves the
+    file open and crashes the process at exit); check() raises it, as does the end of the
+    block, as one OSError naming `path`. The h5py file is closed once, always cleanly."""
+    import h5py
+
+    with atomic_output(path) as tmp:
+        with _KeptErrorFile(tmp, "r+") as raw:
+            try:
+                with h5py.File(raw, "w") as f:
+                    yield f, raw.check
+            except Exception:
+                raw.check()  # a failed write explains the error
+                raise
+        raw.check()
+
+
+class _KeptErrorFile(io.FileIO):
+    """A raw file for h5py's file-object driver that keeps the first OSError of a write,
+    truncate or close (and skips later writes) instead of raising it into HDF5."""
+
+    error: OSError | None = None
+
+    def _keep(self, operation, *args):
+        if self.error is None:
+            try:
+                return operation(*args)
+            except OSError as err:
+                self.error = err
+        return None
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        done = 0
+        while done < len(view):
+            written = self._keep(super().write, view[done:])
+            if not written:
+                break
+            done += written
+        return len(view)
+
+    def truncate(self, size=None) -> int:
+        self._keep(super().truncate, size)
+        return self.tell() if size is None else size
+
+    def close(self):
+        try:
+            super().close()
+        except OSError as err:
+            self.error = self.error or err
+
+    def check(self):
+        """Raise the kept OSError, if any."""
+        if self.error is not None:
+            raise self.error

@@ -69,6 +69,8 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
+from ._checks import number
+
 SCOPES = ("neuron", "population")
 
 
@@ -185,7 +187,7 @@ class ThreeFactorSTDP:
 
 def steps_per(interval_ms: float, dt_ms: float, what: str) -> int:
     """interval_ms as a whole number of steps of dt_ms (error otherwise)."""
-    k = int(round(interval_ms / dt_ms))
+    k = int(round(number(interval_ms, what) / dt_ms))
     if k < 1 or abs(k * dt_ms - interval_ms) > 1e-9 * max(interval_ms, 1.0):
         raise ValueError(f"{what} ({interval_ms} ms) must be a whole number of steps of dt_ms={dt_ms}")
     return k

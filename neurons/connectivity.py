@@ -15,6 +15,8 @@ from functools import cached_property
 import numpy as np
 from scipy.spatial import cKDTree
 
+from ._checks import finite
+
 RECEPTORS = ("exc", "inh")
 """Synaptic channels of every neuron; a projection targets one of them."""
 
@@ -182,8 +184,9 @@ class Projection:
 
     pre_ids, post_ids: int64 neuron indices within each population; weight: float64 (pA or nS,
     matching the network's synapse model; inhibition of current synapses is a negative weight);
-    delay_ms: float64, at least one time step; receptor: "exc" or "inh"; plasticity: None
-    (static weights) or a rule: PairSTDP, TripletSTDP, CalciumRule, ThreeFactorSTDP.
+    delay_ms: float64, > 0 (at least one time step at simulation time); weight and delay_ms
+    finite; receptor: "exc" or "inh"; plasticity: None (static weights) or a rule: PairSTDP,
+    TripletSTDP, CalciumRule, ThreeFactorSTDP.
     """
 
     name: str
@@ -213,6 +216,10 @@ class Projection:
         if n and (self.pre_ids.min() < 0 or self.pre_ids.max() >= self.n_pre
                   or self.post_ids.min() < 0 or self.post_ids.max() >= self.n_post):
             raise ValueError(f"Projection {self.name!r}: neuron index out of range")
+        finite(self.weight, f"Projection {self.name!r}: weight")
+        delay = finite(self.delay_ms, f"Projection {self.name!r}: delay_ms")
+        if n and delay.min() <= 0:
+            raise ValueError(f"Projection {self.name!r}: delay_ms must be > 0, got {delay.min()}")
 
     @property
     def n_synapses(self) -> int:
@@ -259,7 +266,7 @@ def _per_synapse(value, n, rng, name, proj_name):
     """Expand a scalar, an array of n values or a callable (rng, n) -> array to n float64."""
     if callable(value):
         value = value(rng, n)
-    arr = np.asarray(value, dtype=np.float64)
+    arr = finite(value, f"connect {proj_name!r}: {name}")
     if arr.ndim == 0:
         return np.full(n, float(arr))
     if arr.shape != (n,):

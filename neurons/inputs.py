@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._checks import finite
+
 
 @dataclass(frozen=True, eq=False)
 class CurrentInjection:
@@ -14,18 +16,24 @@ class CurrentInjection:
 
     amplitude_pA: a callable times_ms (steps,) -> (steps,) or (steps, k) evaluated on the host
     for each chunk, or an array (steps,) or (steps, k) from t = 0, one row per time step (zero
-    after it ends). The current is constant over each step; k = len(neuron_ids).
+    after it ends). The current is constant over each step; k = len(neuron_ids). Every
+    value must be finite (ValueError naming the population otherwise).
     """
 
     population: str
     neuron_ids: np.ndarray
     amplitude_pA: Callable | np.ndarray
 
+    def __post_init__(self):
+        if not callable(self.amplitude_pA):
+            finite(self.amplitude_pA, f"CurrentInjection into {self.population!r}: amplitude_pA")
+
     def rows(self, first_step: int, n_steps: int, dt_ms: float) -> np.ndarray:
         """(n_steps, k) float32 current for steps first_step ... first_step + n_steps - 1."""
         k = len(np.atleast_1d(self.neuron_ids))
         if callable(self.amplitude_pA):
-            values = np.asarray(self.amplitude_pA((first_step + np.arange(n_steps)) * dt_ms), np.float64)
+            values = finite(self.amplitude_pA((first_step + np.arange(n_steps)) * dt_ms),
+                            f"CurrentInjection into {self.population!r}: amplitude_pA")
         else:
             full = np.asarray(self.amplitude_pA, np.float64)
             values = np.zeros((n_steps,) + full.shape[1:])

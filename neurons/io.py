@@ -1,14 +1,16 @@
 """SONATA (HDF5) writers: spike reports and network nodes/edges. Every file is written to a
-temporary path and renamed, so a failed write leaves no partial file."""
+temporary path and renamed, so a failed write (a full disk: one OSError naming the file) leaves
+no partial file."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 
-from ._atomic import atomic_output
+from ._atomic import atomic_hdf5
 
 SONATA_MAGIC = 0x0A7A
 SONATA_VERSION = (0, 1)
@@ -17,10 +19,8 @@ SONATA_VERSION = (0, 1)
 def write_sonata_spikes(path, spikes: dict) -> Path:
     """Spikes to `path`: /spikes/<population>/timestamps (ms, float64, attribute units="ms") and
     node_ids (uint64), sorted by time; attribute sorting="by_time" on /spikes/<population>."""
-    import h5py
-
     path = Path(path)
-    with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_hdf5(path) as (f, _):
         f.attrs["magic"] = np.uint32(SONATA_MAGIC)
         f.attrs["version"] = np.asarray(SONATA_VERSION, np.uint32)
         root = f.create_group("spikes")
@@ -40,10 +40,8 @@ def write_sonata_network(path, network) -> Path:
     /edges/<projection>/{source_node_id, target_node_id} (uint64, attribute node_population),
     edge_type_id, edge_group_id, edge_group_index, and group 0 with syn_weight (pA or nS) and
     delay (ms)."""
-    import h5py
-
     path = Path(path)
-    with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_hdf5(path) as (f, _):
         f.attrs["magic"] = np.uint32(SONATA_MAGIC)
         f.attrs["version"] = np.asarray(SONATA_VERSION, np.uint32)
         nodes = f.create_group("nodes")
@@ -90,12 +88,8 @@ class SpikeFileWriter:
         self._names = list(self.populations)
 
     def __enter__(self):
-        import h5py
-
-        self._atomic = atomic_output(self.path)
-        tmp = self._atomic.__enter__()
-        try:
-            self._file = h5py.File(tmp, "w")
+        with ExitStack() as stack:
+            self._file, self._check = stack.enter_context(atomic_hdf5(self.path))
             self._file.attrs["magic"] = np.uint32(SONATA_MAGIC)
             self._file.attrs["version"] = np.asarray(SONATA_VERSION, np.uint32)
             for name in self._names:
@@ -104,9 +98,7 @@ class SpikeFileWriter:
                 group.create_dataset("timestamps", (0,), np.float64, maxshape=(None,), chunks=(65536,))
                 group["timestamps"].attrs["units"] = "ms"
                 group.create_dataset("node_ids", (0,), np.uint64, maxshape=(None,), chunks=(65536,))
-        except BaseException as err:
-            self._atomic.__exit__(type(err), err, err.__traceback__)
-            raise
+            self._stack = stack.pop_all()
         return self
 
     def append(self, population_index: int, times_ms: np.ndarray, ids: np.ndarray):
@@ -117,10 +109,10 @@ class SpikeFileWriter:
             start = dataset.shape[0]
             dataset.resize((start + values.size,))
             dataset[start:] = values
+        self._check()
 
     def __exit__(self, *exc):
-        self._file.close()
-        return self._atomic.__exit__(*exc)
+        return self._stack.__exit__(*exc)
 
 
 class SpikeFile(Mapping):
@@ -189,12 +181,8 @@ class WeightSnapshotWriter:
         self.path, self.sizes = Path(path), dict(sizes)
 
     def __enter__(self):
-        import h5py
-
-        self._atomic = atomic_output(self.path)
-        tmp = self._atomic.__enter__()
-        try:
-            self._file = h5py.File(tmp, "w")
+        with ExitStack() as stack:
+            self._file, self._check = stack.enter_context(atomic_hdf5(self.path))
             for name, (n_syn, n_post) in self.sizes.items():
                 g = self._file.create_group(f"weights/{name}")
                 g.create_dataset("times_ms", (0,), np.float64, maxshape=(None,))
@@ -203,9 +191,7 @@ class WeightSnapshotWriter:
                 if n_post is not None:
                     self._file.create_group(f"bdnf/{name}").create_dataset(
                         "values", (0, n_post), np.float32, maxshape=(None, n_post), chunks=(1, n_post))
-        except BaseException as err:
-            self._atomic.__exit__(type(err), err, err.__traceback__)
-            raise
+            self._stack = stack.pop_all()
         return self
 
     def append(self, name: str, time_ms: float, weights: np.ndarray, bdnf: np.ndarray | None = None):
@@ -217,10 +203,10 @@ class WeightSnapshotWriter:
             dataset = self._file[key]
             dataset.resize(dataset.shape[0] + 1, axis=0)
             dataset[-1] = np.asarray(values).reshape(dataset.shape[1:])
+        self._check()
 
     def __exit__(self, *exc):
-        self._file.close()
-        return self._atomic.__exit__(*exc)
+        return self._stack.__exit__(*exc)
 
 
 def read_weight_snapshots(path) -> dict:

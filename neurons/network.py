@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from ._checks import finite, integer, number
 from .connectivity import RECEPTORS, Projection
 
 NEURON_MODELS = ("lif", "adex")
@@ -40,10 +41,11 @@ class NeuronParams:
     tau_w_ms: float | np.ndarray = 100.0
 
     def arrays(self, n: int, population: str) -> dict[str, np.ndarray]:
-        """Every parameter as a float64 array of n values."""
+        """Every parameter as a float64 array of n values (ValueError naming the population and
+        parameter unless finite and in range)."""
         out = {}
         for f in fields(self):
-            arr = np.asarray(getattr(self, f.name), dtype=np.float64)
+            arr = finite(getattr(self, f.name), f"population {population!r}: NeuronParams.{f.name}")
             if arr.ndim == 0:
                 arr = np.full(n, float(arr))
             if arr.shape != (n,):
@@ -64,7 +66,8 @@ class Population:
 
     rate_Hz: if set, a Poisson generator population: each neuron spikes independently with
     probability rate_Hz * dt in every step (as Brian2's PoissonGroup); its neuron parameters
-    and synaptic input are then ignored for spiking."""
+    and synaptic input are then ignored for spiking. Every number is checked here (finite,
+    in range), so that a bad one fails before any simulation."""
 
     name: str
     n: int
@@ -74,19 +77,21 @@ class Population:
     rate_Hz: float | None = None
 
     def __post_init__(self):
-        if self.rate_Hz is not None and not self.rate_Hz >= 0:
-            raise ValueError(f"Population {self.name!r}: rate_Hz must be >= 0, got {self.rate_Hz}")
+        if not isinstance(self.name, str):
+            raise TypeError(f"Population name must be a str, got {self.name!r}")
         if not self.name or "/" in self.name:
             raise ValueError(f"Population name must be non-empty without '/', got {self.name!r}")
-        if self.n < 1:
-            raise ValueError(f"Population {self.name!r}: n must be >= 1, got {self.n}")
-        v = np.asarray(self.v_init_mV, dtype=np.float64)
+        what = f"Population {self.name!r}"
+        if self.rate_Hz is not None:
+            number(self.rate_Hz, f"{what}: rate_Hz", 0.0)
+        integer(self.n, f"{what}: n", 1)
+        v = finite(self.v_init_mV, f"{what}: v_init_mV")
         if v.ndim and v.shape != (self.n,):
-            raise ValueError(f"Population {self.name!r}: v_init_mV must be a scalar or have shape "
-                             f"({self.n},), got {v.shape}")
-        if self.positions_mm is not None and np.shape(self.positions_mm) != (self.n, 3):
-            raise ValueError(f"Population {self.name!r}: positions_mm must have shape ({self.n}, 3), "
-                             f"got {np.shape(self.positions_mm)}")
+            raise ValueError(f"{what}: v_init_mV must be a scalar or have shape ({self.n},), got {v.shape}")
+        positions = None if self.positions_mm is None else finite(self.positions_mm, f"{what}: positions_mm")
+        if positions is not None and positions.shape != (self.n, 3):
+            raise ValueError(f"{what}: positions_mm must have shape ({self.n}, 3), got {positions.shape}")
+        self.params.arrays(self.n, self.name)
 
 
 @dataclass(frozen=True)
@@ -101,10 +106,12 @@ class PoissonInput:
     receptor: str = "exc"
 
     def __post_init__(self):
+        what = f"PoissonInput onto {self.population!r}"
         if self.receptor not in RECEPTORS:
-            raise ValueError(f"PoissonInput.receptor must be one of {RECEPTORS}, got {self.receptor!r}")
-        if self.n_sources < 0 or self.rate_Hz < 0:
-            raise ValueError("PoissonInput.n_sources and rate_Hz must be >= 0")
+            raise ValueError(f"{what}: receptor must be one of {RECEPTORS}, got {self.receptor!r}")
+        integer(self.n_sources, f"{what}: n_sources", 0)
+        number(self.rate_Hz, f"{what}: rate_Hz", 0.0)
+        number(self.weight, f"{what}: weight")
 
 
 @dataclass(frozen=True, eq=False)

@@ -45,6 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._checks import number
 from .bdnf import (BDNFState, ThreeFactorSTDP, advance, chain_step, convert, fresh_bdnf_state, gate,
                    steps_per, tag_step)
 
@@ -54,12 +55,12 @@ INTERACTIONS = ("all", "nearest")
 
 def check_bounds(rule, name):
     """Weight bounds and their kind of a rule called `name` (ValueError naming the field)."""
-    if rule.w_max < rule.w_min:
+    if not rule.w_max >= rule.w_min:
         raise ValueError(f"{name}: w_max ({rule.w_max}) must be >= w_min ({rule.w_min})")
     if rule.bounds not in BOUNDS:
         raise ValueError(f"{name}.bounds must be one of {BOUNDS}, got {rule.bounds!r}")
-    if rule.bounds == "soft" and rule.w_max == rule.w_min:
-        raise ValueError(f"{name}: soft bounds need w_max > w_min")
+    if rule.bounds == "soft" and not 0 < rule.w_max - rule.w_min < np.inf:
+        raise ValueError(f"{name}: soft bounds need finite w_max > w_min")
 
 
 def _check_common(rule, name):
@@ -88,8 +89,10 @@ class PairSTDP:
     interaction: str = "all"
 
     def __post_init__(self):
-        if self.tau_plus_ms <= 0 or self.tau_minus_ms <= 0:
-            raise ValueError("PairSTDP: tau_plus_ms and tau_minus_ms must be > 0")
+        for name in ("A_plus", "A_minus"):
+            number(getattr(self, name), f"PairSTDP.{name}")
+        for name in ("tau_plus_ms", "tau_minus_ms"):
+            number(getattr(self, name), f"PairSTDP.{name}", 0.0, above=True)
         _check_common(self, "PairSTDP")
 
     def kernel(self) -> "TripletSTDP":
@@ -124,8 +127,10 @@ class TripletSTDP:
     interaction: str = "all"
 
     def __post_init__(self):
-        if min(self.tau_plus_ms, self.tau_minus_ms, self.tau_x_ms, self.tau_y_ms) <= 0:
-            raise ValueError("TripletSTDP: time constants must be > 0")
+        for name in ("A2_plus", "A3_plus", "A2_minus", "A3_minus"):
+            number(getattr(self, name), f"TripletSTDP.{name}")
+        for name in ("tau_plus_ms", "tau_minus_ms", "tau_x_ms", "tau_y_ms"):
+            number(getattr(self, name), f"TripletSTDP.{name}", 0.0, above=True)
         _check_common(self, "TripletSTDP")
 
     def kernel(self) -> "TripletSTDP":

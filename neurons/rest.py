@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import jax.numpy as jnp
 
+from ._checks import number
 from .bdnf import ThreeFactorSTDP, rest_state, steps_per
 from .engine import NetworkState
 from .network import Network
@@ -25,7 +26,7 @@ def rest(net: Network, state: NetworkState, duration_ms: float, dt_ms: float = 0
     by a multiple of the delay ring's length and of every BDNF tick and chain step, so every
     phase keyed by the step is kept; only the random stream of a later run with the same seed
     differs from the one it would have had."""
-    n_steps = steps_per(duration_ms, dt_ms, "rest: duration_ms")
+    n_steps = steps_per(duration_ms, number(dt_ms, "rest: dt_ms", 0.0, above=True), "rest: duration_ms")
     plastic = [p for p in net.projections if p.plasticity is not None]
     if len(plastic) != len(state.plastic):
         raise ValueError("rest: state does not belong to this network (plastic projections differ)")

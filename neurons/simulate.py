@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from contextlib import nullcontext
 from dataclasses import replace
 from functools import partial
@@ -13,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from ._checks import integer, number
 from .bdnf import ThreeFactorSTDP, steps_per
 from .connectivity import RECEPTORS
 from .dynamics import neuron_constants
@@ -42,7 +44,9 @@ def simulate(net: Network, duration_ms: float, dt_ms: float = 0.1, seed: int = 0
              progress: bool = True) -> SimulationResult:
     """Simulate `net` for duration_ms (steps of dt_ms) and return a SimulationResult.
 
-    seed: the run's randomness (Poisson input); the same seed gives the same spikes.
+    seed: the run's randomness (Poisson input), an integer in [0, 2**32 - 1] (JAX keeps only
+    the low 32 bits of a seed unless jax_enable_x64 is set, so larger or negative seeds
+    would repeat streams); the same seed gives the same spikes.
     record: population -> neuron ids whose v, synaptic variables and w are kept every step.
     current_injections: CurrentInjection stimuli. forced_spikes: (time_ms, population,
     neuron_id) triples; a forced spike fires regardless of threshold and refractoriness and
@@ -68,15 +72,23 @@ def simulate(net: Network, duration_ms: float, dt_ms: float = 0.1, seed: int = 0
     at the end of every chunk (result.bdnf_mean the mean BDNF of three-factor ones),
     result.weights(name) the final weights per synapse.
 
+    Arguments are checked before any work: ValueError (TypeError for a wrong type) naming
+    the argument and its allowed range, also when the run would pass the int32 step counter
+    (2**31 - 1 steps) or its per-step monitors would not fit in this machine's memory.
+
     Speed: on the CPU spikes are transmitted one at a time, on other devices all buffered
     spikes at once (same results; see neurons.engine). On a small shared CPU, XLA's threads
     may slow the step down: pinning the process to one core (`taskset -c 0`) can be faster.
     """
-    if duration_ms <= 0 or dt_ms <= 0:
-        raise ValueError(f"simulate: duration_ms and dt_ms must be > 0, got {duration_ms}, {dt_ms}")
-    if chunk_steps < 1:
-        raise ValueError(f"simulate: chunk_steps must be >= 1, got {chunk_steps}")
-    n_steps = int(round(duration_ms / dt_ms))
+    number(duration_ms, "simulate: duration_ms", 0.0, above=True)
+    number(dt_ms, "simulate: dt_ms", 0.0, above=True)
+    integer(seed, "simulate: seed", 0, MAX_SEED)
+    integer(chunk_steps, "simulate: chunk_steps", 1)
+    if max_spikes_per_step is not None:
+        integer(max_spikes_per_step, "simulate: max_spikes_per_step", 1)
+    if state is not None and not isinstance(state, NetworkState):
+        raise TypeError(f"simulate: state must be a NetworkState (a result's final_state), got {type(state)}")
+    n_steps = _n_steps(net, duration_ms, dt_ms, 0 if state is None else int(state.step), record)
     snap_steps = n_steps if snapshot_every_ms is None else steps_per(snapshot_every_ms, dt_ms,
                                                                       "simulate: snapshot_every_ms")
     constants, projections, weights, base_cfg = _engine_setup(net, dt_ms, max_spikes_per_step)
@@ -234,6 +246,33 @@ def _propagation() -> str:
     K buffered spikes at once elsewhere (GPU), where a loop would launch a kernel per spike.
     Both give the same spikes."""
     return "loop" if jax.default_backend() == "cpu" else "gather"
+
+
+MAX_SEED = 2**32 - 1
+MAX_STEP = 2**31 - 1  # the step counter is int32
+
+
+def _n_steps(net: Network, duration_ms: float, dt_ms: float, start: int, record) -> int:
+    """Steps of a run from step `start`; ValueError if it rounds to no step, passes the int32
+    step counter or its per-step monitors (times, spike counts, recorded traces) would need
+    more memory than the machine has."""
+    steps = duration_ms / dt_ms
+    if not (steps <= MAX_STEP and 1 <= round(steps) <= MAX_STEP - start):
+        raise ValueError(f"simulate: duration_ms / dt_ms = {duration_ms} / {dt_ms} = {steps:.4g} steps; "
+                         f"a run from step {start} needs 1 to {MAX_STEP - start} steps (the step counter "
+                         "is int32): split a longer run, with neurons.rest between runs to wrap the counter")
+    n_steps = int(round(steps))
+    n_recorded = sum(np.size(ids) for ids in (record or {}).values())
+    need = n_steps * (8 + 4 * len(net.populations) + 16 * n_recorded)
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows)
+        return n_steps
+    if need > have:
+        raise ValueError(f"simulate: the per-step monitors of {n_steps} steps ({n_recorded} recorded "
+                         f"neurons) need about {need / 2**30:.3g} GiB, more than this machine's "
+                         f"{have / 2**30:.3g} GiB; shorten duration_ms, raise dt_ms or record fewer neurons")
+    return n_steps
 
 
 def _check_state(state: NetworkState, like: NetworkState):

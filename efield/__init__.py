@@ -9,7 +9,7 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 from .analytic import analytic_sphere_field  # noqa: E402
-from .coil import Coil, circular_coil, figure8_70mm, figure8_coil  # noqa: E402
+from .coil import Coil, CoilFormatError, circular_coil, figure8_70mm, figure8_coil  # noqa: E402
 from .conductivity import DEFAULT_CONDUCTIVITY  # noqa: E402
 from .cortex import CorticalLayer, containing_tets, cortical_layer, field_at  # noqa: E402
 from .eeg import project_to_scalp, read_eeg_positions, standard_positions, write_eeg_positions  # noqa: E402
@@ -26,7 +26,7 @@ from .targeting import Target, TargetingResult, optimize_placement  # noqa: E402
 from .template import template_head, template_quality  # noqa: E402
 
 __all__ = [
-    "Coil", "CorticalLayer", "DEFAULT_CONDUCTIVITY", "EFieldResult", "FieldSolver",
+    "Coil", "CoilFormatError", "CorticalLayer", "DEFAULT_CONDUCTIVITY", "EFieldResult", "FieldSolver",
     "MshFormatError", "Placement", "SolverError", "TISSUE_NAMES", "Target", "TargetingResult", "TetMesh",
     "analytic_sphere_field", "check_clearance", "circular_coil", "coil_dadt",
     "containing_tets", "cortical_layer", "field_at", "figure8_70mm", "figure8_coil",

@@ -31,12 +31,19 @@ from typing import Mapping
 
 import numpy as np
 
+from .atomic import atomic_output
+
 CCD_DIDT_UNIT = 1e6
 """A .ccd header gives dIdtmax in A/us; this converts it to A/s."""
 
 FIGURE8_70MM_DIDT_MAX = 1.15e8
 """Default maximum dI/dt of the 70 mm figure-8 preset, A/s (about 115 A/us: the value measured
 for a Magstim D70 figure-8 on a Magstim Rapid stimulator, Drakaki et al. 2022)."""
+
+
+class CoilFormatError(ValueError):
+    """A .ccd or .tcd coil file that cannot be read; the message names the file and the line
+    or key."""
 
 
 def _vectors(a, name: str) -> np.ndarray:
@@ -132,24 +139,29 @@ class Coil:
 
     @classmethod
     def from_ccd(cls, path) -> "Coil":
-        """Read a SimNIBS .ccd dipole file (positions in m in the file, mm in the Coil)."""
+        """Read a SimNIBS .ccd dipole file (positions in m in the file, mm in the Coil).
+
+        Raises CoilFormatError (a ValueError) naming the file and line on any problem.
+        """
         path = Path(path)
-        lines = _read_lines(path)
+        lines = _read_text(path, "text .ccd").splitlines()
         if len(lines) < 2:
-            raise ValueError(f"{path}: a .ccd file needs a header line and a dipole count line")
+            raise CoilFormatError(f"{path}: a .ccd file needs a header line and a dipole count line")
         header = _parse_ccd_header(lines[0], path)
         try:
             count = int(lines[1].split()[0])
         except (ValueError, IndexError):
-            raise ValueError(f"{path}, line 2: expected the number of dipoles, got "
-                             f"{lines[1].strip()!r}") from None
+            raise CoilFormatError(f"{path}, line 2: expected the number of dipoles, got "
+                                  f"{lines[1].strip()!r}") from None
         rows = _parse_ccd_rows(lines[2:], path, first_line=3)
-        if len(rows) != count:
-            raise ValueError(f"{path}: line 2 announces {count} dipoles, the file has {len(rows)}")
+        if len(rows) != count or count < 1:
+            raise CoilFormatError(f"{path}: line 2 announces {count} dipoles, the file has {len(rows)}"
+                                  + ("" if count >= 1 else "; a coil needs at least one"))
         didt = header.get("dIdtmax")
         name = header.get("coilname") or path.stem
-        return cls(dipole_positions=rows[:, :3] * 1e3, dipole_moments=rows[:, 3:],
-                   didt_max=_ccd_didt(didt, path) if didt else None, name=name, header=header)
+        return _coil_from_file(path, dipole_positions=rows[:, :3] * 1e3, dipole_moments=rows[:, 3:],
+                               didt_max=_ccd_didt(didt, path) if didt else None, name=name,
+                               header=header)
 
     def to_ccd(self, path) -> None:
         """Write the dipoles as a SimNIBS .ccd file; refuses a coil with line segments."""
@@ -165,7 +177,7 @@ class Coil:
             fields["dIdtmax"] = f"{self.didt_max / CCD_DIDT_UNIT:.12g}"
         head = "; ".join([text] + [f"{k}={v}" for k, v in fields.items()])
         rows = np.hstack([self.dipole_positions * 1e-3, self.dipole_moments])
-        with open(path, "w") as f:
+        with atomic_output(path) as tmp, open(tmp, "w") as f:
             f.write(f"# {head}\n{len(rows)}\n"
                     "# centers and weighted directions of the elements (magnetic dipoles)\n")
             np.savetxt(f, rows, fmt="%.16e")
@@ -186,59 +198,80 @@ class Coil:
 
         Elements sampled on a grid (type 3) and elements whose deformations move them away
         from the stored geometry (a non-zero initial deformation value) are refused, as are
-        coils whose elements use different stimulators.
+        coils whose elements use different stimulators. Raises CoilFormatError (a ValueError)
+        naming the file and the key (e.g. ``coilElementList[0].points``) on any problem.
         """
         path = Path(path)
         try:
-            tcd = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise ValueError(f"{path}: no such file") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"{path}: not a JSON .tcd file ({err})") from None
-        if not isinstance(tcd, dict) or not tcd.get("coilElementList"):
-            raise ValueError(f"{path}: no coilElementList")
+            tcd = json.loads(_read_text(path, "JSON .tcd"))
+        except json.JSONDecodeError as err:
+            raise CoilFormatError(f"{path}: not a JSON .tcd file ({err})") from None
+        if not isinstance(tcd, dict):
+            raise CoilFormatError(f"{path}: expected a JSON object, got {_json_type(tcd)}")
+        tcd_file = _TcdFile(path, tcd)
+        elements = tcd_file.get(tcd, "coilElementList", list, tcd_file.top)
+        if not elements:
+            tcd_file.fail(tcd_file.top("coilElementList"), "empty; a coil needs at least one element")
         parts = {1: ([], []), 2: ([], [])}
         stimulators = set()
-        for i, element in enumerate(tcd["coilElementList"]):
-            where = f"{path}, element {i} ({element.get('name', 'unnamed')!r})"
-            kind = element.get("type")
+        for i, element in enumerate(elements):
+            if not isinstance(element, dict):
+                tcd_file.fail(tcd_file.top(f"coilElementList[{i}]"),
+                              f"expected an object, got {_json_type(element)}")
+            at = tcd_file.element(i, element.get("name", "unnamed"))
+            kind = tcd_file.get(element, "type", int, at)
             if kind not in parts:
                 what = "A-field sampled on a grid" if kind == 3 else f"type {kind!r}"
-                raise ValueError(f"{where}: {what} elements are not supported "
-                                 "(only dipoles, type 1, and line segments, type 2)")
-            _check_deformations(tcd, element, where)
-            points = _tcd_array(element.get("points"), f"{where}, points")
-            values = _tcd_array(element.get("values"), f"{where}, values")
+                tcd_file.fail(at("type"), f"{what} elements are not supported "
+                              "(only dipoles, type 1, and line segments, type 2)")
+            for k, index in enumerate(tcd_file.get(element, "deformations", list, at, [])):
+                tcd_file.check_deformation(index, at(f"deformations[{k}]"))
+            points = tcd_file.vectors(element, "points", at)
+            values = tcd_file.vectors(element, "values", at)
             if len(points) != len(values):
-                raise ValueError(f"{where}: {len(points)} points for {len(values)} values")
+                tcd_file.fail(at("values"), f"{len(values)} values for {len(points)} points")
             parts[kind][0].append(points)
             parts[kind][1].append(values)
-            stimulators.add(element.get("stimulator", 0))
+            stimulators.add(tcd_file.get(element, "stimulator", int, at, 0))
         if len(stimulators) > 1:
-            raise ValueError(f"{path}: elements use several stimulators {sorted(stimulators)}; "
-                             "a Coil carries a single current")
-        didt_max, header = _tcd_stimulator(tcd, stimulators.pop(), path)
+            raise CoilFormatError(f"{path}: elements use several stimulators {sorted(stimulators)}; "
+                                  "a Coil carries a single current")
+        didt_max, header = tcd_file.stimulator(stimulators.pop())
         header.update({k: str(tcd[k]) for k in ("brand", "version") if k in tcd})
-        return cls(dipole_positions=_stack(parts[1][0]), dipole_moments=_stack(parts[1][1]),
-                   segment_positions=_stack(parts[2][0]), segment_vectors=_stack(parts[2][1]),
-                   didt_max=didt_max, name=str(tcd.get("name") or path.stem), header=header)
+        return _coil_from_file(path, dipole_positions=_stack(parts[1][0]),
+                               dipole_moments=_stack(parts[1][1]),
+                               segment_positions=_stack(parts[2][0]),
+                               segment_vectors=_stack(parts[2][1]), didt_max=didt_max,
+                               name=str(tcd.get("name") or path.stem), header=header)
+
+
+# --- file helpers -----------------------------------------------------------------------
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        raise CoilFormatError(f"{path}: no such file") from None
+    except OSError as err:
+        raise CoilFormatError(f"{path}: cannot read file ({err.strerror or err})") from None
+    except UnicodeDecodeError as err:
+        raise CoilFormatError(f"{path}: not a {what} file ({err})") from None
+
+
+def _coil_from_file(path: Path, **fields) -> "Coil":
+    """Coil(**fields), with any remaining value error naming the file."""
+    try:
+        return Coil(**fields)
+    except ValueError as err:
+        raise CoilFormatError(f"{path}: {err}") from None
 
 
 # --- .ccd helpers -----------------------------------------------------------------------
 
-def _read_lines(path: Path) -> list[str]:
-    try:
-        return path.read_text().splitlines()
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
-    except UnicodeDecodeError as err:
-        raise ValueError(f"{path}: not a text .ccd file ({err})") from None
-
-
 def _parse_ccd_header(line: str, path: Path) -> dict[str, str]:
     """Fields of the first line; text that is not ``key=value`` is kept as 'description'."""
     if not line.startswith("#"):
-        raise ValueError(f"{path}, line 1: expected a header line starting with '#'")
+        raise CoilFormatError(f"{path}, line 1: expected a header line starting with '#'")
     header, text = {}, []
     for item in line[1:].split(";"):
         key, eq, value = item.partition("=")
@@ -255,9 +288,9 @@ def _ccd_didt(value: str, path: Path) -> float:
     try:
         didt = float(value.split(",")[0]) * CCD_DIDT_UNIT
     except ValueError:
-        raise ValueError(f"{path}, line 1: dIdtmax={value!r} is not a number") from None
+        raise CoilFormatError(f"{path}, line 1: dIdtmax={value!r} is not a number") from None
     if not (math.isfinite(didt) and didt > 0):
-        raise ValueError(f"{path}, line 1: dIdtmax={value!r} must be positive")
+        raise CoilFormatError(f"{path}, line 1: dIdtmax={value!r} must be a positive finite number (A/us)")
     return didt
 
 
@@ -272,7 +305,7 @@ def _parse_ccd_rows(lines: list[str], path: Path, first_line: int) -> np.ndarray
         except ValueError:
             row = []
         if len(row) != 6 or not all(map(math.isfinite, row)):
-            raise ValueError(f"{path}, line {number}: expected six finite numbers "
+            raise CoilFormatError(f"{path}, line {number}: expected six finite numbers "
                              f"'x y z mx my mz', got {text[:80]!r}")
         rows.append(row)
     return np.array(rows, dtype=np.float64).reshape(-1, 6)
@@ -280,59 +313,123 @@ def _parse_ccd_rows(lines: list[str], path: Path, first_line: int) -> np.ndarray
 
 # --- .tcd helpers -----------------------------------------------------------------------
 
-def _tcd_array(value, where: str) -> np.ndarray:
-    """A (k, 3) float64 array from a JSON list or a base64 string of zlib-compressed float64."""
-    try:
-        if isinstance(value, str):
-            arr = np.frombuffer(zlib.decompress(base64.b64decode(value)), dtype=np.float64)
-        else:
-            arr = np.array(value, dtype=np.float64)
-        arr = arr.reshape(-1, 3)
-    except (TypeError, ValueError, zlib.error) as err:
-        raise ValueError(f"{where}: not a list of 3-vectors ({err})") from None
-    if len(arr) == 0 or not np.isfinite(arr).all():
-        raise ValueError(f"{where}: empty, NaN or infinite values")
-    return arr
+_JSON_TYPES = {list: "a list", dict: "an object", int: "an integer", float: "a number", str: "a string",
+               (int, float): "a number", (list, str): "a list or a base64 string"}
+
+
+def _json_type(value) -> str:
+    """The JSON type of a parsed value, for messages."""
+    for kind, name in _JSON_TYPES.items():
+        if isinstance(value, kind) and not isinstance(value, bool):
+            return f"{name} ({value!r})" if kind in (int, float) else name
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else repr(value)
+
+
+_REQUIRED = object()
+
+
+class _TcdFile:
+    """Checked access to a parsed .tcd; every error is a CoilFormatError naming the file and the
+    key: `top(key)` and `element(i, name)(key)` give the text that locates a key."""
+
+    def __init__(self, path: Path, tcd: dict):
+        self.path, self.tcd = path, tcd
+
+    def fail(self, where: str, problem: str):
+        raise CoilFormatError(f"{self.path}{where}: {problem}")
+
+    @staticmethod
+    def top(key: str) -> str:
+        return f": {key}"
+
+    @staticmethod
+    def element(i: int, name):
+        return lambda key: f", element {i} ({name!r}), {key} (coilElementList[{i}].{key})"
+
+    def get(self, obj: dict, key: str, kind: type, where, default=_REQUIRED):
+        """obj[key], which must have JSON type `kind` (int: a non-negative integer)."""
+        if key not in obj:
+            if default is _REQUIRED:
+                self.fail(where(key), "missing")
+            return default
+        value = obj[key]
+        if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 0):
+            expected = "a non-negative integer" if kind is int else _JSON_TYPES[kind]
+            self.fail(where(key), f"expected {expected}, got {_json_type(value)}")
+        return value
+
+    def vectors(self, element: dict, key: str, where) -> np.ndarray:
+        """An (n, 3) float64 array: a JSON list of 3-vectors, or a base64 string of
+        zlib-compressed float64 (3 per vector)."""
+        value = self.get(element, key, (list, str), where)
+        try:
+            if isinstance(value, str):
+                arr = np.frombuffer(zlib.decompress(base64.b64decode(value)), dtype=np.float64)
+                if arr.size % 3:
+                    self.fail(where(key), f"{arr.size} packed float64 values, not a multiple of 3")
+                arr = arr.reshape(-1, 3)
+            else:
+                arr = np.array(value, dtype=np.float64)
+        except (TypeError, ValueError, zlib.error) as err:
+            self.fail(where(key), f"expected an (n, 3) array of numbers ({err})")
+        if arr.ndim != 2 or arr.shape[1] != 3 or not len(arr):
+            self.fail(where(key), f"expected an (n, 3) array with n >= 1, got shape {arr.shape}")
+        if not np.isfinite(arr).all():
+            self.fail(where(key), "NaN or infinite values")
+        return arr
+
+    def check_deformation(self, index, where: str):
+        """Refuse a deformation that is not the identity at its initial value."""
+        deform_list = self.get(self.tcd, "deformList", list, self.top, [])
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(deform_list):
+            self.fail(where, f"deformation {index!r} is not an index of deformList "
+                      f"({len(deform_list)} entries)")
+        at = self.top(f"deformList[{index}]")
+        deform = deform_list[index]
+        if not isinstance(deform, dict):
+            self.fail(at, f"expected an object, got {_json_type(deform)}")
+        # older files keep "initial" in the deformation, newer ones in deformRangeList
+        initial = deform.get("initial")
+        if initial is None:
+            ranges = self.get(self.tcd, "deformRangeList", list, self.top, [])
+            k = self.get(deform, "deformRange", int, lambda key: f"{at}.{key}")
+            if k >= len(ranges) or not isinstance(ranges[k], dict):
+                self.fail(f"{at}.deformRange", f"{k} is not an index of deformRangeList "
+                          f"({len(ranges)} entries)")
+            at = self.top(f"deformRangeList[{k}]")
+            initial = self.get(ranges[k], "initial", (int, float), lambda key: f"{at}.{key}")
+        elif isinstance(initial, bool) or not isinstance(initial, (int, float)):
+            self.fail(f"{at}.initial", f"expected a number, got {_json_type(initial)}")
+        if initial != 0:
+            self.fail(where, f"deformation {index} ({deform.get('type')!r}) has initial value "
+                      f"{initial}; deformed elements are not supported")
+
+    def stimulator(self, index: int) -> tuple[float | None, dict[str, str]]:
+        """The stimulator's maximum dI/dt (A/s) and its name/brand as header fields."""
+        stimulators = self.get(self.tcd, "stimulatorList", list, self.top, [])
+        if not stimulators:
+            return None, {}
+        if index >= len(stimulators):
+            self.fail(self.top("stimulatorList"), f"the elements use stimulator {index}, but the "
+                      f"list has {len(stimulators)}")
+        at = f"stimulatorList[{index}]"
+        stim = stimulators[index]
+        if not isinstance(stim, dict):
+            self.fail(self.top(at), f"expected an object, got {_json_type(stim)}")
+        didt = stim.get("maxdIdt")
+        if didt is not None and (isinstance(didt, bool) or not isinstance(didt, (int, float))
+                                 or not (math.isfinite(didt) and didt > 0)):
+            self.fail(self.top(f"{at}.maxdIdt"), f"expected a positive number (A/s), got {_json_type(didt)}")
+        header = {}
+        if "name" in stim:
+            header["stimulator"] = str(stim["name"])
+        if "brand" in stim:
+            header["stimulator_brand"] = str(stim["brand"])
+        return didt, header
 
 
 def _stack(arrays: list[np.ndarray]) -> np.ndarray:
     return np.vstack(arrays) if arrays else _empty()
-
-
-def _check_deformations(tcd: dict, element: dict, where: str) -> None:
-    """Refuse elements whose deformations are not the identity at their initial value."""
-    deform_list = tcd.get("deformList", [])
-    ranges = tcd.get("deformRangeList", [])
-    for index in element.get("deformations", []):
-        try:
-            deform = deform_list[index]
-            # older files keep "initial" in the deformation, newer ones in deformRangeList
-            initial = deform.get("initial")
-            if initial is None:
-                initial = ranges[deform["deformRange"]]["initial"]
-        except (IndexError, KeyError, TypeError):
-            raise ValueError(f"{where}: deformation {index} is missing or has no initial "
-                             "value") from None
-        if initial != 0:
-            raise ValueError(f"{where}: deformation {index} ({deform.get('type')!r}) has "
-                             f"initial value {initial}; deformed elements are not supported")
-
-
-def _tcd_stimulator(tcd: dict, index: int, path: Path) -> tuple[float | None, dict[str, str]]:
-    """The stimulator's maximum dI/dt (A/s) and its name/brand as header fields."""
-    stimulators = tcd.get("stimulatorList", [])
-    if not stimulators:
-        return None, {}
-    try:
-        stim = stimulators[index]
-    except (IndexError, TypeError):
-        raise ValueError(f"{path}: stimulator {index} is not in stimulatorList") from None
-    header = {}
-    if "name" in stim:
-        header["stimulator"] = str(stim["name"])
-    if "brand" in stim:
-        header["stimulator_brand"] = str(stim["brand"])
-    return stim.get("maxdIdt"), header
 
 
 # --- built-in coils ---------------------------------------------------------------------

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import operator
 from types import MappingProxyType
 from typing import Mapping
 
 import numpy as np
+
+from .checks import finite_number
 
 DEFAULT_CONDUCTIVITY = MappingProxyType({
     1: 0.126,   # white matter
@@ -25,20 +28,24 @@ DEFAULT_CONDUCTIVITY = MappingProxyType({
 def element_conductivity(tags: np.ndarray, conductivity: Mapping[int, float] | None = None) -> np.ndarray:
     """Conductivity of each element, S/m.
 
-    `conductivity` overrides or extends the SimNIBS defaults by tag. A tag present in the mesh
-    with no conductivity, or a non-positive or non-finite value, is an error.
+    `conductivity` overrides or extends the SimNIBS defaults by tag. A tag that is not an
+    integer, a value that is not a positive finite number, or a tag present in the mesh with
+    no conductivity is an error naming the tag.
     """
+    if conductivity is not None and not isinstance(conductivity, Mapping):
+        raise TypeError(f"conductivity must be a mapping {{tag: S_per_m}}, got {conductivity!r}")
     table = dict(DEFAULT_CONDUCTIVITY)
     for tag, value in (conductivity or {}).items():
-        value = float(value)
-        if not np.isfinite(value) or value <= 0:
-            raise ValueError(f"conductivity[{tag}] = {value}: must be a positive number in S/m")
-        table[int(tag)] = value
+        try:
+            tag = operator.index(tag)
+        except TypeError:
+            raise TypeError(f"conductivity: tissue tag {tag!r} must be an integer") from None
+        table[tag] = finite_number(value, f"conductivity[{tag}]", 0.0, strict=True, unit="S/m")
     present = np.unique(tags)
     missing = [int(t) for t in present if int(t) not in table]
     if missing:
-        raise ValueError(f"no conductivity for tissue tag(s) {missing}: pass conductivity={{tag: S_per_m}}")
-    lookup = np.zeros(int(present.max()) + 1)
-    for t in present:
-        lookup[t] = table[int(t)]
-    return lookup[tags]
+        raise ValueError(f"no conductivity for tissue tag(s) {missing}: give one in S/m with "
+                         "conductivity={tag: S_per_m} in Python or --conductivity TAG=S_PER_M "
+                         "on the tmsim efield command line")
+    values = np.array([table[int(t)] for t in present])
+    return values[np.searchsorted(present, tags)]

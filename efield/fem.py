@@ -34,16 +34,23 @@ class P1Geometry:
 
 
 def p1_geometry(nodes_mm: np.ndarray, tets: np.ndarray, sigma: np.ndarray) -> P1Geometry:
-    """Hat-function gradients and volumes of every tetrahedron (nodes in mm, results SI)."""
+    """Hat-function gradients and volumes of every tetrahedron (nodes in mm, results SI).
+
+    Node order does not matter: an inverted tetrahedron (negative signed volume) gets the
+    same gradients and volume as the same tetrahedron ordered right-handed. Degenerate
+    (zero-volume) tetrahedra are a ValueError.
+    """
     p = np.asarray(nodes_mm, np.float64)[tets] * 1e-3
     e1, e2, e3 = (p[:, i] - p[:, 0] for i in (1, 2, 3))
     c23, c31, c12 = np.cross(e2, e3), np.cross(e3, e1), np.cross(e1, e2)
     det = np.einsum("ij,ij->i", e1, c23)                 # 6 x signed volume
     scale = np.sqrt(np.einsum("ij,ij->i", e1, e1) * np.einsum("ij,ij->i", e2, e2)
                     * np.einsum("ij,ij->i", e3, e3))
-    if np.any(np.abs(det) <= 1e-12 * scale):
-        bad = int(np.argmin(np.abs(det) / scale))
-        raise ValueError(f"degenerate tetrahedron {bad} (zero volume): the mesh cannot be solved")
+    flat = np.abs(det) <= 1e-12 * scale
+    if flat.any():
+        raise ValueError(f"mesh: {int(flat.sum())} of {len(det)} tetrahedra are degenerate (zero "
+                         f"volume; first: tetrahedron {int(np.argmax(flat))}): the mesh cannot be "
+                         "solved")
     # the rows of the edge matrix are e1, e2, e3; its inverse has columns c23, c31, c12 / det,
     # which are the gradients of the barycentric coordinates lambda_1..3
     g123 = np.stack([c23, c31, c12], axis=1) / det[:, None, None]

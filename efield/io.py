@@ -36,7 +36,8 @@ def read_msh(path) -> TetMesh:
     Tissue tags are the physical tags (2.2: first element tag; 4.1: first physical group of
     the element's entity, or the entity tag where it has none). $ElementData and $NodeData
     become element_data (per tetrahedron) and node_data (per node); a name seen twice keeps
-    its last block. Raises MshFormatError naming the file on any problem.
+    its last block. Raises MshFormatError naming the file on any problem, including nodes
+    with NaN or infinite coordinates.
     """
     path = os.fspath(path)
     try:
@@ -261,6 +262,10 @@ class _Reader:
         self.node_numbers, self.coords = _Lookup(numbers), coords
         if not self.node_numbers.unique:
             self.fail("duplicate node numbers")
+        bad = ~np.isfinite(coords).all(axis=1)
+        if bad.any():
+            self.fail(f"{int(bad.sum())} of {len(bad)} nodes have NaN or infinite coordinates "
+                      f"(first: node {int(numbers[np.argmax(bad)])})")
 
     def nodes_v2(self, name: str):
         n = self.count()
@@ -455,7 +460,10 @@ def write_msh(path, mesh: TetMesh, element_data=None, node_data=None, binary: bo
     tags (tag, tag). Element data (per tetrahedron: (m,), (m, 3), (m, 3, 3) or (m, 9)) and
     node data (per node) come from the mesh, with the arguments adding or replacing by name.
     Element data blocks cover every element: a triangle takes the value of a tetrahedron it
-    bounds (0 where none). Raises ValueError for data of the wrong size.
+    bounds (0 where none), as SimNIBS's ElementData.assign_triangle_values does. (meshio 5.3,
+    and pyvista through it, cannot read element data of files with more than one element
+    type, SimNIBS's included: nschloe/meshio#1257.) Raises ValueError for data of the wrong
+    size.
     """
     path = Path(path)
     edata = _columns({**mesh.element_data, **(element_data or {})}, mesh.n_tets, "element_data")

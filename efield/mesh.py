@@ -68,6 +68,8 @@ class TetMesh:
     tris, tri_tags: optional surface triangles (k, 3) and their tags (1000 + tissue).
     element_data, node_data: named arrays per tetrahedron / per node (e.g. "E" in V/m).
     eeg_positions: EEG electrode and fiducial positions, label -> (3,) mm (see `eeg_position`).
+    Nodes must be finite. The node order of a tetrahedron is free (`signed_volumes` shows it);
+    the solver and the surfaces do not depend on it.
     """
 
     nodes: np.ndarray
@@ -86,6 +88,10 @@ class TetMesh:
         set_(self, "tags", _frozen(self.tags, np.int64, (), "tags"))
         set_(self, "tris", _frozen(self.tris, np.int64, (3,), "tris"))
         set_(self, "tri_tags", _frozen(self.tri_tags, np.int64, (), "tri_tags"))
+        bad = ~np.isfinite(self.nodes).all(axis=1)
+        if bad.any():
+            raise ValueError(f"TetMesh.nodes: {int(bad.sum())} of {len(bad)} nodes have NaN or "
+                             f"infinite coordinates (first: node {int(np.argmax(bad))})")
         if len(self.tags) != len(self.tets):
             raise ValueError(f"TetMesh: {len(self.tags)} tags for {len(self.tets)} tetrahedra")
         if len(self.tri_tags) != len(self.tris):
@@ -192,10 +198,25 @@ class TetMesh:
     @cached_property
     def boundary_faces(self) -> np.ndarray:
         """Faces that belong to exactly one tetrahedron, (k, 3), oriented outward."""
-        faces, _ = _tet_faces(self.tets, self.signed_volumes)
+        return self._boundary[0]
+
+    @cached_property
+    def _boundary(self) -> tuple[np.ndarray, np.ndarray]:
+        """Boundary faces (k, 3) and the tetrahedron each belongs to (k,)."""
+        faces, owner = _tet_faces(self.tets, self.signed_volumes)
         key = np.sort(faces, axis=1)
         _, inverse, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
-        return faces[counts[inverse.ravel()] == 1]
+        once = counts[inverse.ravel()] == 1
+        return faces[once], owner[once]
+
+    @cached_property
+    def _outer(self) -> np.ndarray:
+        """Mask of the boundary faces on the outer surface: the largest component by area."""
+        faces = self.boundary_faces
+        labels = _face_components(faces)
+        p = self.nodes[faces]
+        area = 0.5 * np.linalg.norm(np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]), axis=1)
+        return labels == np.argmax(np.bincount(labels, weights=area))
 
     @cached_property
     def outer_surface(self) -> tuple[np.ndarray, np.ndarray]:
@@ -204,14 +225,13 @@ class TetMesh:
         It is the largest closed component of the mesh boundary by area, so internal holes
         (cavities) are excluded.
         """
-        faces = self.boundary_faces
-        labels = _face_components(faces)
-        p = self.nodes[faces]
-        area = 0.5 * np.linalg.norm(np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]), axis=1)
-        best = np.argmax(np.bincount(labels, weights=area))
-        faces = faces[labels == best]
-        used, inverse = np.unique(faces, return_inverse=True)
+        used, inverse = np.unique(self.boundary_faces[self._outer], return_inverse=True)
         return self.nodes[used], inverse.reshape(-1, 3)
+
+    @cached_property
+    def outer_surface_tags(self) -> np.ndarray:
+        """Tissue tag under each triangle of `outer_surface`, (k,): 5 where it is scalp."""
+        return self.tags[self._boundary[1][self._outer]]
 
 
 _FACE_LOCAL = np.array([[1, 2, 3], [0, 3, 2], [0, 1, 3], [0, 2, 1]])

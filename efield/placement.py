@@ -6,14 +6,19 @@ head coordinates (mm): z points into the head, y along the handle, x = y cross z
 
 from __future__ import annotations
 
+import warnings
 import weakref
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.spatial import cKDTree
 
+from .checks import finite_number
 from .coil import Coil
-from .mesh import TetMesh
+from .mesh import TISSUE_NAMES, TetMesh
+
+SCALP = 5
+"""SimNIBS tissue tag of the scalp, on which `Placement.on_scalp` expects to place the coil."""
 
 ORTHONORMAL_TOL = 1e-6
 """Tolerance on R^T R = I for the rotation part of matsimnibs and on its last row."""
@@ -41,7 +46,10 @@ class Placement:
     matsimnibs: np.ndarray
 
     def __post_init__(self):
-        m = np.array(self.matsimnibs, dtype=np.float64, copy=True)
+        try:
+            m = np.array(self.matsimnibs, dtype=np.float64, copy=True)
+        except (TypeError, ValueError):
+            raise TypeError(f"matsimnibs must be a 4x4 matrix of numbers, got {self.matsimnibs!r}") from None
         _check_matsimnibs(m)
         m.flags.writeable = False
         object.__setattr__(self, "matsimnibs", m)
@@ -90,12 +98,24 @@ class Placement:
         triangles within normal_radius_mm of that point. handle: a point (mm) the handle points
         towards (SimNIBS pos_ydir), or an EEG label: y is handle - centre made perpendicular to z. Without a
         handle, y points posterior (-y of the head), or superior (+z) where posterior is
-        nearly normal to the scalp. The coil centre lies distance_mm outside the scalp.
+        nearly normal to the scalp. The coil centre lies distance_mm (finite, >= 0) outside the
+        scalp. Where the outer surface there is not scalp (tag 5), for instance on a mesh
+        without scalp, it warns and names the tissue the coil is placed on.
         """
+        if not isinstance(mesh, TetMesh):
+            raise TypeError(f"mesh must be an efield.TetMesh, got {type(mesh).__name__}")
+        distance_mm = finite_number(distance_mm, "distance_mm", 0.0, unit="mm")
+        normal_radius_mm = finite_number(normal_radius_mm, "normal_radius_mm", 0.0, strict=True, unit="mm")
         centre = _point(mesh, centre, "centre")
         surface = _surface(mesh)
         scalp, _, _ = surface.closest(centre[None])
         scalp = scalp[0]
+        tissue = int(mesh.outer_surface_tags[surface.tree.query(scalp)[1]])
+        if tissue != SCALP:
+            missing = "" if SCALP in mesh.tissues else "the mesh has no scalp (tag 5), so "
+            warnings.warn(f"Placement.on_scalp: {missing}the coil is placed {distance_mm:g} mm outside "
+                          f"the mesh's outer surface, which there is {TISSUE_NAMES.get(tissue, 'tissue')} "
+                          f"(tag {tissue}), not scalp (tag 5)", UserWarning, stacklevel=2)
         z = -surface.mean_normal(scalp, normal_radius_mm)
         y = _handle_axis(centre, None if handle is None else _point(mesh, handle, "handle"), z)
         m = np.eye(4)
@@ -111,6 +131,10 @@ def check_clearance(mesh: TetMesh, coil: Coil, placement) -> float:
     midpoints. Returns the smallest distance (mm) from an element to the scalp when all are
     outside.
     """
+    if not isinstance(mesh, TetMesh):
+        raise TypeError(f"mesh must be an efield.TetMesh, got {type(mesh).__name__}")
+    if not isinstance(coil, Coil):
+        raise TypeError(f"coil must be an efield.Coil, got {type(coil).__name__}")
     if not isinstance(placement, Placement):
         placement = Placement(placement)
     head = placement.apply(coil)
@@ -157,9 +181,12 @@ def _point(mesh: TetMesh, value, what: str) -> np.ndarray:
             return mesh.eeg_position(value)
         except ValueError as err:
             raise ValueError(f"{what}: {err}") from None
-    p = np.asarray(value, dtype=np.float64)
-    if p.shape != (3,) or not np.isfinite(p).all():
-        raise ValueError(f"{what} must be 3 finite coordinates in mm, got {value!r}")
+    try:
+        p = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        p = None
+    if p is None or p.shape != (3,) or not np.isfinite(p).all():
+        raise ValueError(f"{what} must be 3 finite coordinates in mm or an EEG label, got {value!r}")
     return p
 
 

@@ -16,6 +16,7 @@ import pyamg
 import scipy.sparse.linalg as spla
 
 from . import fem
+from .checks import finite_number, whole_number
 from .conductivity import element_conductivity
 from .mesh import TetMesh
 
@@ -36,10 +37,25 @@ class SolverError(RuntimeError):
     """The linear solve did not reach its tolerance."""
 
 
+def checked_didt(didt) -> float:
+    """dI/dt in A/s as a float: any finite non-zero number (a negative one reverses the
+    current, zero would give no field at all); TypeError or ValueError naming `didt` else."""
+    try:
+        value = finite_number(didt, "didt", unit="A/s")
+    except ValueError:
+        value = 0.0
+    if value == 0:
+        raise ValueError(f"didt={didt!r}: must be a finite non-zero number (A/s), e.g. 1e6; a "
+                         "negative one reverses the current")
+    return value
+
+
 class FieldSolver:
     """P1 FEM of the TMS-induced field on one mesh, set up once.
 
-    mesh: the head (mm); conductivity: {tag: S/m} overriding SimNIBS defaults.
+    mesh: the head (mm); conductivity: {tag: S/m} overriding SimNIBS defaults. The node order
+        of a tetrahedron does not matter (inverted ones are solved as they are); degenerate,
+        zero-volume tetrahedra are refused.
     backend: "scipy" runs the conjugate gradients with compiled SciPy/pyamg kernels on the host
         (fastest on CPUs; Gauss-Seidel smoothing), "jax" runs them on JAX's device (GPUs)
         with Chebyshev smoothing and all columns at once; "auto" picks "jax" when JAX's
@@ -58,8 +74,13 @@ class FieldSolver:
     def __init__(self, mesh: TetMesh, conductivity: Mapping[int, float] | None = None, *,
                  backend: str = "auto", rtol: float = 1e-8, maxiter: int = 500,
                  recovered: bool = True, memory_limit_bytes: int | None = None):
+        if not isinstance(mesh, TetMesh):
+            raise TypeError(f"mesh must be an efield.TetMesh, got {type(mesh).__name__}")
         if backend not in BACKENDS:
             raise ValueError(f"backend={backend!r}: choose one of {BACKENDS}")
+        if not finite_number(rtol, "rtol", 0.0, strict=True) < 1:
+            raise ValueError(f"rtol={rtol!r}: must lie in (0, 1)")
+        whole_number(maxiter, "maxiter")
         if backend == "auto":
             backend = "scipy" if jax.default_backend() == "cpu" else "jax"
         self.mesh, self.backend, self.rtol, self.maxiter = mesh, backend, float(rtol), int(maxiter)
@@ -154,17 +175,25 @@ class FieldSolver:
 
     def solve(self, coil, placements, didt: float = 1e6, progress: bool = True,
               batch_size: int = 16) -> list:
-        """EFieldResult for each placement, in order; `batch_size` placements per solve."""
+        """EFieldResult for each placement, in order; `batch_size` placements per solve.
+
+        didt: A/s, finite and non-zero (see `checked_didt`). Arguments are checked, and every
+        placement's clearance from the scalp, before any solve.
+        """
         from tqdm.auto import tqdm
 
         from .placement import Placement, check_clearance
         from .primary import coil_dadt
         from .result import EFieldResult
 
+        didt = checked_didt(didt)
+        batch_size = whole_number(batch_size, "batch_size")
         placements = [placements] if isinstance(placements, Placement) else list(placements)
-        self.check_batch(min(batch_size, len(placements)), coil.n_elements)
-        for pos in placements:
+        for i, pos in enumerate(placements):
+            if not isinstance(pos, Placement):
+                raise TypeError(f"placements[{i}] must be an efield.Placement, got {type(pos).__name__}")
             check_clearance(self.mesh, coil, pos)
+        self.check_batch(min(batch_size, len(placements)), coil.n_elements)
         results = []
         bar = tqdm(total=len(placements), desc="E-field", unit="placement",
                    disable=not progress or len(placements) < 2)
@@ -177,7 +206,7 @@ class FieldSolver:
                 E, phi = jax.block_until_ready(self.fields(dadt))
             for k, pos in enumerate(batch):
                 results.append(EFieldResult(self.mesh, np.asarray(E[k]), np.asarray(phi[k]),
-                                            np.asarray(dadt[k]), pos, coil.name, float(didt)))
+                                            np.asarray(dadt[k]), pos, coil.name, didt))
             bar.update(len(batch))
         bar.close()
         return results

@@ -16,12 +16,17 @@ the core is white matter (1)."""
 
 @contextmanager
 def gmsh_session():
-    """An initialised, quiet gmsh with a fresh model; restores gmsh's state on exit."""
+    """An initialised, quiet gmsh with a fresh model; restores gmsh's state on exit.
+
+    gmsh is told not to take over Ctrl-C (its default resets SIGINT to the OS default, which
+    kills the process): Python's KeyboardInterrupt stays, raised once the running gmsh call
+    returns, so clean-up still runs.
+    """
     import gmsh
 
     owner = not gmsh.isInitialized()
     if owner:
-        gmsh.initialize(readConfigFiles=False)
+        gmsh.initialize(readConfigFiles=False, interruptible=False)
     gmsh.option.setNumber("General.Terminal", 0)
     gmsh.option.setNumber("General.NumThreads", 1)   # reproducible meshes
     gmsh.model.add("tmsim")

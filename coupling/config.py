@@ -199,8 +199,8 @@ class ConfigError(ValueError):
 
 def load_config(path=None, *, course: bool = True) -> dict[str, dict[str, Any]]:
     """The configuration in `path` (TOML) over the defaults of SCHEMA; None: the defaults.
-    Every key is checked, then the keys together (check_config; course=False leaves out the
-    [course] table, for `tmsim session`)."""
+    Unknown tables and keys are errors; then check_config (course=False leaves out the [course]
+    table, for `tmsim session`)."""
     config = {table: {k: key.default for k, key in keys.items()} for table, keys in SCHEMA.items()}
     if path is None:
         return config
@@ -219,20 +219,22 @@ def load_config(path=None, *, course: bool = True) -> dict[str, dict[str, Any]]:
         for name, value in values.items():
             if name not in SCHEMA[table]:
                 raise ConfigError(f"{path}: unknown key {table}.{name}; known: {sorted(SCHEMA[table])}")
-            message = SCHEMA[table][name].check(value)
-            if message:
-                raise ConfigError(f"{path}: {table}.{name}: {message}")
             config[table][name] = value
     check_config(config, str(path), course=course)
     return config
 
 
 def check_config(config: dict, source: str = "config", *, course: bool = True):
-    """Check what the keys of `config` (every key set) mean together, before any work: the
-    protocol (read if a file) on the session.dt_ms grid; with course, a calendar whose sessions
-    do not overlap; the built-in head's tetrahedra (estimated_tetrahedra, at most
-    MAX_TETRAHEDRA) and the memory of the run (estimated_memory, at most this machine's).
+    """Check `config` (every key of SCHEMA set) before any work: each value, then the keys
+    together: the protocol (read if a file) on the session.dt_ms grid; with course, a calendar
+    whose sessions do not overlap; the built-in head's tetrahedra (estimated_tetrahedra, at
+    most MAX_TETRAHEDRA) and the memory of the run (estimated_memory, at most this machine's).
     ConfigError naming `source` and the key otherwise."""
+    for table, keys in SCHEMA.items():
+        for name, key in keys.items():
+            message = key.check(config[table][name])
+            if message:
+                raise ConfigError(f"{source}: {table}.{name}: {message}")
     chosen = protocol(config, source)
     dt_ms = config["session"]["dt_ms"]
     try:

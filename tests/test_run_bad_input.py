@@ -39,10 +39,10 @@ def _write(tmp_path, text, name="bad.toml"):
     ("[coil]\ndistance_mm = nan\n", r"coil\.distance_mm: must lie in \[0, 50\]"),
     ("[coil]\ncentre = [0, inf, 95]\n", r"coil\.centre: .*finite"),
     ("[head]\nmax_edge_mm = inf\n", r"head\.max_edge_mm: must be > 0 and <= 12"),
-    ("[head]\nmax_edge_mm = 0.3\n", r"head\.max_edge_mm = 0\.3 gives about 8e\+08 tetrahedra.*at least 1\.4 mm"),
+    ("[head]\nmax_edge_mm = 0.3\n", r"head\.max_edge_mm = 0\.3 gives about 8e\+08 tetrahedra.*least 1\.4 mm"),
     ("[head]\nmodel = 'template'\nmax_edge_mm = 1.0\n", r"head\.max_edge_mm = 1\.0 .*at least 1\.5 mm"),
     # sessions 50 min apart, each 192 s of iTBS + 3000 s: the second starts before the first ends
-    ("[session]\nafter_s = 3000\n", r"session\.after_s = 3000 .*course\.interval_min.*session 1 at 590\.0 min"),
+    ("[session]\nafter_s = 3000\n", r"session\.after_s = 3000 .*course\.interval_min.*session 1 at 590\.0"),
     ("[course]\nsessions_per_day = 24\n", r"course\.sessions_per_day.*do not fit in a day"),
     ("[course]\ninterval_min = 50.000001\n", r"course\.interval_min.*not a whole number of steps"),
     ("[protocol]\nname = 'missing.toml'\n", r"protocol\.name = 'missing\.toml'.*No such file"),
@@ -113,7 +113,7 @@ def _config(tmp_path, **tables):
     (dict(protocol={"name": "missing.toml"}), r"protocol\.name = 'missing\.toml'"),
     (dict(coil={"name": "missing.ccd"}), r"coil\.name = 'missing\.ccd': .*no such file"),
     (dict(coil={"name": "coil.xyz"}), r"coil\.name = 'coil\.xyz': expected"),
-    (dict(head={"model": "missing.msh"}), r"head\.model = 'missing\.msh': expected .* an existing \.msh file"),
+    (dict(head={"model": "missing.msh"}), r"head\.model = 'missing\.msh': expected .* existing \.msh file"),
     (dict(session={"dt_ms": 0.3}), r"config: session\.dt_ms: expected one of"),
 ])
 def test_bad_files_stop_the_pipeline_before_any_work_and_folder(tmp_path, no_work, run, tables, message):
@@ -157,8 +157,8 @@ def test_an_unreadable_checkpoint_is_refused_before_any_work(tmp_path, no_work):
     config = _config(tmp_path)
     (out / "config.toml").write_text(cfg.dump_config(config))
     (out / CHECKPOINT).write_bytes(b"PK\x03\x04 truncated")
-    with pytest.raises(ValueError, match=r"checkpoint\.npz: not a readable course checkpoint \(BadZipFile.*move "
-                                         r"it away to start the course afresh"):
+    with pytest.raises(ValueError, match=r"checkpoint\.npz: not a readable course checkpoint \(BadZipFile"
+                                         r".*move it away to start the course afresh"):
         pipeline.run_course_config(config, progress=False)
 
 
@@ -187,7 +187,7 @@ def test_stale_temporaries_of_killed_runs_are_removed_before_work(tmp_path, no_w
 @pytest.mark.parametrize("build, message", [
     (lambda: rtms(1e7, 10), r"rtms: frequency_Hz: must be in \(0, 1000\] Hz"),
     (lambda: rtms(10.0, 10**9), r"rtms: pulses_per_train: must be an integer in \[1, 100000\]"),
-    (lambda: rtms(10.0, 1000, 1000), r"rtms: n_trains x pulses_per_train.*1000000 pulses, more than MAX_PULSES"),
+    (lambda: rtms(10.0, 1000, 1000), r"rtms: n_trains x pulses_per_train.*1000000 pulses, more than"),
     (lambda: rtms(10.0, 10, 10, 1e7), r"rtms: .*inter_train_interval_s: lasts .* longer than MAX_DURATION_S"),
     (lambda: protocols.theta_burst(10**5, 10**5), r"theta_burst: .*bursts_per_train x pulses_per_burst"),
     (lambda: protocols.itbs(10**9), r"itbs: n_pulses: must be an integer in \[1, 100000\]"),
@@ -228,7 +228,7 @@ def small_patch():
     return patch, neuron_field(head, fem, patch, coil.didt_max)
 
 
-def test_a_keyboard_interrupt_keeps_the_last_checkpoint_and_the_run_resumes(small_patch, tmp_path, monkeypatch):
+def test_a_keyboard_interrupt_keeps_the_last_checkpoint_and_resumes(small_patch, tmp_path, monkeypatch):
     import coupling.course
 
     patch, field = small_patch

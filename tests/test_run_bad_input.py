@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import efield
+import neurons
 from coupling import Calendar, protocols, rtms, run_course
 from coupling import config as cfg
 from coupling import pipeline
@@ -16,7 +17,8 @@ from coupling.checkpoint import load_checkpoint
 from coupling.config import ConfigError, load_config
 from coupling.course import CHECKPOINT
 from coupling.patch import cortical_patch
-from coupling.stimulus import neuron_field
+from coupling.session import MEP, SessionResult
+from coupling.stimulus import NeuronField
 
 
 def _write(tmp_path, text, name="bad.toml"):
@@ -220,33 +222,39 @@ def test_protocol_file_limits(tmp_path):
 @pytest.fixture(scope="module")
 def small_patch():
     head = efield.sphere_head(radii_mm=(80.0, 85.0, 90.0, 95.0), max_edge_mm=8.0)
-    coil = efield.figure8_70mm()
-    top = np.array([0.0, 0.0, 95.0])
-    fem = efield.simulate(head, coil, efield.Placement.on_scalp(head, centre=top, handle=[0.0, 50.0, 95.0]),
-                          didt=coil.didt_max)
-    patch = cortical_patch(head, top, radius_mm=6.0, n_neurons=40, seed=1)
-    return patch, neuron_field(head, fem, patch, coil.didt_max)
+    patch = cortical_patch(head, np.array([0.0, 0.0, 95.0]), radius_mm=6.0, n_neurons=40, seed=1)
+    return patch, NeuronField({p: np.zeros_like(x) for p, x in patch.positions_mm.items()}, {}, 1e8)
+
+
+def _quick_sessions(monkeypatch, patch, interrupt_at=None):
+    """Sessions that only hand their state on (no spiking: the checkpoints are under test);
+    KeyboardInterrupt in session `interrupt_at`."""
+    import coupling.course
+
+    state = neurons.initial_state(patch.network, 0.1)
+    mep = MEP(np.zeros(1))
+    sessions = []
+
+    def session(patch, field, protocol, percent_mso, *, state, **options):
+        sessions.append(1)
+        if len(sessions) - 1 == interrupt_at:
+            raise KeyboardInterrupt
+        values = {p.name: {"before": 1.0, "after_stimulation": 1.0}
+                  for p in patch.network.projections if p.plasticity is not None}
+        return SessionResult(protocol, percent_mso, None, mep, {0.0: mep}, values, values, {}, state, field)
+
+    monkeypatch.setattr(coupling.course, "settle", lambda *a, **k: state)
+    monkeypatch.setattr(coupling.course, "probe_mep", lambda *a, **k: mep)
+    monkeypatch.setattr(coupling.course, "run_protocol", session)
 
 
 def test_a_keyboard_interrupt_keeps_the_last_checkpoint_and_resumes(small_patch, tmp_path, monkeypatch):
-    import coupling.course
-
     patch, field = small_patch
     course = dict(after_s=0.2, n_test=1, final_probe_days=0.01, progress=False, folder=tmp_path)
     args = (patch, field, rtms(20.0, 3), Calendar([0.0, 30.0]), 80.0)
-    real = coupling.course.run_protocol
-    calls = []
-
-    def interrupted_in_session_1(*a, **k):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    monkeypatch.setattr(coupling.course, "run_protocol", interrupted_in_session_1)
+    _quick_sessions(monkeypatch, patch, interrupt_at=1)
     with pytest.raises(KeyboardInterrupt):
         run_course(*args, **course)
-    monkeypatch.setattr(coupling.course, "run_protocol", real)
     _, meta, _ = load_checkpoint(tmp_path / CHECKPOINT, patch.network, 0.1)
     assert meta["next_session"] == 1
 
@@ -254,10 +262,12 @@ def test_a_keyboard_interrupt_keeps_the_last_checkpoint_and_resumes(small_patch,
         file.write(b"PK\x03\x04 half")
         raise KeyboardInterrupt
 
+    _quick_sessions(monkeypatch, patch)
+    savez = np.savez
     monkeypatch.setattr(np, "savez", interrupted_while_saving)
     with pytest.raises(KeyboardInterrupt):
         run_course(*args, **course)
-    monkeypatch.undo()
+    monkeypatch.setattr(np, "savez", savez)
     _, meta, _ = load_checkpoint(tmp_path / CHECKPOINT, patch.network, 0.1)
     assert meta["next_session"] == 1
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

@@ -150,7 +150,10 @@ def test_clearance_passes_outside(ball):
 
 
 def test_clearance_reports_depth_and_needed_distance(ball):
-    p = Placement.on_scalp(ball, [0, 0, 90], handle=[0, 50, 90], distance_mm=-10.0)
+    on_scalp = Placement.on_scalp(ball, [0, 0, 90], handle=[0, 50, 90], distance_mm=0.0)
+    pose = on_scalp.matsimnibs.copy()
+    pose[:3, 3] += 10.0 * on_scalp.z_axis          # the casing 10 mm inside the scalp
+    p = Placement(pose)
     with pytest.raises(ValueError) as err:
         check_clearance(ball, figure8_70mm(), p)
     message = str(err.value)

@@ -2,8 +2,10 @@
 its check.
 
 A config file holds some of the tables and keys of `SCHEMA`; anything it leaves out takes the
-default. An unknown table or key, or a value of the wrong kind, is an error that names the
-file and the key, raised before any work starts.
+default. An unknown table or key, a value of the wrong kind or out of its range (reference_table
+lists them), a protocol or calendar that does not fit the other keys, or a run too large for this
+machine (estimated_memory) is an error that names the file and the key, raised before any work
+starts.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ SPIKE_RATE_HZ = 20.0
 """Mean rate assumed for the spikes of a session held in memory, Hz (the patch fires at 2-10)."""
 BYTES_PER_PULSE_NEURON = 2
 """Memory of the activation of each neuron at each pulse (masks and evoked spikes)."""
+MAX_PROBE_MINUTES = 10080.0
+"""Latest MEP probe after a session, min (a week)."""
 TIME_STEPS_MS = (0.1, 0.05, 0.025, 0.02, 0.01)
 """Allowed session.dt_ms: divisors of 0.1 ms, the grid of the model's delays, I waves and 0.5 ms
 plasticity updates (0.3 ms, say, puts the calcium rule's 0.5 ms update between steps)."""
@@ -117,10 +121,6 @@ def intensity(config: dict, key: str = "intensity") -> tuple[float, str]:
 
 def _bool(v):
     return None if isinstance(v, bool) else f"expected true or false, got {v!r}"
-
-
-MAX_PROBE_MINUTES = 10080.0
-"""Latest MEP probe after a session, min (a week)."""
 
 
 def _minutes(v):

@@ -24,6 +24,7 @@ from .sphere import sphere_head  # noqa: E402
 from .subject import load_subject  # noqa: E402
 from .targeting import Target, TargetingResult, optimize_placement  # noqa: E402
 from .template import template_head, template_quality  # noqa: E402
+from .vtu import write_vtu  # noqa: E402
 
 __all__ = [
     "Coil", "CoilFormatError", "CorticalLayer", "DEFAULT_CONDUCTIVITY", "EFieldResult", "FieldSolver",
@@ -32,5 +33,5 @@ __all__ = [
     "containing_tets", "cortical_layer", "field_at", "figure8_70mm", "figure8_coil",
     "load_subject", "mesh_quality", "optimize_placement", "project_to_scalp", "read_eeg_positions",
     "read_msh", "simulate", "sphere_head", "standard_positions", "template_head", "template_quality",
-    "write_eeg_positions", "write_msh",
+    "write_eeg_positions", "write_msh", "write_vtu",
 ]

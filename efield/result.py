@@ -46,17 +46,23 @@ class EFieldResult:
         return out
 
     def save(self, path) -> Path:
-        """Write to `.msh` (Gmsh 2.2: E, magnE per element; v, D per node) or `.h5`/`.hdf5`."""
+        """Write to `.msh` (Gmsh 2.2: E, magnE per element; v, D per node), `.vtu` (the same data,
+        VTK XML for ParaView, pyvista and meshio) or `.h5`/`.hdf5`."""
         path = Path(path)
+        data = dict(element_data={"E": self.E, "magnE": self.magnE},
+                    node_data={"v": self.potential, "D": self.dadt})
         if path.suffix == ".msh":
             from .io import write_msh
 
-            write_msh(path, self.mesh, element_data={"E": self.E, "magnE": self.magnE},
-                      node_data={"v": self.potential, "D": self.dadt})
+            write_msh(path, self.mesh, **data)
+        elif path.suffix == ".vtu":
+            from .vtu import write_vtu
+
+            write_vtu(path, self.mesh, **data)
         elif path.suffix in (".h5", ".hdf5"):
             self._save_hdf5(path)
         else:
-            raise ValueError(f"{path}: unknown result format; use .msh, .h5 or .hdf5")
+            raise ValueError(f"{path}: unknown result format; use .msh, .vtu, .h5 or .hdf5")
         return path
 
     def _save_hdf5(self, path: Path):

@@ -96,6 +96,26 @@ def test_saved_result_reads_in_meshio(tmp_path, monkeypatch, solver, coil, place
     np.testing.assert_array_equal(m.point_data["v"], res.potential)
 
 
+def test_vtu_reads_in_meshio_as_written(tmp_path, solver, coil, placement):
+    """The .vtu of a result holds the tetrahedra, tissue tags and every data array exactly."""
+    res = solver.solve(coil, placement, progress=False)[0]
+    m = meshio.read(res.save(tmp_path / "res.vtu"))
+    assert [block.type for block in m.cells] == ["tetra"]
+    np.testing.assert_array_equal(m.points, res.mesh.nodes)
+    np.testing.assert_array_equal(m.cells_dict["tetra"], res.mesh.tets)
+    np.testing.assert_array_equal(m.cell_data_dict["tag"]["tetra"], res.mesh.tags)
+    np.testing.assert_array_equal(m.cell_data_dict["E"]["tetra"], res.E)
+    np.testing.assert_array_equal(m.cell_data_dict["magnE"]["tetra"], res.magnE)
+    np.testing.assert_array_equal(m.point_data["v"], res.potential)
+    np.testing.assert_array_equal(m.point_data["D"], res.dadt)
+
+
+def test_vtu_refuses_data_of_the_wrong_length(tmp_path, head):
+    with pytest.raises(ValueError, match=r"element_data\['v'\]"):
+        efield.write_vtu(tmp_path / "x.vtu", head, element_data={"v": np.zeros(3)})
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.xfail(raises=ValueError, strict=True,
                    reason="meshio 5.3 splits element data at 2 (nschloe/meshio#1257)")
 def test_meshio_splits_element_data_by_block(tmp_path, head):

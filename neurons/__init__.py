@@ -15,8 +15,9 @@ from .models import brunel, coba, cuba, song_stdp
 from .network import Network, NeuronParams, PoissonInput, Population
 from .plasticity import PairSTDP, TripletSTDP
 from .rest import rest
-from .result import SimulationResult, SpikeTrains, Traces
+from .result import SimulationResult, Traces
 from .simulate import initial_state, simulate
+from .spikes import SpikeTrains
 
 __all__ = [
     "BDNF", "CalciumRule",

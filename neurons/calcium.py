@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .bdnf import steps_per
-from .plasticity import _apply, check_bounds
+from .bounds import add_bounded, check_bounds
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,7 @@ def calcium_change(rule: CalciumRule, post_of, weights, target, pre_tr, post_tr,
         if boost is not None:
             dw_plus = dw_plus * jnp.take(boost, post_of, mode="fill", fill_value=1.0)
         dw_minus = jnp.where(c > f32(rule.theta_d), f32(rule.gamma_d_per_s) * h_s, 0.0)
-        new = _apply(rule, weights, target, dw_plus, dw_minus, eligibility)
+        new = add_bounded(rule, weights, target, dw_plus, dw_minus, eligibility)
         return jnp.where(valid, new, target)
 
     # nothing changes while no presynaptic calcium is above the lower threshold's reach

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ._atomic import atomic_hdf5
+from .spikes import SpikeTrains
 
 SONATA_MAGIC = 0x0A7A
 SONATA_VERSION = (0, 1)
@@ -124,8 +125,6 @@ class SpikeFile(Mapping):
     def __getitem__(self, population: str):
         import h5py
 
-        from .result import SpikeTrains
-
         if population not in self.populations:
             raise KeyError(population)
         with h5py.File(self.path, "r") as f:
@@ -145,8 +144,6 @@ def read_sonata_spikes(path) -> dict:
     population, times in ms; the population size is taken as the largest id + 1 unless the
     group has an attribute n_nodes). Errors name the file and the missing dataset."""
     import h5py
-
-    from .result import SpikeTrains
 
     path = Path(path)
     if not path.is_file():

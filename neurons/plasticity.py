@@ -48,19 +48,9 @@ import numpy as np
 from ._checks import number
 from .bdnf import (BDNFState, ThreeFactorSTDP, advance, chain_step, convert, fresh_bdnf_state, gate,
                    steps_per, tag_step)
+from .bounds import add_bounded, check_bounds
 
-BOUNDS = ("hard", "soft")
 INTERACTIONS = ("all", "nearest")
-
-
-def check_bounds(rule, name):
-    """Weight bounds and their kind of a rule called `name` (ValueError naming the field)."""
-    if not rule.w_max >= rule.w_min:
-        raise ValueError(f"{name}: w_max ({rule.w_max}) must be >= w_min ({rule.w_min})")
-    if rule.bounds not in BOUNDS:
-        raise ValueError(f"{name}.bounds must be one of {BOUNDS}, got {rule.bounds!r}")
-    if rule.bounds == "soft" and not 0 < rule.w_max - rule.w_min < np.inf:
-        raise ValueError(f"{name}: soft bounds need finite w_max > w_min")
 
 
 def _check_common(rule, name):
@@ -218,20 +208,6 @@ def device_arrays(proj) -> PlasticArrays:
                          reverse=jnp.asarray(proj.reverse_index, dtype=jnp.int32))
 
 
-def _apply(rule: TripletSTDP, w, target, dw_plus, dw_minus, eligibility: bool):
-    """Add the bounded increments (soft bounds weigh them by the weight w) to `target`: the
-    weights themselves (w is then target, so that a step's potentiation adds to its
-    depression; clipped to the bounds) or, for a three-factor rule, the eligibility."""
-    f32 = jnp.float32
-    lo, hi = f32(rule.w_min), f32(rule.w_max)
-    if rule.bounds == "soft":
-        span = f32(rule.w_max - rule.w_min)
-        dw_plus, dw_minus = dw_plus * (hi - w) / span, dw_minus * (w - lo) / span
-    if eligibility:
-        return target + dw_plus - dw_minus
-    return jnp.clip(w + dw_plus - dw_minus, lo, hi)
-
-
 def _jump(trace, hit, nearest: bool):
     return jnp.where(hit, 1.0, trace) if nearest else trace + hit.astype(trace.dtype)
 
@@ -275,7 +251,7 @@ def update(rule, dt_ms: float, arrays: PlasticArrays, weights, traces: PlasticSt
         o1 = jnp.take(post_tr[0], post_of, mode="fill", fill_value=0.0)
         dw = o1 * (f32(stdp.A2_minus) + f32(stdp.A3_minus) * pre_tr[1][row][:, None])
         rows = target[row]
-        new_rows = _apply(stdp, weights[row] if eligibility else rows, rows, f32(0.0), dw, eligibility)
+        new_rows = add_bounded(stdp, weights[row] if eligibility else rows, rows, f32(0.0), dw, eligibility)
         new_rows = jnp.where(post_of < n_post, new_rows, rows)
         return target.at[pre_ids].set(new_rows, mode="drop")
 
@@ -289,7 +265,7 @@ def update(rule, dt_ms: float, arrays: PlasticArrays, weights, traces: PlasticSt
             dw = dw * boost[col][:, None]
         take = lambda a: jnp.take(a.reshape(-1), flat, mode="fill", fill_value=0.0)
         current = take(target)
-        new = _apply(stdp, take(weights) if eligibility else current, current, dw, f32(0.0), eligibility)
+        new = add_bounded(stdp, take(weights) if eligibility else current, current, dw, f32(0.0), eligibility)
         return target.reshape(-1).at[flat].set(new, mode="drop").reshape(target.shape)
 
     # both run every step, on the K buffered spikes (padding is dropped): under a lax.cond

@@ -33,7 +33,8 @@ from .io import SpikeFile, SpikeFileWriter, WeightSnapshotWriter
 from .network import Network
 from .plasticity import device_arrays
 from .plasticity import periods as plastic_periods
-from .result import SimulationResult, SpikeTrains, Traces, per_synapse
+from .result import SimulationResult, Traces, per_synapse
+from .spikes import SpikeTrains
 
 
 def simulate(net: Network, duration_ms: float, dt_ms: float = 0.1, seed: int = 0, *,

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-BUILTIN_COILS = ("fig8-70", "circular")
 SPHERE_MAX_EDGE_MM = 4.0
 TEMPLATE_MAX_EDGE_MM = 3.0
 """Default --max-edge of the template head: efield.template.DEFAULT_MAX_EDGE_MM (not imported
 here, to keep `tmsim --help` fast)."""
+BUILTIN_COILS = ("fig8-70", "circular")
+"""efield.coil.BUILTIN_COILS, for the help texts (not imported, for the same reason)."""
 
 
 def main(argv=None) -> int:
@@ -317,10 +318,10 @@ def _run_efield(args) -> int:
     return 0
 
 
-def _config(args) -> dict:
+def _config(args, course: bool = True) -> dict:
     from .config import load_config
 
-    config = load_config(args.config)
+    config = load_config(args.config, course=course)
     if args.out is not None:
         config["output"]["folder"] = str(args.out)
     return config
@@ -329,7 +330,7 @@ def _config(args) -> dict:
 def _run_session(args) -> int:
     from .pipeline import run_session_config
 
-    config = _config(args)
+    config = _config(args, course=False)
     summary = run_session_config(config, progress=not args.quiet).summary()
     after = ", ".join(f"+{k} min {v:.3f}" for k, v in summary["mep_after"].items())
     print(f"{summary['protocol']} ({summary['n_pulses']} pulses) at {summary['percent_mso']:.1f} % MSO: "
@@ -352,18 +353,12 @@ def _run_course(args) -> int:
 
 
 def _coil(spec: str):
-    import efield
+    from efield.coil import load_coil
 
-    if spec == "fig8-70":
-        return efield.figure8_70mm()
-    if spec == "circular":
-        return efield.circular_coil()
-    path = Path(spec)
-    if path.suffix == ".ccd":
-        return efield.Coil.from_ccd(path)
-    if path.suffix == ".tcd":
-        return efield.Coil.from_tcd(path)
-    raise ValueError(f"--coil {spec!r}: expected one of {BUILTIN_COILS} or a .ccd/.tcd file")
+    try:
+        return load_coil(spec)
+    except (ValueError, OSError) as err:
+        raise ValueError(f"--coil {spec!r}: {err}") from None
 
 
 def _placement(args, mesh):

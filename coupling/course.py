@@ -70,7 +70,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .homeostasis import Homeostasis
 from .patch import CorticalPatch
 from .protocols import Protocol
-from .session import LEAD_MS, _mean_bdnf, _mean_weights, probe_mep, run_protocol, settle
+from .session import LEAD_MS, mean_bdnf, mean_weights, probe_mep, run_protocol, settle
 from .stimulus import NeuronField
 
 CHECKPOINT = "checkpoint.npz"
@@ -303,8 +303,8 @@ class _Run:
         course = _Course(state, 0, 0, None, target, {})
         mep = probe_mep(self.patch, self.field, state, self.test_percent_mso, n_trials=self.n_test,
                         dt_ms=self.dt_ms, seed=s + 1).mean
-        self._record(course, "start", -1, 0, mep, _mean_weights(self.patch, state),
-                     _mean_bdnf(self.patch, state))
+        self._record(course, "start", -1, 0, mep, mean_weights(self.patch, state),
+                     mean_bdnf(self.patch, state))
         return course
 
     def session(self, course: _Course, k: int, start: int):
@@ -330,8 +330,8 @@ class _Run:
         self._rest(course, at - course.now)
         mep = probe_mep(self.patch, self.field, course.state, self.test_percent_mso, n_trials=self.n_test,
                         dt_ms=self.dt_ms, seed=_seed(self.seed, len(self.calendar) + 1)).mean
-        self._record(course, "final", len(self.calendar), at, mep, _mean_weights(self.patch, course.state),
-                     _mean_bdnf(self.patch, course.state))
+        self._record(course, "final", len(self.calendar), at, mep, mean_weights(self.patch, course.state),
+                     mean_bdnf(self.patch, course.state))
 
     def _rest(self, course: _Course, steps: int):
         """Advance the slow variables (neurons.rest, then scaling) over `steps` without spikes."""

@@ -52,21 +52,13 @@ def _head_path(config: dict) -> Path:
 def build_coil(config: dict):
     """The efield.Coil of config["coil"]["name"] (with its maximum dI/dt); ConfigError naming
     coil.name if it is unknown, unreadable or has no maximum dI/dt."""
-    import efield
+    from efield.coil import load_coil
 
     from .config import ConfigError
 
     spec = config["coil"]["name"]
-    path = Path(spec)
     try:
-        if spec == "fig8-70":
-            coil = efield.figure8_70mm()
-        elif spec == "circular":
-            coil = efield.circular_coil()
-        elif path.suffix in (".ccd", ".tcd"):
-            coil = efield.Coil.from_ccd(path) if path.suffix == ".ccd" else efield.Coil.from_tcd(path)
-        else:
-            raise ValueError("expected \"fig8-70\", \"circular\" or a .ccd/.tcd file")
+        coil = load_coil(spec)
     except (ValueError, OSError) as err:
         raise ConfigError(f"coil.name = {spec!r}: {err}") from None
     if coil.didt_max is None:

@@ -167,16 +167,16 @@ def run_protocol(patch: CorticalPatch, field: NeuronField, protocol: Protocol, p
         state = settle(patch, dt_ms=dt_ms, seed=seed)
     baseline = state
     before = probe_mep(patch, field, state, test_pct, n_trials=n_test, dt_ms=dt_ms, seed=seed + 1)
-    weights = {"before": _mean_weights(patch, state)}
-    bdnf = {"before": _mean_bdnf(patch, state)}
+    weights = {"before": mean_weights(patch, state)}
+    bdnf = {"before": mean_bdnf(patch, state)}
     events = stimulus_events(patch, field, protocol.times_ms + LEAD_MS, protocol.field_scale, percent_mso,
                              dt_ms=dt_ms)
     run_ms = LEAD_MS + protocol.duration_ms + after_s * 1e3
     res = neurons.simulate(patch.network, run_ms, dt_ms, seed=seed + 2, state=state, forced_spikes=events,
                            spikes_path=spikes_path, snapshots_path=snapshots_path, progress=progress)
     state = res.final_state
-    weights["after_stimulation"] = _mean_weights(patch, state)
-    bdnf["after_stimulation"] = _mean_bdnf(patch, state)
+    weights["after_stimulation"] = mean_weights(patch, state)
+    bdnf["after_stimulation"] = mean_bdnf(patch, state)
     after, elapsed_ms = {}, after_s * 1e3
     for minutes in probe_minutes:
         wait_ms = max(minutes * 60e3 - elapsed_ms, 0.0)
@@ -185,8 +185,8 @@ def run_protocol(patch: CorticalPatch, field: NeuronField, protocol: Protocol, p
             elapsed_ms += wait_ms
         after[minutes] = probe_mep(patch, field, at_rest(state, baseline), test_pct, n_trials=n_test,
                                    dt_ms=dt_ms, seed=seed + 1)
-        weights[str(minutes)] = _mean_weights(patch, state)
-        bdnf[str(minutes)] = _mean_bdnf(patch, state)
+        weights[str(minutes)] = mean_weights(patch, state)
+        bdnf[str(minutes)] = mean_bdnf(patch, state)
     return SessionResult(protocol, float(percent_mso), rmt_percent_mso, before, after,
                          _by_projection(weights), _by_projection(bdnf), res.spikes, state, field, elapsed_ms)
 
@@ -205,7 +205,8 @@ def _plastic(patch: CorticalPatch):
     return [(i, p) for i, p in enumerate(patch.network.projections) if p.plasticity is not None]
 
 
-def _mean_weights(patch: CorticalPatch, state) -> dict:
+def mean_weights(patch: CorticalPatch, state) -> dict:
+    """Mean weight (nS) of each plastic projection of the patch in `state`, by name."""
     out = {}
     for i, proj in _plastic(patch):
         valid = proj.ell.valid
@@ -213,7 +214,8 @@ def _mean_weights(patch: CorticalPatch, state) -> dict:
     return out
 
 
-def _mean_bdnf(patch: CorticalPatch, state) -> dict:
+def mean_bdnf(patch: CorticalPatch, state) -> dict:
+    """Mean BDNF (half-saturation units) at the synapses of each BDNF-gated projection, by name."""
     return {proj.name: float(np.mean(np.asarray(tr.third.bdnf)))
             for (_, proj), tr in zip(_plastic(patch), state.plastic) if tr.third is not None}
 

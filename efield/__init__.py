@@ -11,8 +11,9 @@ jax.config.update("jax_enable_x64", True)
 from .analytic import analytic_sphere_field  # noqa: E402
 from .coil import Coil, CoilFormatError, circular_coil, figure8_70mm, figure8_coil  # noqa: E402
 from .conductivity import DEFAULT_CONDUCTIVITY  # noqa: E402
-from .cortex import CorticalLayer, containing_tets, cortical_layer, field_at  # noqa: E402
+from .cortex import CorticalLayer, cortical_layer, field_at  # noqa: E402
 from .eeg import project_to_scalp, read_eeg_positions, standard_positions, write_eeg_positions  # noqa: E402
+from .geometry import containing_tets, locate_tags, tissues_along  # noqa: E402
 from .io import MshFormatError, read_msh, write_msh  # noqa: E402
 from .mesh import TISSUE_NAMES, TetMesh, mesh_quality  # noqa: E402
 from .placement import Placement, check_clearance  # noqa: E402
@@ -31,7 +32,8 @@ __all__ = [
     "MshFormatError", "Placement", "SolverError", "TISSUE_NAMES", "Target", "TargetingResult", "TetMesh",
     "analytic_sphere_field", "check_clearance", "circular_coil", "coil_dadt",
     "containing_tets", "cortical_layer", "field_at", "figure8_70mm", "figure8_coil",
-    "load_subject", "mesh_quality", "optimize_placement", "project_to_scalp", "read_eeg_positions",
-    "read_msh", "simulate", "sphere_head", "standard_positions", "template_head", "template_quality",
-    "write_eeg_positions", "write_msh", "write_vtu",
+    "load_subject", "locate_tags", "mesh_quality", "optimize_placement", "project_to_scalp",
+    "read_eeg_positions", "read_msh", "simulate", "sphere_head", "standard_positions", "template_head",
+    "template_quality",
+    "tissues_along", "write_eeg_positions", "write_msh", "write_vtu",
 ]

@@ -530,3 +530,23 @@ def figure8_70mm(resolution_mm: float = 4.0) -> Coil:
                         wing_spacing_mm=88.0, layers=3, layer_spacing_mm=7.0 / 3.0,
                         winding_height_mm=6.5, resolution_mm=resolution_mm,
                         didt_max=FIGURE8_70MM_DIDT_MAX, name="Magstim 70 mm figure-8")
+
+
+BUILTIN_COILS = ("fig8-70", "circular")
+"""Names of the built-in coils that `load_coil` knows."""
+
+
+def load_coil(spec) -> Coil:
+    """A built-in coil by name (`BUILTIN_COILS`: the 70 mm figure-8, the circular coil) or a
+    SimNIBS coil file (.ccd or .tcd); ValueError (CoilFormatError for a bad file, OSError for an
+    unreadable one) otherwise."""
+    if spec == "fig8-70":
+        return figure8_70mm()
+    if spec == "circular":
+        return circular_coil()
+    path = Path(spec)
+    if path.suffix == ".ccd":
+        return Coil.from_ccd(path)
+    if path.suffix == ".tcd":
+        return Coil.from_tcd(path)
+    raise ValueError(f"expected a built-in coil {BUILTIN_COILS} or a .ccd/.tcd file, got {spec!r}")

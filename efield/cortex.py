@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .mesh import TetMesh, _tet_faces
-from .placement import _point, _Surface, _volume_index
+from .geometry import Surface, barycentric, containing_tets, resolve_point
+from .mesh import TetMesh, tet_faces
 from .result import EFieldResult
 
 GM, WM = 2, 1
@@ -59,7 +59,7 @@ def cortical_layer(mesh: TetMesh, centre, radius_mm: float, *, depth: float = 0.
     cortex = _cortex(mesh)
     if not radius_mm > 0:
         raise ValueError(f"radius_mm={radius_mm}: must be positive")
-    target = cortex.pial.closest(_point(mesh, centre, "centre")[None])[0][0]
+    target = cortex.pial.closest(resolve_point(mesh, centre, "centre")[None])[0][0]
     near = np.flatnonzero(np.linalg.norm(cortex.nodes - target, axis=1) <= radius_mm)
     if not len(near):
         raise ValueError(f"no pial node lies within radius_mm={radius_mm} of the target "
@@ -103,55 +103,10 @@ def field_at(mesh: TetMesh, field, points_mm) -> tuple[np.ndarray, np.ndarray]:
     out = np.full((len(tet),) + values.shape[1:], np.nan)
     out[inside] = values[tet[inside]]
     if result is not None and inside.any():
-        weights = _barycentric(mesh, points[inside], tet[inside, None])[:, 0]
+        weights = barycentric(mesh, points[inside], tet[inside, None])[:, 0]
         dadt = result.dadt[mesh.tets[tet[inside]]]                     # (k, 4, 3)
         out[inside] += dadt.mean(axis=1) - np.einsum("kn,knc->kc", weights, dadt)
     return out, np.where(inside, mesh.tags[np.maximum(tet, 0)], -1)
-
-
-BARYCENTRIC_TOL = 1e-9
-"""A point is inside a tetrahedron when its barycentric coordinates are all >= -this."""
-
-
-def containing_tets(mesh: TetMesh, points_mm, chunk: int = 20_000) -> np.ndarray:
-    """Index (n,) of the tetrahedron containing each point (n, 3) mm; -1 outside the mesh.
-
-    Candidates are the tetrahedra with the nearest barycentres, tried in growing numbers until
-    one contains the point (barycentric test) or the next barycentre is farther than any
-    tetrahedron's barycentre-to-corner distance. Where several contain a point (on a shared
-    face) the one where it lies deepest is taken.
-    """
-    points = np.asarray(points_mm, dtype=np.float64)
-    if points.ndim != 2 or points.shape[1] != 3 or not np.isfinite(points).all():
-        raise ValueError(f"points_mm must be finite (n, 3), got shape {points.shape}")
-    tree, reach = _volume_index(mesh)
-    found = np.full(len(points), -1, np.int64)
-    for start in range(0, len(points), chunk):
-        todo, k = np.arange(start, min(start + chunk, len(points))), 8
-        while len(todo):
-            k = min(k, mesh.n_tets)
-            distance, candidates = (a.reshape(len(todo), k) for a in tree.query(points[todo], k=k))
-            depth = _barycentric(mesh, points[todo], candidates).min(axis=2)
-            depth = np.where(np.isnan(depth), -np.inf, depth)
-            best = depth.argmax(axis=1)
-            hit = depth[np.arange(len(todo)), best] >= -BARYCENTRIC_TOL
-            found[todo[hit]] = candidates[hit, best[hit]]
-            more = ~hit & (distance[:, -1] <= reach) & (k < mesh.n_tets)
-            todo, k = todo[more], 4 * k
-    return found
-
-
-def _barycentric(mesh: TetMesh, points: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """Barycentric coordinates (n, k, 4) of points (n, 3) in candidate tetrahedra (n, k)."""
-    corners = mesh.nodes[mesh.tets[candidates]]                   # (n, k, 4, 3)
-    d = corners - points[:, None, None, :]
-    triple = lambda a, b, c: np.einsum("...i,...i->...", a, np.cross(b, c))
-    parts = np.stack([triple(d[..., 1, :], d[..., 2, :], d[..., 3, :]),
-                      -triple(d[..., 0, :], d[..., 2, :], d[..., 3, :]),
-                      triple(d[..., 0, :], d[..., 1, :], d[..., 3, :]),
-                      -triple(d[..., 0, :], d[..., 1, :], d[..., 2, :])], axis=-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return parts / parts.sum(axis=-1, keepdims=True)
 
 
 # --- grey-matter surfaces ---------------------------------------------------------------
@@ -169,8 +124,8 @@ class _Cortex:
         local = local.reshape(-1, 3)
         self.nodes = mesh.nodes[used]
         self.normals, self.areas = _node_normals_and_areas(self.nodes, local)
-        self.pial = _Surface(self.nodes, local)
-        self.white = _Surface(mesh.nodes, white) if len(white) else None
+        self.pial = Surface(self.nodes, local)
+        self.white = Surface(mesh.nodes, white) if len(white) else None
 
 
 _CORTICES: "weakref.WeakKeyDictionary[TetMesh, _Cortex]" = weakref.WeakKeyDictionary()
@@ -184,7 +139,7 @@ def _cortex(mesh: TetMesh) -> _Cortex:
 
 def _grey_matter_faces(mesh: TetMesh):
     """Boundary faces of the grey matter, oriented out of it, and the tag beyond each (0: none)."""
-    faces, owner = _tet_faces(mesh.tets, mesh.signed_volumes)
+    faces, owner = tet_faces(mesh.tets, mesh.signed_volumes)
     _, inverse = np.unique(np.sort(faces, axis=1), axis=0, return_inverse=True)
     order = np.argsort(inverse.ravel(), kind="stable")
     pair = np.flatnonzero(inverse.ravel()[order][1:] == inverse.ravel()[order][:-1])

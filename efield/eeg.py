@@ -90,12 +90,12 @@ def write_eeg_positions(path, positions) -> Path:
 
 def project_to_scalp(mesh: TetMesh, points_mm) -> np.ndarray:
     """The closest points (n, 3) mm of the mesh's outer surface to points (n, 3) mm."""
-    from .placement import _surface
+    from .geometry import surface_index
 
     points = np.asarray(points_mm, dtype=np.float64)
     if points.ndim != 2 or points.shape[1] != 3 or not np.isfinite(points).all():
         raise ValueError(f"project_to_scalp: points_mm must be finite (n, 3), got shape {points.shape}")
-    return _surface(mesh).closest(points)[0]
+    return surface_index(mesh).closest(points)[0]
 
 
 def standard_positions(mesh: TetMesh, montage: str = "fsaverage_1005") -> dict[str, np.ndarray]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass, field, replace
 from difflib import get_close_matches
 from functools import cached_property
@@ -203,7 +202,7 @@ class TetMesh:
     @cached_property
     def _boundary(self) -> tuple[np.ndarray, np.ndarray]:
         """Boundary faces (k, 3) and the tetrahedron each belongs to (k,)."""
-        faces, owner = _tet_faces(self.tets, self.signed_volumes)
+        faces, owner = tet_faces(self.tets, self.signed_volumes)
         key = np.sort(faces, axis=1)
         _, inverse, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
         once = counts[inverse.ravel()] == 1
@@ -238,7 +237,7 @@ _FACE_LOCAL = np.array([[1, 2, 3], [0, 3, 2], [0, 1, 3], [0, 2, 1]])
 """Faces of a tetrahedron (0,1,2,3) with outward orientation when its volume is positive."""
 
 
-def _tet_faces(tets: np.ndarray, signed_volumes: np.ndarray):
+def tet_faces(tets: np.ndarray, signed_volumes: np.ndarray):
     """All faces (4m, 3), oriented outward, and the tetrahedron each came from."""
     t = tets.copy()
     negative = signed_volumes < 0
@@ -306,64 +305,3 @@ def mesh_quality(mesh: TetMesh) -> dict:
     out = {"all": figures(np.ones(mesh.n_tets, bool))}
     out.update({tag: figures(mesh.tags == tag) for tag in mesh.tissues})
     return out
-
-
-def tissues_along(mesh: TetMesh, start_mm, direction, depth_mm: float = 60.0,
-                  step_mm: float = 0.1) -> list[tuple[int, float, float]]:
-    """The tissues met walking from `start_mm` along `direction` for depth_mm.
-
-    Returns runs (tag, from_mm, to_mm) in order, depths from start_mm (mm, to the nearest
-    step_mm); 0 stands for outside the mesh.
-    """
-    start = np.asarray(start_mm, float)
-    d = np.asarray(direction, float)
-    d = d / np.linalg.norm(d)
-    depth = np.arange(0.0, depth_mm + 0.5 * step_mm, step_mm)
-    tag = locate_tags(mesh, start + depth[:, None] * d)
-    change = np.flatnonzero(np.diff(tag)) + 1
-    starts = np.r_[0, change]
-    ends = np.r_[change, len(tag)] - 1
-    return [(int(tag[s]), float(depth[s]), float(depth[e])) for s, e in zip(starts, ends)]
-
-
-def locate_tags(mesh: TetMesh, points_mm) -> np.ndarray:
-    """Tissue tag of the tetrahedron containing each point (n,), 0 outside the mesh.
-
-    Candidates are the tetrahedra with the nearest barycentres, 16 then more; a point is
-    declared outside once every tetrahedron whose barycentre is within the largest
-    barycentre-to-corner distance has been tried.
-    """
-    points = np.asarray(points_mm, float).reshape(-1, 3)
-    tree, corners, reach = _locator(mesh)
-    tag = np.zeros(len(points), np.int64)
-    todo, k = np.arange(len(points)), 16
-    while len(todo):
-        k = min(k, mesh.n_tets)
-        dist, cand = tree.query(points[todo], k=k)
-        dist, cand = dist.reshape(len(todo), k), cand.reshape(len(todo), k)
-        c = corners[cand]                                           # (n, k, 4, 3)
-        edges = np.swapaxes(c[:, :, 1:] - c[:, :, :1], 2, 3)
-        t = np.linalg.solve(edges, (points[todo, None] - c[:, :, 0])[..., None])[..., 0]
-        inside = (t >= -1e-9).all(axis=2) & (t.sum(axis=2) <= 1 + 1e-9)
-        found = inside.any(axis=1)
-        rows = np.flatnonzero(found)
-        tag[todo[rows]] = mesh.tags[cand[rows, inside[rows].argmax(axis=1)]]
-        # every tetrahedron that could hold the point has been tried
-        exhausted = (dist[:, -1] > reach) | (k == mesh.n_tets)
-        todo, k = todo[~found & ~exhausted], 4 * k
-    return tag
-
-
-_LOCATORS: "weakref.WeakKeyDictionary[TetMesh, tuple]" = weakref.WeakKeyDictionary()
-
-
-def _locator(mesh: TetMesh):
-    """KD-tree of barycentres, tetrahedron corners and the largest barycentre-to-corner
-    distance, built once per mesh."""
-    if mesh not in _LOCATORS:
-        from scipy.spatial import cKDTree
-
-        corners = mesh.nodes[mesh.tets]
-        reach = float(np.linalg.norm(corners - mesh.barycenters[:, None], axis=2).max())
-        _LOCATORS[mesh] = (cKDTree(mesh.barycenters), corners, reach)
-    return _LOCATORS[mesh]

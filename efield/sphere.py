@@ -73,7 +73,7 @@ def sphere_head(radii_mm=(85.0, 90.0, 95.0), max_edge_mm: float = 8.0, tags=None
         gmsh.option.setNumber("Mesh.Algorithm3D", 10)   # HXT: parallel Delaunay
         gmsh.option.setNumber("Mesh.Optimize", 1)
         gmsh.model.mesh.generate(3)
-        return _collect(gmsh)
+        return mesh_from_gmsh(gmsh)
 
 
 def _tag_shells(gmsh, radii, tags):
@@ -93,7 +93,7 @@ def _tag_shells(gmsh, radii, tags):
         model.addPhysicalGroup(2, [surf], 1000 + tags[shell])
 
 
-def _collect(gmsh) -> TetMesh:
+def mesh_from_gmsh(gmsh) -> TetMesh:
     """The meshed physical groups as a TetMesh (unused nodes dropped)."""
     model = gmsh.model
     node_tags, coords, _ = model.mesh.getNodes()

@@ -49,7 +49,8 @@ from scipy.ndimage import binary_dilation
 from .coil import Coil
 from .mesh import TetMesh
 from .polar import PolarCoil, angle_steps, polar_coil
-from .placement import DEFAULT_HANDLE, FALLBACK_HANDLE, Placement, _point, _surface
+from .geometry import resolve_point, surface_index
+from .placement import DEFAULT_HANDLE, FALLBACK_HANDLE, Placement
 
 _K = 1e-7
 """mu0 / (4 pi), T*m/A."""
@@ -89,7 +90,7 @@ class Target:
         whose centre is then the barycentre of the `tissues` tetrahedron closest to the
         electrode (the region under it, not the scalp point). TypeError for anything else."""
         if isinstance(where, str):
-            electrode = _point(mesh, where, "target")
+            electrode = resolve_point(mesh, where, "target")
             inside = np.isin(mesh.tags, tissues)
             if not inside.any():
                 raise ValueError(f"Target tissues {np.atleast_1d(tissues).tolist()}: none in the mesh "
@@ -104,12 +105,12 @@ class Target:
             if shape != (3,):
                 raise TypeError(f"target={where!r}: expected a Target, a point (3 numbers, mm) or an "
                                 "EEG label such as 'C3'")
-            centre = _point(mesh, where, "target")
+            centre = resolve_point(mesh, where, "target")
         return cls(tuple(centre.tolist()), radius_mm, tissues, direction)
 
     def centre_mm(self, mesh: TetMesh) -> np.ndarray:
         """The centre in mm (an EEG label is looked up on the mesh)."""
-        return _point(mesh, self.centre, "Target.centre")
+        return resolve_point(mesh, self.centre, "Target.centre")
 
     def weights(self, mesh: TetMesh) -> tuple[np.ndarray, np.ndarray]:
         """ROI tetrahedra (r,) and their weights V_e / sum V_e (r,); ValueError if empty."""
@@ -340,14 +341,14 @@ def scalp_patch(mesh: TetMesh, point, radius_mm: float, distance_mm: float = 4.0
     """The scalp around the outer-surface point closest to `point` (mm or EEG label), fitted
     over the scalp nodes within radius_mm of it (facing outward); handle: a point (mm or
     label) the reference handle points towards, else posterior as in Placement.on_scalp."""
-    surface = _surface(mesh)
-    target = _point(mesh, point, "search centre")
+    surface = surface_index(mesh)
+    target = resolve_point(mesh, point, "search centre")
     origin = surface.closest(target[None])[0][0]
     e3 = surface.mean_normal(origin, 5.0)
     if handle is None:
         ref = DEFAULT_HANDLE if np.linalg.norm(np.cross(DEFAULT_HANDLE, e3)) > 0.3 else FALLBACK_HANDLE
     else:
-        ref = _point(mesh, handle, "handle") - origin
+        ref = resolve_point(mesh, handle, "handle") - origin
     e1 = np.cross(ref, e3)
     if np.linalg.norm(e1) < 1e-6:
         raise ValueError("handle lies along the scalp normal; it cannot define the handle direction")

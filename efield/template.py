@@ -204,12 +204,12 @@ def _closest_near(points: np.ndarray, surface: tuple, within_mm: float):
     Returns the indices of those points, their closest points (mm) and unit outward
     pseudonormals there; points farther than within_mm from the surface may be left out.
     """
-    from .placement import _Surface
+    from .geometry import Surface
 
     vertices, triangles = surface
     longest = np.linalg.norm(vertices[triangles] - vertices[np.roll(triangles, 1, axis=1)], axis=2).max()
     near = np.flatnonzero(cKDTree(vertices).query(points)[0] < within_mm + longest)
-    closest, _, normal = _Surface(vertices, triangles).closest(points[near])
+    closest, _, normal = Surface(vertices, triangles).closest(points[near])
     return near, closest, normal / np.linalg.norm(normal, axis=1, keepdims=True)
 
 
@@ -261,7 +261,7 @@ _HOLES = {"white_left": (), "white_right": (), "pial_left": ("white_left",),
 
 def mesh_surfaces(surfaces: dict, max_edge_mm: float) -> TetMesh:
     """Tetrahedra between the nested surfaces (gmsh HXT Delaunay, no surface remeshing)."""
-    from .sphere import _collect, gmsh_session
+    from .sphere import gmsh_session, mesh_from_gmsh
 
     with gmsh_session() as gmsh:
         model, geo = gmsh.model, gmsh.model.geo
@@ -289,7 +289,7 @@ def mesh_surfaces(surfaces: dict, max_edge_mm: float) -> TetMesh:
         gmsh.option.setNumber("Mesh.Algorithm3D", 10)     # HXT (one thread: reproducible)
         gmsh.option.setNumber("Mesh.Optimize", 1)
         model.mesh.generate(3)
-        return _collect(gmsh)
+        return mesh_from_gmsh(gmsh)
 
 
 POSTERIOR_FOSSA_Y_MM = -20.0
@@ -412,7 +412,8 @@ def template_quality(mesh: TetMesh, electrodes=QUALITY_ELECTRODES, depth_mm: flo
     to_mm), ...]}}: the tissues met walking depth_mm inward along the scalp normal from the
     scalp point under each electrode (depths in mm from the scalp).
     """
-    from .mesh import TISSUE_NAMES, mesh_quality, tissues_along
+    from .geometry import tissues_along
+    from .mesh import TISSUE_NAMES, mesh_quality
     from .placement import Placement
 
     layers = {}

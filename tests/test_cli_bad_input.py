@@ -183,3 +183,10 @@ def test_optimize_placement_takes_a_point(sphere):
     assert result.target == efield.Target((0.0, 0.0, 75.0))
     centre = result.placement.matsimnibs[:3, 3]
     assert np.linalg.norm(centre[:2]) <= 10.0 + 1e-6 and centre[2] > 95
+
+
+def test_the_help_texts_name_the_coils_load_coil_knows():
+    import coupling.cli
+    import efield.coil
+
+    assert coupling.cli.BUILTIN_COILS == efield.coil.BUILTIN_COILS

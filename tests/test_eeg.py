@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import efield
-from efield.placement import _surface
+from efield.geometry import surface_index
 
 R_SCALP = 95.0
 SAGITTA_MM = 0.5
@@ -166,7 +166,7 @@ def test_spherical_montage_lands_on_the_sphere_along_its_directions(sphere, sphe
     assert set(spherical) == set(expected)
     points = np.array([spherical[k] for k in expected])
     directions = unit(np.array(list(expected.values())))
-    assert np.abs(_surface(sphere).signed_distance(points)).max() < 1e-9
+    assert np.abs(surface_index(sphere).signed_distance(points)).max() < 1e-9
     radius = np.linalg.norm(points, axis=1)
     assert np.all((radius > R_SCALP - SAGITTA_MM) & (radius <= R_SCALP + 1e-9))
     assert np.linalg.norm(unit(points) - directions, axis=1).max() < 1e-2
@@ -178,7 +178,7 @@ def test_default_montage_has_the_10_10_labels_on_the_scalp(sphere):
     positions = efield.standard_positions(sphere)
     assert set(JURAK_10_10) | {"Nz", "LPA", "RPA"} <= set(positions)
     points = np.array(list(positions.values()))
-    assert np.abs(_surface(sphere).signed_distance(points)).max() < 1e-9
+    assert np.abs(surface_index(sphere).signed_distance(points)).max() < 1e-9
 
 
 def test_project_to_scalp(sphere):

@@ -6,8 +6,8 @@ from scipy.spatial import ConvexHull
 
 from efield.coil import Coil, figure8_70mm
 from efield.mesh import TetMesh
-from efield.placement import (Placement, _closest_on_triangles, _surface, check_clearance,
-                              transform_elements)
+from efield.geometry import closest_on_triangles, surface_index
+from efield.placement import Placement, check_clearance, transform_elements
 
 RADIUS = 80.0
 
@@ -77,19 +77,19 @@ def test_transform_elements_rotates_vectors_only():
 # --- scalp geometry ---------------------------------------------------------------------
 
 def test_closest_points_are_exact(ball):
-    surface = _surface(ball)
+    surface = surface_index(ball)
     rng = np.random.default_rng(2)
     points = rng.normal(size=(40, 3)) * 60
     closest, distance, _ = surface.closest(points)
     c = surface.corners
-    brute = [np.linalg.norm(_closest_on_triangles(p, c[:, 0], c[:, 1], c[:, 2])[0] - p,
+    brute = [np.linalg.norm(closest_on_triangles(p, c[:, 0], c[:, 1], c[:, 2])[0] - p,
                             axis=1).min() for p in points]
     assert np.allclose(distance, brute, atol=1e-10)
     assert np.allclose(np.linalg.norm(closest - points, axis=1), distance)
 
 
 def test_signed_distance_sign_on_faces_edges_and_vertices(ball):
-    surface = _surface(ball)
+    surface = surface_index(ball)
     nodes = ball.outer_surface[0]
     vertex = nodes[7]
     edge_mid = 0.5 * (surface.corners[3, 0] + surface.corners[3, 1])
@@ -105,7 +105,7 @@ def test_signed_distance_in_a_concave_dent():
     nodes = dented.outer_surface[0]
     top = nodes[nodes[:, 2] > 40]
     radial = top / np.linalg.norm(top, axis=1, keepdims=True)
-    d = _surface(dented).signed_distance(np.vstack([top + 0.3 * radial, top - 0.3 * radial]))
+    d = surface_index(dented).signed_distance(np.vstack([top + 0.3 * radial, top - 0.3 * radial]))
     assert (d[:len(top)] > 0).all() and (d[len(top):] < 0).all()
 
 
@@ -114,7 +114,7 @@ def test_on_scalp_sets_simnibs_axes(ball):
     assert np.allclose(p.z_axis, [0, 0, -1], atol=0.02)
     assert np.allclose(p.y_axis, [0, 1, 0], atol=0.02)
     assert np.allclose(p.x_axis, np.cross(p.y_axis, p.z_axis))
-    scalp_z = _surface(ball).closest(np.array([[0, 0, 100.0]]))[0][0, 2]
+    scalp_z = surface_index(ball).closest(np.array([[0, 0, 100.0]]))[0][0, 2]
     assert p.centre_mm[2] == pytest.approx(scalp_z + 4.0, abs=0.01)
     assert np.linalg.det(p.matsimnibs[:3, :3]) == pytest.approx(1.0)
 

@@ -5,7 +5,8 @@ import pytest
 
 import efield
 import efield.template as template
-from efield.mesh import DEGENERATE_SHAPE, tet_shape, tissues_along
+from efield.geometry import tissues_along
+from efield.mesh import DEGENERATE_SHAPE, tet_shape
 
 FAST_MAX_EDGE_MM = 6.0
 """Reduced resolution for the fast suite (about 0.62M tetrahedra)."""

@@ -129,6 +129,7 @@ def initial_state(net: Network, dt_ms: float = 0.1) -> NetworkState:
     """The NetworkState simulate(net, ..., dt_ms) starts from without state=: v at each
     population's v_init_mV, no events pending, the initial weights, plasticity traces at rest.
     Also the template for rebuilding a saved state (same leaves, shapes and dtypes)."""
+    number(dt_ms, "initial_state: dt_ms", 0.0, above=True)
     _, _, weights, cfg = _engine_setup(net, dt_ms, None)
     plastic = [(rule, p.n_pre, p.n_post, p.ell.weight.shape[1])
                for p, rule in ((net.projections[i], rule) for i, _, rule in cfg.plasticity)]

@@ -134,7 +134,9 @@ def test_simulate_refuses_bad_arguments_up_front(tiny, kwargs, error, match, mon
         neurons.simulate(tiny, args.pop("duration_ms"), **args)
 
 
-def test_rest_refuses_bad_durations(tiny):
+def test_rest_and_initial_state_refuse_bad_durations(tiny):
+    with pytest.raises(ValueError, match="initial_state: dt_ms must be finite"):
+        neurons.initial_state(tiny, dt_ms=NAN)
     state = neurons.initial_state(tiny)
     with pytest.raises(ValueError, match="rest: duration_ms must be finite"):
         neurons.rest(tiny, state, NAN)

@@ -51,3 +51,9 @@ def test_readme_documents_every_key():
     text = README.read_text()
     missing = [f"{t}.{k}" for t, keys in SCHEMA.items() for k in keys if f"`{t}.{k}`" not in text]
     assert not missing
+
+
+def test_readme_holds_the_reference_table_as_generated():
+    from coupling.config import reference_table
+
+    assert reference_table().strip() in README.read_text()

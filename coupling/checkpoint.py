@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import neurons
-from efield.atomic import atomic_output
+from tmsim_io import atomic_output
 
 FORMAT = "tmsim-course-checkpoint-1"
 

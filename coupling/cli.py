@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -247,7 +246,7 @@ def _score_csv(result) -> str:
 
 
 def _write_text(path: Path, text: str):
-    from efield.atomic import atomic_output
+    from tmsim_io import atomic_output
 
     with atomic_output(path) as tmp:
         tmp.write_text(text)
@@ -411,10 +410,9 @@ def _delimiter(path: Path):
 
 
 def _write_json(path: Path, data: dict):
-    from efield.atomic import atomic_output
+    from tmsim_io import write_json
 
-    with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=float))
+    write_json(path, data, default=float)
 
 
 if __name__ == "__main__":

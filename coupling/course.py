@@ -131,12 +131,10 @@ class CourseResult:
         times_days, session, label, mep, session_start_days, mean_weights/<projection> (nS),
         bdnf/<projection>; attributes protocol, n_pulses, sham, percent_mso, complete and
         summary (JSON)."""
-        import h5py
-
-        from efield.atomic import atomic_output
+        from tmsim_io import atomic_hdf5
 
         path = Path(path)
-        with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
+        with atomic_hdf5(path) as (f, _):
             for name in ("times_days", "session", "mep"):
                 f.create_dataset(name, data=getattr(self, name))
             f.create_dataset("label", data=self.label.astype("S"))

@@ -210,7 +210,7 @@ def _setup(config: dict, coil, stage):
 
 def _write_config(out: Path, config: dict):
     """Make the results folder and write config.toml (the configuration it runs) into it."""
-    from efield.atomic import atomic_output
+    from tmsim_io import atomic_output
 
     from .config import dump_config
 
@@ -250,11 +250,9 @@ def run_course_config(config: dict, progress: bool = True):
     (|E| on a slice and on the cortex), course.h5 (MEP proxy, mean weights and BDNF per
     session), last_session_spikes.h5 (SONATA), checkpoint.npz (resumable), summary.json,
     course.png and raster.png (the last session). Returns the CourseResult."""
-    import json
-
     import neurons
-    from efield.atomic import atomic_output
     from efield.plot import plot_result
+    from tmsim_io import write_json
 
     from .config import calendar
     from .course import SPIKES, run_course
@@ -278,8 +276,7 @@ def run_course_config(config: dict, progress: bool = True):
     plot_result(fem, out / "efield.png", tissue=2)
     summary = dict(result.summary(), rmt_percent_mso=rmt, scenario=config["patch"]["scenario"],
                    field_at_neurons=field.summary(patch))
-    with atomic_output(out / "summary.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=2, default=float) + "\n")
+    write_json(out / "summary.json", summary, default=float)
     plot_course(result, out / "course.png")
     plot_raster(neurons.read_sonata_spikes(out / SPIKES), patch, protocol, out / "raster.png")
     stage.close()

@@ -26,35 +26,23 @@ def raster(ax, spikes, patch, protocol, duration_s: float):
 
 def plot_raster(spikes, patch, protocol, path, *, duration_s: float = 2.0) -> Path:
     """Raster of a session's spikes (population -> SpikeTrains) to an image file."""
-    import matplotlib
+    from tmsim_io import figure, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from efield.atomic import atomic_output
-
-    fig, ax = plt.subplots(figsize=(9, 5))
+    fig = figure(path, figsize=(9, 5))
+    ax = fig.subplots()
     raster(ax, spikes, patch, protocol, duration_s)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_session(result, patch, path, *, raster_s: float = 2.0) -> Path:
     """One figure of a SessionResult: raster of the first raster_s seconds of stimulation with
     the pulses, |E| at the neurons per population, MEP proxy and mean plastic weights over
     time (before, after stimulation, probe times)."""
-    import matplotlib
+    from tmsim_io import figure, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from efield.atomic import atomic_output
-
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+    fig = figure(path, figsize=(11, 7.5))
+    axes = fig.subplots(2, 2)
     raster(axes[0, 0], result.spikes, patch, result.protocol, raster_s)
 
     ax = axes[0, 1]
@@ -79,24 +67,16 @@ def plot_session(result, patch, path, *, raster_s: float = 2.0) -> Path:
     ax.set(ylabel="mean weight (nS)", title="plastic projections")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_course(result, path) -> Path:
     """MEP proxy, mean plastic weights and mean BDNF over a course (a CourseResult), against
     days from the course start, with the sessions marked."""
-    import matplotlib
+    from tmsim_io import figure, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from efield.atomic import atomic_output
-
-    fig, axes = plt.subplots(3, 1, figsize=(9, 9), sharex=True)
+    fig = figure(path, figsize=(9, 9))
+    axes = fig.subplots(3, 1, sharex=True)
     days = result.times_days
     for ax in axes:
         for start in result.calendar.start_days:
@@ -113,8 +93,4 @@ def plot_course(result, path) -> Path:
         axes[2].plot(days, series, "o-", markersize=3, label=name)
     axes[2].set(ylabel="mean BDNF (half-saturation units)", xlabel="days from the course start")
     fig.tight_layout()
-    path = Path(path)
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

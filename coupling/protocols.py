@@ -517,7 +517,7 @@ def _toml_list(values, per_line: int = 8) -> str:
 def write_protocol(path, protocol: Protocol) -> None:
     """Write `protocol` as an explicit-pulse schedule file (TOML) that read_protocol reads back
     equal; the file appears whole or not at all."""
-    from efield.atomic import atomic_output
+    from tmsim_io import atomic_output
 
     lines = [f"name = {json.dumps(protocol.name)}", f"sham = {str(protocol.sham).lower()}",
              f"duration_ms = {protocol.duration_ms!r}",

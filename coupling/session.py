@@ -17,7 +17,6 @@ probe after the protocol starts from the fast state of the one before it and use
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -36,6 +35,9 @@ TEST_INTERVAL_MS = 500.0
 SETTLE_MS = 500.0
 LEAD_MS = 10.0
 """Time from the start of a session's run to its first pulse, ms."""
+SEEDS = 2 ** 32
+"""Seeds are integers in [0, SEEDS); a session's probes and its run take seed + 1 and seed + 2,
+modulo SEEDS."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -135,13 +137,12 @@ class SessionResult:
 
     def save(self, folder) -> Path:
         """Write summary.json and spikes.h5 (SONATA) into `folder`."""
-        from efield.atomic import atomic_output
+        from tmsim_io import write_json
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         neurons.write_sonata_spikes(folder / "spikes.h5", self.spikes)
-        with atomic_output(folder / "summary.json") as tmp:
-            tmp.write_text(json.dumps(self.summary(), indent=2) + "\n")
+        write_json(folder / "summary.json", self.summary())
         return folder
 
 
@@ -166,14 +167,15 @@ def run_protocol(patch: CorticalPatch, field: NeuronField, protocol: Protocol, p
     if state is None:
         state = settle(patch, dt_ms=dt_ms, seed=seed)
     baseline = state
-    before = probe_mep(patch, field, state, test_pct, n_trials=n_test, dt_ms=dt_ms, seed=seed + 1)
+    before = probe_mep(patch, field, state, test_pct, n_trials=n_test, dt_ms=dt_ms, seed=(seed + 1) % SEEDS)
     weights = {"before": mean_weights(patch, state)}
     bdnf = {"before": mean_bdnf(patch, state)}
     events = stimulus_events(patch, field, protocol.times_ms + LEAD_MS, protocol.field_scale, percent_mso,
                              dt_ms=dt_ms)
     run_ms = LEAD_MS + protocol.duration_ms + after_s * 1e3
-    res = neurons.simulate(patch.network, run_ms, dt_ms, seed=seed + 2, state=state, forced_spikes=events,
-                           spikes_path=spikes_path, snapshots_path=snapshots_path, progress=progress)
+    res = neurons.simulate(patch.network, run_ms, dt_ms, seed=(seed + 2) % SEEDS, state=state,
+                           forced_spikes=events, spikes_path=spikes_path, snapshots_path=snapshots_path,
+                           progress=progress)
     state = res.final_state
     weights["after_stimulation"] = mean_weights(patch, state)
     bdnf["after_stimulation"] = mean_bdnf(patch, state)
@@ -184,7 +186,7 @@ def run_protocol(patch: CorticalPatch, field: NeuronField, protocol: Protocol, p
             state = neurons.rest(patch.network, state, round(wait_ms / dt_ms) * dt_ms, dt_ms)
             elapsed_ms += wait_ms
         after[minutes] = probe_mep(patch, field, at_rest(state, baseline), test_pct, n_trials=n_test,
-                                   dt_ms=dt_ms, seed=seed + 1)
+                                   dt_ms=dt_ms, seed=(seed + 1) % SEEDS)
         weights[str(minutes)] = mean_weights(patch, state)
         bdnf[str(minutes)] = mean_bdnf(patch, state)
     return SessionResult(protocol, float(percent_mso), rmt_percent_mso, before, after,

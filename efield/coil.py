@@ -31,7 +31,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .atomic import atomic_output
+from tmsim_io import atomic_output
 
 CCD_DIDT_UNIT = 1e6
 """A .ccd header gives dIdtmax in A/us; this converts it to A/s."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_output
+from tmsim_io import atomic_output
 from .mesh import TetMesh
 
 LABELLED_ROWS = ("Electrode", "ReferenceElectrode", "Fiducial")

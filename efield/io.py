@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_output
+from tmsim_io import atomic_output
 from .mesh import TetMesh
 
 __all__ = ["MshFormatError", "read_msh", "write_msh"]

@@ -19,23 +19,18 @@ def plot_result(result: EFieldResult, path=None, tissue: int | None = None, dpi:
 
     Returns the matplotlib Figure; with `path`, also saves it (PNG by suffix).
     """
-    import matplotlib
+    from tmsim_io import figure
 
-    if path is not None:
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), constrained_layout=True)
+    fig = figure(path, figsize=(11, 4.8), constrained_layout=True)
+    axes = fig.subplots(1, 2)
     field_on_slice(axes[0], result)
     field_on_surface(axes[1], result, tissue)
     if coil is not None:
         coil_outline(axes[1], coil)
     if path is not None:
-        from .atomic import atomic_output
+        from tmsim_io import save_figure
 
-        with atomic_output(path) as tmp:
-            fig.savefig(tmp, dpi=dpi, format=str(path).rsplit(".", 1)[-1])
-        plt.close(fig)
+        save_figure(fig, path, dpi=dpi)
     return fig
 
 
@@ -44,13 +39,10 @@ def plot_score_map(result, path=None, dpi: int = 120):
     centre, on the scalp's tangent plane at the search centre (mm), with the best candidate,
     the refined pose and its handle; and the score against the handle angle at the best
     candidate centre. Returns the Figure; with `path`, also saves it (PNG by suffix)."""
-    import matplotlib
+    from tmsim_io import figure
 
-    if path is not None:
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), constrained_layout=True)
+    fig = figure(path, figsize=(11, 4.8), constrained_layout=True)
+    axes = fig.subplots(1, 2)
     ax = axes[0]
     u, v = result.offsets_mm.T
     best = result.scores.max(axis=1)
@@ -71,11 +63,9 @@ def plot_score_map(result, path=None, dpi: int = 120):
     ax.set(xlabel="handle angle (deg)", ylabel="score (V/m)", title="at the best candidate centre")
     ax.legend(fontsize=8)
     if path is not None:
-        from .atomic import atomic_output
+        from tmsim_io import save_figure
 
-        with atomic_output(path) as tmp:
-            fig.savefig(tmp, dpi=dpi, format=str(path).rsplit(".", 1)[-1])
-        plt.close(fig)
+        save_figure(fig, path, dpi=dpi)
     return fig
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_output
+from tmsim_io import atomic_hdf5
 from .mesh import TISSUE_NAMES, TetMesh
 from .placement import Placement
 
@@ -66,11 +66,9 @@ class EFieldResult:
         return path
 
     def _save_hdf5(self, path: Path):
-        import h5py
-
         inner = self.mesh.tags == self.mesh.tissues[0]
         summary = self.summary()
-        with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
+        with atomic_hdf5(path) as (f, _):
             f.attrs["didt_A_per_s"] = self.didt
             f.attrs["coil"] = self.coil_name
             f.attrs["matsimnibs"] = self.placement.matsimnibs

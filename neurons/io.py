@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._atomic import atomic_hdf5
+from tmsim_io import atomic_hdf5
 from .spikes import SpikeTrains
 
 SONATA_MAGIC = 0x0A7A

@@ -83,16 +83,10 @@ def bdnf(ax, series: dict, *, time_unit: str = "s"):
 
 def save(fig, path, *, dpi: int = 110) -> Path:
     """Write a matplotlib Figure to `path` (format from the suffix, default PNG) through a
-    temporary file, close it and return the path."""
-    import matplotlib.pyplot as plt
+    temporary file, close it if pyplot made it, and return the path."""
+    from tmsim_io import save_figure
 
-    from ._atomic import atomic_output
-
-    path = Path(path)
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=dpi)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=dpi)
 
 
 def _size(trains, ids, sizes: dict | None, name: str) -> int:

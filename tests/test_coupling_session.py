@@ -144,3 +144,14 @@ def test_neuron_field_scales_a_result_computed_at_another_didt(setup):
         np.testing.assert_allclose(at_1e6.E[name], field.E[name], rtol=1e-6, atol=1e-9 * coil.didt_max / 1e6)
     with pytest.raises(ValueError, match="didt_A_per_s"):
         neuron_field(head, field.E, patch, float("nan"))
+
+
+def test_a_session_takes_the_largest_seed(setup):
+    """The probes and the run take seed + 1 and seed + 2 modulo 2**32, so every seed the
+    configuration allows is valid."""
+    from coupling import single_pulse
+
+    _, _, _, _, patch, field = setup
+    res = run_protocol(patch, field, single_pulse(), 50.0, probe_minutes=(), after_s=0.05, n_test=1,
+                       seed=2 ** 32 - 1, progress=False)
+    assert res.mep_after == {} and len(res.mep_before.responses) == 1

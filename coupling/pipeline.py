@@ -9,7 +9,6 @@ head, field, patch and motor threshold are in hand, so a run that fails early le
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from pathlib import Path
 
@@ -19,8 +18,6 @@ SESSION_SPHERE_RADII_MM = (80.0, 85.0, 90.0, 95.0)
 """Sphere head of the coupling stage: grey matter (r < 80 mm), CSF, bone, scalp; it carries
 MNE's spherical 10-05 positions (radius 95 mm, +y anterior), so labels such as F3 work."""
 CONFIG = "config.toml"
-TEMPORARY = re.compile(r"\..+\.(\d+)\.[0-9a-f]{8}\.tmp")
-"""Name of a temporary file of an atomic write (efield.atomic.atomic_output): .<name>.<pid>.<hex>.tmp."""
 
 
 def build_head(config: dict):
@@ -79,32 +76,6 @@ def build_placement(config: dict, mesh):
                                      distance_mm=coil["distance_mm"])
 
 
-def remove_stale_temporaries(folder) -> list[Path]:
-    """Remove the temporary files of atomic writes in `folder` (TEMPORARY) whose process is no
-    longer running, as a killed run leaves them; returns the paths removed."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    stale = [path for path in folder.iterdir() if (match := TEMPORARY.fullmatch(path.name)) and path.is_file()
-             and not _running(int(match.group(1)))]
-    for path in stale:
-        path.unlink(missing_ok=True)
-    return stale
-
-
-def _running(pid: int) -> bool:
-    """Whether process `pid` runs (on POSIX; elsewhere assumed, as os.kill would end it)."""
-    if os.name != "posix":
-        return True
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, OverflowError):
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class _Stages:
     """A progress bar over named stages."""
 
@@ -139,6 +110,8 @@ def _prepare(config: dict, default: str, course: bool):
     coil = build_coil(config)
     if config["head"]["model"] not in ("sphere", "template"):
         _head_path(config)
+    from tmsim_io import remove_stale_temporaries
+
     remove_stale_temporaries(out)
     return out, protocol(config), coil
 

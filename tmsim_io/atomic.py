@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import secrets
 from contextlib import contextmanager
 from pathlib import Path
+
+
+TEMPORARY = re.compile(r"\..+\.(\d+)\.[0-9a-f]{8}\.tmp")
+"""Name of a temporary file of atomic_output: .<name>.<pid>.<8 hex digits>.tmp."""
 
 
 @contextmanager
@@ -88,3 +93,29 @@ class _KeptErrorFile(io.FileIO):
         """Raise the kept OSError, if any."""
         if self.error is not None:
             raise self.error
+
+
+def remove_stale_temporaries(folder) -> list[Path]:
+    """Remove the temporary files of atomic writes in `folder` (TEMPORARY) whose process is no
+    longer running, as a killed run leaves them; returns the paths removed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = [path for path in folder.iterdir() if (match := TEMPORARY.fullmatch(path.name)) and path.is_file()
+             and not _running(int(match.group(1)))]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` runs (on POSIX; elsewhere assumed, as os.kill would end it)."""
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:
+        return True
+    return True

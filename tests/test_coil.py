@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.special import ellipe, ellipk
 
-from efield.coil import (FIGURE8_70MM_DIDT_MAX, Coil, circular_coil, figure8_70mm,
+from efield.coil import (FIGURE8_70MM_DIDT_MAX, Coil, CoilFormatError, circular_coil, figure8_70mm,
                          figure8_coil)
 from efield.primary import coil_dadt
 
@@ -252,3 +252,146 @@ def test_tcd_errors(tmp_path):
     tcd["coilElementList"][0]["values"] = [[0, 0, float("nan")], [0, 0, 1]]
     with pytest.raises(ValueError, match=r"n.tcd, element 0 \('dipoles'\), values"):
         Coil.from_tcd(write_tcd(tmp_path / "n.tcd", tcd))
+
+
+# --- .tcd and .ccd coil files ---------------------------------------------------------------
+
+EL = "coilElementList"
+
+
+def at(i, key):
+    """The regex of an element's key in a message."""
+    return rf", element {i} \('\w+'\), {key} \(coilElementList\[{i}\]\.{key}\)"
+
+
+def set_key(tcd, keys, value):
+    *parents, last = keys
+    for key in parents:
+        tcd = tcd[key]
+    if value is KeyError:
+        del tcd[last]
+    else:
+        tcd[last] = value
+
+
+BAD_TCD = [
+    (["coilElementList"], "dipoles", r": coilElementList: expected a list, got a string"),
+    (["coilElementList"], KeyError, r": coilElementList: missing"),
+    (["coilElementList"], [], r": coilElementList: empty"),
+    ([EL, 0], 5, r": coilElementList\[0\]: expected an object, got an integer \(5\)"),
+    ([EL, 0, "type"], "1", at(0, "type") + ": expected a non-negative integer, got a string"),
+    ([EL, 0, "type"], KeyError, at(0, "type") + ": missing"),
+    ([EL, 0, "type"], 7, at(0, "type") + ": type 7 elements are not supported"),
+    ([EL, 0, "type"], 3, at(0, "type") + ": A-field sampled on a grid"),
+    ([EL, 0, "points"], [[0, 0, 1, 0, 0, 1], [0, 0, 2, 0, 0, 2]],
+     at(0, "points") + r": expected an \(n, 3\) array with n >= 1, got shape \(2, 6\)"),
+    ([EL, 0, "points"], [1, 2, 3], at(0, "points") + r": .*got shape \(3,\)"),
+    ([EL, 0, "points"], [[0, 0, "x"]], at(0, "points") + r": expected an \(n, 3\) array"),
+    ([EL, 0, "points"], [[0, 0], [1]], at(0, "points") + r": expected an \(n, 3\) array"),
+    ([EL, 0, "points"], {"x": 1}, at(0, "points") + ": expected a list or a base64 string"),
+    ([EL, 0, "points"], KeyError, at(0, "points") + ": missing"),
+    ([EL, 0, "values"], [[0, 0, float("nan")]] * 2, at(0, "values") + ": NaN or infinite"),
+    ([EL, 0, "values"], [[0, 0, 1]] * 3, at(0, "values") + ": 3 values for 2 points"),
+    ([EL, 1, "points"], packed([1.0, 2.0, 3.0, 4.0]), at(1, "points") + ": 4 packed float64"),
+    ([EL, 1, "points"], "not base64!", at(1, "points") + r": expected an \(n, 3\) array"),
+    ([EL, 1, "deformations"], 5, at(1, "deformations") + ": expected a list, got an integer"),
+    ([EL, 1, "deformations"], [7], at(1, r"deformations\[0\]") + ": deformation 7 is not"),
+    ([EL, 1, "deformations"], ["a"], at(1, r"deformations\[0\]") + ": deformation 'a' is not"),
+    (["deformList"], {"a": 1}, r": deformList: expected a list, got an object"),
+    (["deformList", 0], 5, r": deformList\[0\]: expected an object"),
+    (["deformList", 0, "deformRange"], KeyError, r": deformList\[0\]\.deformRange: missing"),
+    (["deformList", 0, "deformRange"], 4, r": deformList\[0\]\.deformRange: 4 is not an index"),
+    (["deformRangeList", 0, "initial"], KeyError, r": deformRangeList\[0\]\.initial: missing"),
+    (["deformRangeList", 0, "initial"], "0",
+     r": deformRangeList\[0\]\.initial: expected a number, got a string"),
+    (["deformRangeList", 0, "initial"], 3.0,
+     at(1, r"deformations\[0\]") + ": deformation 0 .* initial value 3.0; deformed elements"),
+    ([EL, 0, "stimulator"], -1, at(0, "stimulator") + ": expected a non-negative integer"),
+    ([EL, 0, "stimulator"], 1, r": elements use several stimulators \[0, 1\]"),
+    (["stimulatorList"], {"name": "Stim"}, r": stimulatorList: expected a list, got an object"),
+    (["stimulatorList", 0], "Stim", r": stimulatorList\[0\]: expected an object, got a string"),
+    (["stimulatorList", 0, "maxdIdt"], "fast", r": stimulatorList\[0\]\.maxdIdt: expected a positive number"),
+    (["stimulatorList", 0, "maxdIdt"], -1.0, r": stimulatorList\[0\]\.maxdIdt: expected a positive number"),
+    (["stimulatorList", 0, "maxdIdt"], float("inf"), r": stimulatorList\[0\]\.maxdIdt: expected a positive"),
+]
+
+
+@pytest.mark.parametrize("keys, value, message", BAD_TCD)
+def test_tcd_errors_name_file_and_key(tmp_path, keys, value, message):
+    tcd = tcd_dict()
+    set_key(tcd, keys, value)
+    path = tmp_path / "bad.tcd"
+    path.write_text(json.dumps(tcd))
+    with pytest.raises(CoilFormatError, match=r"bad\.tcd" + message):
+        Coil.from_tcd(path)
+
+
+def test_tcd_stimulator_out_of_range(tmp_path):
+    tcd = tcd_dict()
+    for el in tcd["coilElementList"]:
+        el["stimulator"] = 1
+    path = tmp_path / "bad.tcd"
+    path.write_text(json.dumps(tcd))
+    with pytest.raises(CoilFormatError, match=r"bad\.tcd: stimulatorList: the elements use stimulator 1, "
+                                              r"but the list has 1"):
+        Coil.from_tcd(path)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"[1, 2]", r"bad\.tcd: expected a JSON object, got a list"),
+    (b"{'name': 1}", r"bad\.tcd: not a JSON \.tcd file"),
+    (b"\xff\xfe\x00garbage", r"bad\.tcd: not a JSON \.tcd file"),
+    (None, r"bad\.tcd: cannot read file"),
+])
+def test_tcd_unreadable_files(tmp_path, content, message):
+    path = tmp_path / "bad.tcd"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    with pytest.raises(CoilFormatError, match=message):
+        Coil.from_tcd(path)
+
+
+HEADER = "# coil; dIdtmax=100; coilname=Test"
+ROW = "0.01 0 -0.005 0 0 1e-5"
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", r"bad\.ccd: a \.ccd file needs a header line"),
+    (f"coil\n1\n#\n{ROW}\n", r"bad\.ccd, line 1: expected a header line starting with '#'"),
+    (f"{HEADER}\nmany\n#\n{ROW}\n", r"bad\.ccd, line 2: expected the number of dipoles"),
+    (f"{HEADER}\n0\n#\n", r"bad\.ccd: line 2 announces 0 dipoles, the file has 0; a coil needs at least one"),
+    (f"{HEADER}\n2\n#\n{ROW}\n", r"bad\.ccd: line 2 announces 2 dipoles, the file has 1"),
+    ("# coil; dIdtmax=nan\n1\n#\n" + ROW, r"bad\.ccd, line 1: dIdtmax='nan' must be a positive finite"),
+    ("# coil; dIdtmax=fast\n1\n#\n" + ROW, r"bad\.ccd, line 1: dIdtmax='fast' is not a number"),
+    (f"{HEADER}\n1\n#\n0.01 0 -0.005 0 0\n", r"bad\.ccd, line 4: expected six finite numbers"),
+    pytest.param(f"{HEADER}\n1\n#\n1e306 0 0 0 0 1\n", r"bad\.ccd: Coil\.dipole_positions: contains NaN",
+                 marks=pytest.mark.filterwarnings("ignore:overflow")),
+    (b"\xff\xfe\x00", r"bad\.ccd: not a text \.ccd file"),
+    (None, r"bad\.ccd: cannot read file"),
+])
+def test_ccd_errors_name_the_file(tmp_path, content, message):
+    path = tmp_path / "bad.ccd"
+    if content is None:
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    with pytest.raises(CoilFormatError, match=message):
+        Coil.from_ccd(path)
+
+
+def test_to_ccd_leaves_no_partial_file(tmp_path, monkeypatch):
+    coil = figure8_70mm()
+    path = tmp_path / "c.ccd"
+    path.write_text("old")
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savetxt", fail)
+    with pytest.raises(OSError, match="disk full"):
+        coil.to_ccd(path)
+    assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["c.ccd"]

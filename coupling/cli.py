@@ -34,10 +34,20 @@ def main(argv=None) -> int:
         print(f"tmsim {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        hint = ("; the checkpoint in the results folder holds the last finished session: rerun the same "
-                "command to resume" if args.command == "run" else "")
+        hint = _resume_hint(args) if args.command == "run" else ""
         print(f"tmsim {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
+
+
+def _resume_hint(args) -> str:
+    """What an interrupted `tmsim run` left: a checkpoint to resume from, or none."""
+    from .course import CHECKPOINT
+
+    folder = Path(_config(args)["output"]["folder"] or "results/run")
+    if (folder / CHECKPOINT).is_file():
+        return (f"; {folder / CHECKPOINT} holds the last finished session: rerun the same command to "
+                "resume from it")
+    return "; no session had finished, so there is nothing to resume"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -394,13 +404,16 @@ def _head(args):
     """The head mesh and its description: a file (--mesh) or a built-in head at --max-edge."""
     import efield
 
+    from efield.heads import check_head_size
+
     if args.mesh is not None:
         return efield.read_msh(args.mesh), str(args.mesh)
+    default = TEMPLATE_MAX_EDGE_MM if args.head == "template" else SPHERE_MAX_EDGE_MM
+    max_edge = default if args.max_edge is None else args.max_edge
+    check_head_size(args.head, max_edge, "--max-edge")
     if args.head == "template":
-        max_edge = TEMPLATE_MAX_EDGE_MM if args.max_edge is None else args.max_edge
         mesh = efield.template_head(max_edge_mm=max_edge, progress=not args.quiet)
     else:
-        max_edge = SPHERE_MAX_EDGE_MM if args.max_edge is None else args.max_edge
         mesh = efield.sphere_head(max_edge_mm=max_edge)
     return mesh, f"{args.head}, max edge {max_edge:g} mm"
 

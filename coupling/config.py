@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-MAX_TETRAHEDRA = 8_000_000
-"""Most tetrahedra of a built-in head (about 16 GB for the FEM solve)."""
 BYTES_PER_TETRAHEDRON = 2000
 """Memory of the FEM set-up and solve per tetrahedron (1.5 kB measured at 270k)."""
 BYTES_PER_NEURON_PAIR = 5
@@ -111,7 +109,8 @@ def _intensity(v) -> tuple[float, str] | None:
 
 
 def _check_intensity(v):
-    return None if _intensity(v) else f"expected \"<number>% MSO\" or \"<number>% RMT\", got {v!r}"
+    return None if _intensity(v) else (f"expected \"<number>% MSO\" (0 to 100) or \"<number>% RMT\" "
+                                       f"(0 to 200), got {v!r}")
 
 
 def intensity(config: dict, key: str = "intensity") -> tuple[float, str]:
@@ -253,13 +252,13 @@ def check_config(config: dict, source: str = "config", *, course: bool = True):
             keys = "course.interval_min" if settings["calendar"] == "daily" else "course.calendar"
             raise ConfigError(f"{source}: [course] with protocol.name = {config['protocol']['name']!r} and "
                               f"session.after_s = {session['after_s']!r} (see {keys}): {err}") from None
-    edge = config["head"]["max_edge_mm"]
-    tets = estimated_tetrahedra(config)
-    if tets is not None and tets > MAX_TETRAHEDRA:
-        least = edge * (tets / MAX_TETRAHEDRA) ** (1 / 3)
-        raise ConfigError(f"{source}: head.max_edge_mm = {edge!r} gives about {tets:.3g} tetrahedra, more "
-                          f"than MAX_TETRAHEDRA = {MAX_TETRAHEDRA:.0e}: must be at least {least:.2g} mm for "
-                          f"the {config['head']['model']} head")
+    if config["head"]["model"] in ("sphere", "template"):
+        from efield.heads import check_head_size
+
+        try:
+            check_head_size(config["head"]["model"], config["head"]["max_edge_mm"], "head.max_edge_mm")
+        except ValueError as err:
+            raise ConfigError(f"{source}: {err}") from None
     need = estimated_memory(config, chosen)
     have = physical_memory_bytes()
     if sum(need.values()) > have:
@@ -322,16 +321,12 @@ def calendar(config: dict, source: str = "config"):
 
 
 def estimated_tetrahedra(config: dict) -> float | None:
-    """Tetrahedra of the built-in head at head.max_edge_mm, scaling as edge^-3 from the sphere's
-    1.0e5 at 6 mm and the template's 1.03M at 3 mm (0.62M at 6 mm: its surfaces stay at 3 mm);
-    None for a head file."""
-    edge = config["head"]["max_edge_mm"]
+    """Tetrahedra of the built-in head of config (efield.heads.estimated_tetrahedra); None for a
+    head file."""
+    from efield.heads import estimated_tetrahedra as built_in
+
     model = config["head"]["model"]
-    if model == "sphere":
-        return 1.0e5 * (6.0 / edge) ** 3
-    if model == "template":
-        return max(1.03e6 * (3.0 / edge) ** 3, 0.62e6)
-    return None
+    return built_in(model, config["head"]["max_edge_mm"]) if model in ("sphere", "template") else None
 
 
 def estimated_memory(config: dict, chosen) -> dict[str, float]:

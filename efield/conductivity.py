@@ -46,6 +46,6 @@ def element_conductivity(tags: np.ndarray, conductivity: Mapping[int, float] | N
     if missing:
         raise ValueError(f"no conductivity for tissue tag(s) {missing}: give one in S/m with "
                          "conductivity={tag: S_per_m} in Python or --conductivity TAG=S_PER_M "
-                         "on the tmsim efield command line")
+                         "on the tmsim efield or tmsim target command line")
     values = np.array([table[int(t)] for t in present])
     return values[np.searchsorted(present, tags)]

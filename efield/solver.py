@@ -276,9 +276,10 @@ def _hierarchy_bytes(ml) -> int:
 def _host_available_memory() -> int | None:
     """MemAvailable from /proc/meminfo, else free physical pages; None if neither is known."""
     try:
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
     except OSError:
         pass
     try:

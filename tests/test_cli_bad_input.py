@@ -88,12 +88,19 @@ def test_conductivity_reaches_the_solver_and_is_recorded(sphere, tmp_path, capsy
     assert summary["conductivity_S_per_m"] == {"11": 0.465, "2": 0.3}
 
 
-@pytest.mark.parametrize("command, handler, expected", [
-    (["run"], "run_course_config", "checkpoint in the results folder holds the last finished session"),
-    (["session"], "run_session_config", "interrupted"),
+@pytest.mark.parametrize("command, handler, checkpoint, expected", [
+    (["run"], "run_course_config", False, "no session had finished, so there is nothing to resume"),
+    (["run"], "run_course_config", True, "checkpoint.npz holds the last finished session: rerun the same "
+                                         "command to resume from it"),
+    (["session"], "run_session_config", False, "interrupted"),
 ])
-def test_ctrl_c_exits_130_with_one_line(command, handler, expected, monkeypatch, capsys, tmp_path):
+def test_ctrl_c_exits_130_with_one_line(command, handler, checkpoint, expected, monkeypatch, capsys,
+                                        tmp_path):
+    """One line on Ctrl-C; for `run` it says whether a checkpoint is there to resume from."""
     def interrupted(*args, **kwargs):
+        if checkpoint:
+            (tmp_path / "out").mkdir()
+            (tmp_path / "out" / "checkpoint.npz").write_bytes(b"")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(coupling.pipeline, handler, interrupted)
@@ -101,8 +108,6 @@ def test_ctrl_c_exits_130_with_one_line(command, handler, expected, monkeypatch,
     err = capsys.readouterr().err
     assert err.startswith(f"tmsim {command[0]}: interrupted") and expected in err
     assert err.count("\n") == 1
-    if command == ["run"]:
-        assert "rerun the same command to resume" in err
 
 
 def test_ctrl_c_during_efield(monkeypatch, capsys, tmp_path):
@@ -190,3 +195,12 @@ def test_the_help_texts_name_the_coils_load_coil_knows():
     import efield.coil
 
     assert coupling.cli.BUILTIN_COILS == efield.coil.BUILTIN_COILS
+
+
+@pytest.mark.parametrize("argv", [["efield"], ["efield", "--head", "template"],
+                                  ["target", "--target", "0,0,80"]])
+def test_a_head_too_fine_to_fit_is_refused_before_meshing(argv, no_meshing, capsys, tmp_path):
+    assert main([*argv, "--max-edge", "0.3", "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--max-edge = 0.3 gives about" in err and "must be at least" in err
+    assert not (tmp_path / "out").exists()

@@ -245,7 +245,8 @@ def test_unknown_tissue_names_python_argument_and_cli_option(head):
     tags = np.where(head.tags == 4, 11, head.tags)
     with pytest.raises(ValueError, match=r"no conductivity for tissue tag\(s\) \[11\]: .*"
                                          r"conductivity=\{tag: S_per_m\} in Python or "
-                                         r"--conductivity TAG=S_PER_M on the tmsim efield command line"):
+                                         r"--conductivity TAG=S_PER_M on the tmsim efield or tmsim "
+                                         r"target command line"):
         FieldSolver(TetMesh(head.nodes, head.tets, tags))
     np.testing.assert_array_equal(element_conductivity(tags, {11: 0.02})[tags == 11], 0.02)
 

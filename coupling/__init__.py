@@ -15,9 +15,11 @@ from .activation import (
     pulse_events,
 )
 from .calendar import Calendar
-from .config import ConfigError, load_config
+from .config import ConfigError, RunConfig, load_config
 from .course import CourseResult, run_course
 from .homeostasis import Homeostasis
+from .options import SessionOptions, child_seed
+from .prepare import PreparedRun, prepare_run
 from .patch import DEFAULT_LAYERS, CorticalPatch, Layer, PatchModel, cortical_patch
 from .protocols import (
     Protocol,
@@ -46,7 +48,7 @@ __all__ = [
     "mso_from_rmt", "pulse_events",
     "Protocol", "ctbs", "imtbs", "itbs", "one_hz", "paired_pulse", "protocol_by_name", "protocol_names",
     "read_protocol", "rtms", "sham", "single_pulse", "ten_hz_clinical", "theta_burst", "write_protocol",
-    "ConfigError", "load_config", "DEFAULT_LAYERS", "CorticalPatch", "Layer", "PatchModel", "cortical_patch",
+    "ConfigError", "RunConfig", "load_config", "SessionOptions", "child_seed", "PreparedRun", "prepare_run", "DEFAULT_LAYERS", "CorticalPatch", "Layer", "PatchModel", "cortical_patch",
     "MEP", "SessionResult", "motor_threshold", "probe_mep", "run_protocol", "run_session",
     "NeuronField", "neuron_field", "stimulus_events", "SCENARIOS", "scenario_model",
     "Calendar", "CourseResult", "Homeostasis", "run_course",

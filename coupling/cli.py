@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-SPHERE_MAX_EDGE_MM = 4.0
-TEMPLATE_MAX_EDGE_MM = 3.0
-"""Default --max-edge of the template head: efield.template.DEFAULT_MAX_EDGE_MM (not imported
-here, to keep `tmsim --help` fast)."""
+from .config import CoilConfig, HeadConfig
+
+HEAD, COIL = HeadConfig(), CoilConfig()
+"""The defaults of `tmsim efield` and `tmsim target`: those of a run configuration."""
 BUILTIN_COILS = ("fig8-70", "circular")
 """efield.coil.BUILTIN_COILS, for the help texts (not imported, for the same reason)."""
 
@@ -43,7 +43,7 @@ def _resume_hint(args) -> str:
     """What an interrupted `tmsim run` left: a checkpoint to resume from, or none."""
     from .course import CHECKPOINT
 
-    folder = Path(_config(args)["output"]["folder"] or "results/run")
+    folder = Path(_config(args).output.folder or "results/run")
     if (folder / CHECKPOINT).is_file():
         return (f"; {folder / CHECKPOINT} holds the last finished session: rerun the same command to "
                 "resume from it")
@@ -59,15 +59,16 @@ def _parser() -> argparse.ArgumentParser:
         "efield.msh (E, magnE per element; v, D per node; opens in Gmsh and SimNIBS), "
         "efield.h5 (summary and fields), efield.png and summary.json."))
     _head_options(ef)
-    ef.add_argument("--coil", default="fig8-70",
+    ef.add_argument("--coil", default=COIL.name,
                     help=f"built-in coil ({', '.join(BUILTIN_COILS)}) or a .ccd/.tcd file "
-                         "(default fig8-70: Magstim 70 mm figure-8 model)")
+                         f"(default {COIL.name}: Magstim 70 mm figure-8 model)")
     ef.add_argument("--centre", type=_xyz_or_label, metavar="X,Y,Z|LABEL",
                     help="point on or near the scalp under the coil centre, mm, or an EEG "
-                         "label such as F3 (default: the top of the sphere, 0,0,95; Cz on the "
-                         "template); on the sphere, labels take MNE's spherical 10-05 positions")
+                         f"label such as C3 (default {COIL.centre}, as coil.centre of a run); on the "
+                         "sphere, labels take MNE's spherical 10-05 positions")
     ef.add_argument("--handle", type=_xyz_or_label, metavar="X,Y,Z|LABEL",
-                    help="point the coil handle points to, mm, or an EEG label (SimNIBS pos_ydir)")
+                    help="point the coil handle points to, mm, or an EEG label (SimNIBS pos_ydir; "
+                         "default posterior, as coil.handle of a run)")
     ef.add_argument("--matsimnibs", type=Path, metavar="PATH",
                     help="4x4 coil pose (text or .npy) instead of --centre/--handle/--distance")
     _add_coil_drive_options(ef)
@@ -102,14 +103,13 @@ def _head_options(parser):
     """--head/--mesh, --max-edge and --conductivity, shared by `tmsim efield` and `tmsim target`."""
     head = parser.add_mutually_exclusive_group()
     head.add_argument("--head", choices=["sphere", "template"], default="sphere",
-                      help="built-in head model: sphere (radii 85/90/95 mm, the default) or "
+                      help="built-in head model: sphere (radii 80/85/90/95 mm, the default) or "
                            "template (five tissues from fsaverage; built on first use, then cached "
                            "in $TMSIM_CACHE_DIR or ~/.cache/tmsim)")
     head.add_argument("--mesh", type=Path, help="head mesh file (.msh, e.g. from SimNIBS charm)")
     parser.add_argument("--max-edge", type=_number(0, strict=True), metavar="MM",
-                        help="resolution of the built-in head: largest tetrahedron edge, mm "
-                             f"(default {SPHERE_MAX_EDGE_MM:g} for the sphere, "
-                             f"{TEMPLATE_MAX_EDGE_MM:g} for the template)")
+                        help=f"resolution of the built-in head: largest tetrahedron edge, mm "
+                             f"(default {HEAD.max_edge_mm:g}, as head.max_edge_mm of a run)")
     parser.add_argument("--conductivity", type=_conductivity, action="append", default=[],
                         metavar="TAG=S_PER_M",
                         help="conductivity of a tissue tag, S/m, overriding SimNIBS's default or adding "
@@ -123,7 +123,7 @@ def _target_parser(sub):
         "ascent and check it with one FEM solve. Writes best_matsimnibs.txt, score_map.csv, "
         "summary.json and score_map.png."))
     _head_options(ta)
-    ta.add_argument("--coil", default="fig8-70",
+    ta.add_argument("--coil", default=COIL.name,
                     help=f"built-in coil ({', '.join(BUILTIN_COILS)}) or a .ccd/.tcd file")
     ta.add_argument("--target", type=_xyz_or_label, required=True, metavar="X,Y,Z|LABEL",
                     help="centre of the target region, mm, or an EEG label (then the target is the "
@@ -155,8 +155,8 @@ def _target_parser(sub):
 
 def _add_coil_drive_options(parser):
     """--distance, --didt and --backend, shared by `tmsim efield` and `tmsim target`."""
-    parser.add_argument("--distance", type=_number(0), default=4.0, metavar="MM",
-                        help="coil bottom to scalp, mm (default 4)")
+    parser.add_argument("--distance", type=_number(0), default=COIL.distance_mm, metavar="MM",
+                        help=f"coil bottom to scalp, mm (default {COIL.distance_mm:g})")
     parser.add_argument("--didt", type=_number(0, strict=True), default=1e6, metavar="A_PER_S",
                         help="rate of change of the coil current, A/s (default 1e6 = 1 A/us)")
     parser.add_argument("--backend", choices=["auto", "scipy", "jax"], default="auto",
@@ -327,13 +327,12 @@ def _run_efield(args) -> int:
     return 0
 
 
-def _config(args, course: bool = True) -> dict:
+def _config(args, course: bool = True):
+    """The RunConfig of args.config, with --out as output.folder."""
     from .config import load_config
 
     config = load_config(args.config, course=course)
-    if args.out is not None:
-        config["output"]["folder"] = str(args.out)
-    return config
+    return config if args.out is None else config.with_values({"output.folder": str(args.out)}, "--out")
 
 
 def _run_session(args) -> int:
@@ -344,7 +343,7 @@ def _run_session(args) -> int:
     after = ", ".join(f"+{k} min {v:.3f}" for k, v in summary["mep_after"].items())
     print(f"{summary['protocol']} ({summary['n_pulses']} pulses) at {summary['percent_mso']:.1f} % MSO: "
           f"MEP proxy {summary['mep_before']:.3f} before, {after}; results in "
-          f"{config['output']['folder'] or 'results/session'}/")
+          f"{config.output.folder or 'results/session'}/")
     return 0
 
 
@@ -357,7 +356,7 @@ def _run_course(args) -> int:
                         for p, w in summary["mean_weights_nS"].items())
     print(f"{summary['n_sessions']} sessions of {summary['protocol']} at {summary['percent_mso']:.1f} % MSO: "
           f"MEP proxy x{summary['mep_change'].get('final', float('nan')):.2f}; mean weights (nS) {weights}; "
-          f"results in {config['output']['folder'] or 'results/run'}/")
+          f"results in {config.output.folder or 'results/run'}/")
     return 0
 
 
@@ -377,17 +376,11 @@ def _placement(args, mesh):
         path = args.matsimnibs
         matrix = np.load(path) if path.suffix == ".npy" else np.loadtxt(path, delimiter=_delimiter(path))
         return efield.Placement(matrix)
-    if args.mesh is None and args.head == "sphere" and str in (type(args.centre), type(args.handle)):
-        mesh = mesh.with_eeg_positions(efield.standard_positions(mesh, "spherical_1005"))
-    centre = _resolve(mesh, args.centre, "--centre")
-    if centre is None:
-        if args.mesh is not None:
-            raise ValueError("--centre (or --matsimnibs) is required with --mesh")
-        centre = mesh.eeg_position("Cz") if args.head == "template" else np.array([0.0, 0.0, 95.0])
-    handle = _resolve(mesh, args.handle, "--handle")
-    if handle is None and args.mesh is None and args.head == "sphere":
-        handle = centre + [0, 50, 0]
-    return efield.Placement.on_scalp(mesh, centre, handle, distance_mm=args.distance)
+    if args.centre is None and args.mesh is not None:
+        raise ValueError("--centre (or --matsimnibs) is required with --mesh")
+    centre = _resolve(mesh, COIL.centre if args.centre is None else args.centre, "--centre")
+    return efield.Placement.on_scalp(mesh, centre, _resolve(mesh, args.handle, "--handle"),
+                                     distance_mm=args.distance)
 
 
 def _resolve(mesh, value, option: str):
@@ -401,20 +394,18 @@ def _resolve(mesh, value, option: str):
 
 
 def _head(args):
-    """The head mesh and its description: a file (--mesh) or a built-in head at --max-edge."""
+    """The head mesh and its description: a file (--mesh) or a built-in head at --max-edge, built
+    as a run builds it (coupling.prepare.build_head)."""
     import efield
-
     from efield.heads import check_head_size
+
+    from .prepare import build_head
 
     if args.mesh is not None:
         return efield.read_msh(args.mesh), str(args.mesh)
-    default = TEMPLATE_MAX_EDGE_MM if args.head == "template" else SPHERE_MAX_EDGE_MM
-    max_edge = default if args.max_edge is None else args.max_edge
+    max_edge = HEAD.max_edge_mm if args.max_edge is None else args.max_edge
     check_head_size(args.head, max_edge, "--max-edge")
-    if args.head == "template":
-        mesh = efield.template_head(max_edge_mm=max_edge, progress=not args.quiet)
-    else:
-        mesh = efield.sphere_head(max_edge_mm=max_edge)
+    mesh = build_head(HeadConfig(args.head, max_edge), progress=not args.quiet)
     return mesh, f"{args.head}, max edge {max_edge:g} mm"
 
 

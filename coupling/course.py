@@ -40,9 +40,9 @@ course. Scaling is off by default: a rate measured over seconds is held over gap
 a weekend (three tau_h), without the feedback by which scaling itself brings the rate back,
 so it is only as good as long windows make it; pass homeostasis=Homeostasis() to use it.
 
-Randomness: the course start, session k and the final probe draw their seeds from
-numpy.random.SeedSequence((seed, i)) with i = 0, k + 1 and n_sessions + 1, so a session's
-result does not depend on whether the course was interrupted before it.
+Randomness: the course start, session k and the final probe take the children 0, k + 1 and
+n_sessions + 1 of the course's seed (coupling.options.child_seed, numpy's SeedSequence.spawn),
+so a session's result does not depend on whether the course was interrupted before it.
 
 Files in `folder`: checkpoint.npz after every session (the state and the records so far,
 coupling.checkpoint), course.h5 (the trajectories so far, CourseResult.save) and
@@ -57,7 +57,7 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +68,7 @@ import neurons
 from .calendar import MIN_PER_DAY, Calendar
 from .checkpoint import load_checkpoint, save_checkpoint
 from .homeostasis import Homeostasis
+from .options import SessionOptions, child_seed
 from .patch import CorticalPatch
 from .protocols import Protocol
 from .session import LEAD_MS, mean_bdnf, mean_weights, probe_mep, run_protocol, settle
@@ -151,30 +152,29 @@ class CourseResult:
 
 
 def run_course(patch: CorticalPatch, field: NeuronField, protocol: Protocol, calendar: Calendar,
-               percent_mso: float, *, folder, test_percent_mso: float | None = None, after_s: float = 10.0,
-               n_test: int = 10, dt_ms: float = 0.1, seed: int = 0, final_probe_days: float = 1.0,
-               homeostasis: Homeostasis | None = None,
-               resume: bool = True, progress: bool = True, on_session=None) -> CourseResult:
+               percent_mso: float, *, folder, options: SessionOptions = SessionOptions(),
+               test_percent_mso: float | None = None, final_probe_days: float = 1.0,
+               homeostasis: Homeostasis | None = None, resume: bool = True, progress: bool = True,
+               on_session=None) -> CourseResult:
     """Run `protocol` at percent_mso (%MSO) on every session of `calendar` (see the module
-    docstring). test_percent_mso: intensity of the MEP test pulses (%MSO; default percent_mso).
-    after_s: spontaneous activity simulated after each session's last pulse (s);
-    n_test: test pulses per MEP probe; final_probe_days: from the end of the last session to
-    the final probe; homeostasis: synaptic scaling between sessions (None: off). folder:
-    where the checkpoint, course.h5 and the last session's spikes go. resume: continue from
-    folder's checkpoint if there is one (it must have been written for the same inputs),
-    else start over. progress: a bar over sessions. on_session(index, partial CourseResult)
-    is called after each session's checkpoint."""
+    docstring). options: each session's time step, after_s (spontaneous activity simulated after
+    its last pulse, s), n_test (test pulses per MEP probe) and the course's seed (its
+    probe_minutes are not used: a course probes at each session's start and end).
+    test_percent_mso: intensity of the MEP test pulses (%MSO; default percent_mso).
+    final_probe_days: from the end of the last session to the final probe; homeostasis:
+    synaptic scaling between sessions (None: off). folder: where the checkpoint, course.h5 and
+    the last session's spikes go. resume: continue from folder's checkpoint if there is one (it
+    must have been written for the same inputs), else start over. progress: a bar over
+    sessions. on_session(index, partial CourseResult) is called after each session's checkpoint."""
     folder = Path(folder)
-    if isinstance(n_test, bool) or not isinstance(n_test, (int, np.integer)) or n_test < 1:
-        raise ValueError(f"run_course: n_test must be an integer >= 1, got {n_test!r}")
     test_percent_mso = percent_mso if test_percent_mso is None else test_percent_mso
     for name, value in (("percent_mso", percent_mso), ("test_percent_mso", test_percent_mso)):
         if not 0 <= value <= 100:
             raise ValueError(f"run_course: {name} must be in [0, 100], got {value}")
-    window, starts, final_steps = course_steps(protocol, calendar, after_s=after_s, dt_ms=dt_ms,
-                                               final_probe_days=final_probe_days)
-    run = _Run(patch, field, protocol, calendar, float(percent_mso), float(test_percent_mso), folder, after_s,
-               int(n_test), dt_ms, seed, homeostasis, window)
+    window, starts, final_steps = course_steps(protocol, calendar, after_s=options.after_s,
+                                               dt_ms=options.dt_ms, final_probe_days=final_probe_days)
+    run = _Run(patch, field, protocol, calendar, float(percent_mso), float(test_percent_mso), folder,
+               replace(options, probe_minutes=(0.0,)), homeostasis, window)
     fingerprint = run.fingerprint(final_probe_days)
     checkpoint = folder / CHECKPOINT
     course = run.resume(checkpoint, fingerprint) if resume and checkpoint.exists() else run.start()
@@ -238,12 +238,6 @@ def _steps(duration_ms: float, dt_ms: float, what: str) -> int:
     return int(k)
 
 
-def _seed(seed: int, index: int) -> int:
-    """Seed of the course's index-th stage (0 start, k + 1 session k, n + 1 final probe);
-    30 bits, so that run_protocol's seed + 3 stays a valid JAX seed."""
-    return int(np.random.SeedSequence((int(seed), index)).generate_state(1)[0]) >> 2
-
-
 def _rates_Hz(patch: CorticalPatch, spikes, start_ms: float, end_ms: float) -> np.ndarray:
     """Rate of every neuron (global order, Hz) over [start_ms, end_ms) of a run's spikes."""
     parts = []
@@ -278,10 +272,7 @@ class _Run:
     percent_mso: float
     test_percent_mso: float
     folder: Path
-    after_s: float
-    n_test: int
-    dt_ms: float
-    seed: int
+    options: SessionOptions
     homeostasis: Homeostasis | None
     window: int
 
@@ -289,18 +280,22 @@ class _Run:
     def net(self) -> neurons.Network:
         return self.patch.network
 
+    @property
+    def dt_ms(self) -> float:
+        return self.options.dt_ms
+
     def start(self) -> _Course:
         """Settle the patch, probe the MEP at the course start, measure the target rates."""
-        s = _seed(self.seed, 0)
-        state = settle(self.patch, dt_ms=self.dt_ms, seed=s)
+        seed = lambda i: child_seed(self.options.seed, 0, i)
+        state = settle(self.patch, dt_ms=self.dt_ms, seed=seed(0))
         target = None
         if self.homeostasis is not None:
-            baseline = neurons.simulate(self.net, self.after_s * 1e3, self.dt_ms, seed=s + 2, state=state,
-                                        progress=False)
+            baseline = neurons.simulate(self.net, self.options.after_s * 1e3, self.dt_ms, seed=seed(2),
+                                        state=state, progress=False)
             target = _rates_Hz(self.patch, baseline.spikes, 0.0, baseline.duration_ms)
         course = _Course(state, 0, 0, None, target, {})
-        mep = probe_mep(self.patch, self.field, state, self.test_percent_mso, n_trials=self.n_test,
-                        dt_ms=self.dt_ms, seed=s + 1).mean
+        mep = probe_mep(self.patch, self.field, state, self.test_percent_mso, n_trials=self.options.n_test,
+                        dt_ms=self.dt_ms, seed=seed(1)).mean
         self._record(course, "start", -1, 0, mep, mean_weights(self.patch, state),
                      mean_bdnf(self.patch, state))
         return course
@@ -308,11 +303,10 @@ class _Run:
     def session(self, course: _Course, k: int, start: int):
         """Rest until `start` (course steps), then session k."""
         self._rest(course, start - course.now)
-        res = run_protocol(self.patch, self.field, self.protocol, self.percent_mso,
-                           test_percent_mso=self.test_percent_mso, probe_minutes=(0.0,),
-                           after_s=self.after_s, n_test=self.n_test, dt_ms=self.dt_ms,
-                           seed=_seed(self.seed, k + 1), spikes_path=self.folder / SPIKES, progress=False,
-                           state=course.state)
+        options = replace(self.options, seed=child_seed(self.options.seed, k + 1))
+        res = run_protocol(self.patch, self.field, self.protocol, self.percent_mso, options=options,
+                           test_percent_mso=self.test_percent_mso, spikes_path=self.folder / SPIKES,
+                           progress=False, state=course.state)
         column = lambda values, when: {p: v[when] for p, v in values.items()}
         self._record(course, "before", k, start, res.mep_before.mean, column(res.mean_weights, "before"),
                      column(res.bdnf, "before"))
@@ -326,8 +320,9 @@ class _Run:
     def final(self, course: _Course, at: int):
         """Rest until `at` (course steps) and probe the MEP there."""
         self._rest(course, at - course.now)
-        mep = probe_mep(self.patch, self.field, course.state, self.test_percent_mso, n_trials=self.n_test,
-                        dt_ms=self.dt_ms, seed=_seed(self.seed, len(self.calendar) + 1)).mean
+        mep = probe_mep(self.patch, self.field, course.state, self.test_percent_mso,
+                        n_trials=self.options.n_test, dt_ms=self.dt_ms,
+                        seed=child_seed(self.options.seed, len(self.calendar) + 1)).mean
         self._record(course, "final", len(self.calendar), at, mep, mean_weights(self.patch, course.state),
                      mean_bdnf(self.patch, course.state))
 
@@ -371,8 +366,8 @@ class _Run:
         parts = dict(
             protocol=(proto.name, proto.sham, proto.duration_us, proto.pulse_times_us, proto.intensities),
             calendar=self.calendar.start_min, percent_mso=(self.percent_mso, self.test_percent_mso),
-            seed=self.seed,
-            session=(self.after_s, self.n_test, self.dt_ms, final_probe_days),
+            seed=self.options.seed,
+            session=(self.options.after_s, self.options.n_test, self.dt_ms, final_probe_days),
             homeostasis=repr(self.homeostasis),
             network=network, field=([self.field.E[p] for p in patch.populations], self.field.didt_A_per_s),
             patch=([patch.thresholds_V_per_m[p] for p in patch.populations], repr(patch.cell_classes),

@@ -12,68 +12,10 @@ import os
 import tomllib
 from pathlib import Path
 
-import numpy as np
+from .config import ConfigError, RunConfig
+from .prepare import check_inputs, prepare_run
 
-SESSION_SPHERE_RADII_MM = (80.0, 85.0, 90.0, 95.0)
-"""Sphere head of the coupling stage: grey matter (r < 80 mm), CSF, bone, scalp; it carries
-MNE's spherical 10-05 positions (radius 95 mm, +y anterior), so labels such as F3 work."""
 CONFIG = "config.toml"
-
-
-def build_head(config: dict):
-    """The head mesh of config["head"]."""
-    import efield
-
-    model, edge = config["head"]["model"], config["head"]["max_edge_mm"]
-    if model == "sphere":
-        head = efield.sphere_head(radii_mm=SESSION_SPHERE_RADII_MM, max_edge_mm=edge)
-        return head.with_eeg_positions(efield.standard_positions(head, "spherical_1005"))
-    if model == "template":
-        return efield.template_head(max_edge_mm=edge)
-    path = _head_path(config)
-    return efield.load_subject(path) if path.is_dir() else efield.read_msh(path)
-
-
-def _head_path(config: dict) -> Path:
-    """The head file or m2m folder of config["head"]["model"]; ConfigError if there is none."""
-    from .config import ConfigError
-
-    model = config["head"]["model"]
-    path = Path(model)
-    if not (path.is_dir() or (path.suffix == ".msh" and path.is_file())):
-        raise ConfigError(f"head.model = {model!r}: expected \"sphere\", \"template\", an existing .msh file "
-                          "or m2m folder")
-    return path
-
-
-def build_coil(config: dict):
-    """The efield.Coil of config["coil"]["name"] (with its maximum dI/dt); ConfigError naming
-    coil.name if it is unknown, unreadable or has no maximum dI/dt."""
-    from efield.coil import load_coil
-
-    from .config import ConfigError
-
-    spec = config["coil"]["name"]
-    try:
-        coil = load_coil(spec)
-    except (ValueError, OSError) as err:
-        raise ConfigError(f"coil.name = {spec!r}: {err}") from None
-    if coil.didt_max is None:
-        raise ConfigError(f"coil.name = {spec!r}: the coil has no maximum dI/dt: intensities need one")
-    return coil
-
-
-def _point(value):
-    return value if isinstance(value, str) else np.asarray(value, np.float64)
-
-
-def build_placement(config: dict, mesh):
-    import efield
-
-    coil = config["coil"]
-    handle = coil["handle"] or None
-    return efield.Placement.on_scalp(mesh, _point(coil["centre"]), None if handle is None else _point(handle),
-                                     distance_mm=coil["distance_mm"])
 
 
 class _Stages:
@@ -96,30 +38,23 @@ class _Stages:
         self.bar.close()
 
 
-def _prepare(config: dict, default: str, course: bool):
-    """Check `config` before any work (check_config, coil, head file, results folder; for a
-    course, that the folder's checkpoint was written for this configuration), then remove the
-    folder's stale temporaries: (results folder, Protocol, Coil)."""
-    from .config import check_config, protocol
+def _prepare(config: RunConfig, default: str, course: bool) -> Path:
+    """Check `config` before any work (check_inputs: its keys, coil, head file; the results
+    folder; for a course, that the folder's checkpoint was written for this configuration), then
+    remove the folder's stale temporaries; the results folder."""
+    from tmsim_io import remove_stale_temporaries
 
-    check_config(config, course=course)
-    out = Path(config["output"]["folder"] or default)
+    check_inputs(config, course=course)
+    out = Path(config.output.folder or default)
     _check_folder(out)
     if course:
         _check_resume(out, config)
-    coil = build_coil(config)
-    if config["head"]["model"] not in ("sphere", "template"):
-        _head_path(config)
-    from tmsim_io import remove_stale_temporaries
-
     remove_stale_temporaries(out)
-    return out, protocol(config), coil
+    return out
 
 
 def _check_folder(out: Path):
     """ConfigError naming output.folder if `out` is not a folder that can be made or written."""
-    from .config import ConfigError
-
     base = next(p for p in (out, *out.absolute().parents) if p.exists())
     if not base.is_dir() or not os.access(base, os.W_OK | os.X_OK):
         raise ConfigError(f"output.folder = {str(out)!r}: {base} is not a folder this process can write in")
@@ -129,7 +64,6 @@ def _check_resume(out: Path, config: dict):
     """ConfigError if `out` holds a course checkpoint of another configuration (its config.toml
     differs, [output] aside) or one without config.toml; ValueError if the checkpoint cannot be
     read. The folder is left as it is."""
-    from .config import ConfigError, dump_config
     from .course import CHECKPOINT, check_resumable
 
     if not (out / CHECKPOINT).exists():
@@ -140,7 +74,7 @@ def _check_resume(out: Path, config: dict):
     except (OSError, tomllib.TOMLDecodeError) as err:
         raise ConfigError(f"{out} holds a course checkpoint but no readable {CONFIG} ({err}): it cannot be "
                           f"told which run it continues; {afresh}") from None
-    wanted = tomllib.loads(dump_config(config))
+    wanted = tomllib.loads(config.to_toml())
     differ = sorted(f"{table}.{key}" for table in wanted.keys() - {"output"}
                     for key in wanted[table].keys() | saved.get(table, {}).keys()
                     if wanted[table].get(key) != saved.get(table, {}).get(key))
@@ -150,75 +84,39 @@ def _check_resume(out: Path, config: dict):
     check_resumable(out)
 
 
-def _setup(config: dict, coil, stage):
-    """Head, placement, patch, FEM solve, field at the neurons and the intensity:
-    (mesh, fem result, patch, field, percent_mso, test_percent_mso, rmt_percent_mso or None)."""
-    import efield
-
-    from .config import intensity
-    from .patch import cortical_patch
-    from .scenario import scenario_model
-    from .session import motor_threshold
-    from .stimulus import neuron_field
-
-    levels = (intensity(config), intensity(config, "test_intensity"))
-    stage("head")
-    mesh = build_head(config)
-    placement = build_placement(config, mesh)
-    stage("patch")
-    patch_cfg, session = config["patch"], config["session"]
-    patch = cortical_patch(mesh, _point(config["coil"]["centre"]), radius_mm=patch_cfg["radius_mm"],
-                           n_neurons=patch_cfg["n_neurons"], seed=patch_cfg["seed"],
-                           model=scenario_model(patch_cfg["scenario"]))
-    stage("E-field")
-    fem = efield.simulate(mesh, coil, placement, didt=coil.didt_max)
-    field = neuron_field(mesh, fem, patch, coil.didt_max)
-    stage("motor threshold")
-    rmt = None
-    if any(unit == "rmt" for _, unit in levels):
-        rmt = motor_threshold(patch, field, dt_ms=session["dt_ms"], seed=session["seed"])
-    percent = [value if unit == "mso" else min(100.0, value / 100.0 * rmt) for value, unit in levels]
-    return mesh, fem, patch, field, *percent, rmt
-
-
-def _write_config(out: Path, config: dict):
+def _write_config(out: Path, config: RunConfig):
     """Make the results folder and write config.toml (the configuration it runs) into it."""
     from tmsim_io import atomic_output
 
-    from .config import dump_config
-
     with atomic_output(out / CONFIG) as tmp:
-        tmp.write_text(dump_config(config))
+        tmp.write_text(config.to_toml())
 
 
-def run_session_config(config: dict, progress: bool = True):
-    """Run the session of `config` (coupling.config.load_config) and write its folder:
-    config.toml (the configuration it ran), efield.msh, spikes.h5 (SONATA), weights.h5
-    (weight and BDNF snapshots), summary.json, session.png. Returns the SessionResult."""
+def run_session_config(config: RunConfig, progress: bool = True):
+    """Run the session of `config` (coupling.load_config) and write its folder: config.toml (the
+    configuration it ran), efield.msh, spikes.h5 (SONATA), weights.h5 (weight and BDNF
+    snapshots), summary.json, session.png. Returns the SessionResult."""
     from .plot import plot_session
     from .session import run_protocol
 
-    out, protocol, coil = _prepare(config, "results/session", course=False)
-    session = config["session"]
+    out = _prepare(config, "results/session", course=False)
     stage = _Stages(["head", "patch", "E-field", "motor threshold", "session", "write"], "tmsim session",
                     progress)
-    mesh, fem, patch, field, percent_mso, test_mso, rmt = _setup(config, coil, stage)
+    run = prepare_run(config, stage=stage)
     _write_config(out, config)
     stage("session")
-    result = run_protocol(patch, field, protocol, percent_mso, test_percent_mso=test_mso,
-                          probe_minutes=session["probe_minutes"],
-                          after_s=session["after_s"], n_test=session["n_test"], dt_ms=session["dt_ms"],
-                          seed=session["seed"], rmt_percent_mso=rmt, snapshots_path=out / "weights.h5",
-                          progress=progress)
+    result = run_protocol(run.patch, run.field, run.protocol, run.percent_mso, options=config.session,
+                          test_percent_mso=run.test_percent_mso, rmt_percent_mso=run.rmt_percent_mso,
+                          snapshots_path=out / "weights.h5", progress=progress)
     stage("write")
-    fem.save(out / "efield.msh")
+    run.fem.save(out / "efield.msh")
     result.save(out)
-    plot_session(result, patch, out / "session.png")
+    plot_session(result, run.patch, out / "session.png")
     stage.close()
     return result
 
 
-def run_course_config(config: dict, progress: bool = True):
+def run_course_config(config: RunConfig, progress: bool = True):
     """Run the course of `config` and write its folder: config.toml, efield.msh and efield.png
     (|E| on a slice and on the cortex), course.h5 (MEP proxy, mean weights and BDNF per
     session), last_session_spikes.h5 (SONATA), checkpoint.npz (resumable), summary.json,
@@ -232,25 +130,22 @@ def run_course_config(config: dict, progress: bool = True):
     from .homeostasis import Homeostasis
     from .plot import plot_course, plot_raster
 
-    out, protocol, coil = _prepare(config, "results/run", course=True)
-    session, course = config["session"], config["course"]
-    days = calendar(config)
+    out = _prepare(config, "results/run", course=True)
     stage = _Stages(["head", "patch", "E-field", "motor threshold", "course", "write"], "tmsim run", progress)
-    mesh, fem, patch, field, percent_mso, test_mso, rmt = _setup(config, coil, stage)
+    run = prepare_run(config, stage=stage)
     _write_config(out, config)
     stage("course")
-    result = run_course(patch, field, protocol, days, percent_mso, test_percent_mso=test_mso, folder=out,
-                        after_s=session["after_s"],
-                        n_test=session["n_test"], dt_ms=session["dt_ms"], seed=session["seed"],
-                        final_probe_days=course["final_probe_days"],
-                        homeostasis=Homeostasis() if course["homeostasis"] else None, progress=progress)
+    result = run_course(run.patch, run.field, run.protocol, calendar(config), run.percent_mso, folder=out,
+                        options=config.session, test_percent_mso=run.test_percent_mso,
+                        final_probe_days=config.course.final_probe_days,
+                        homeostasis=Homeostasis() if config.course.homeostasis else None, progress=progress)
     stage("write")
-    fem.save(out / "efield.msh")
-    plot_result(fem, out / "efield.png", tissue=2)
-    summary = dict(result.summary(), rmt_percent_mso=rmt, scenario=config["patch"]["scenario"],
-                   field_at_neurons=field.summary(patch))
+    run.fem.save(out / "efield.msh")
+    plot_result(run.fem, out / "efield.png", tissue=2)
+    summary = dict(result.summary(), rmt_percent_mso=run.rmt_percent_mso, scenario=config.patch.scenario,
+                   field_at_neurons=run.field.summary(run.patch))
     write_json(out / "summary.json", summary, default=float)
     plot_course(result, out / "course.png")
-    plot_raster(neurons.read_sonata_spikes(out / SPIKES), patch, protocol, out / "raster.png")
+    plot_raster(neurons.read_sonata_spikes(out / SPIKES), run.patch, run.protocol, out / "raster.png")
     stage.close()
     return result

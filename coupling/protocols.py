@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import json
 import math
-import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+
+from .schema import Number, Table, read_toml
 
 US_PER_MS = 1000
 US_PER_S = 1_000_000
@@ -354,62 +355,27 @@ def protocol_by_name(name: str) -> Protocol:
 _TOP_KEYS = {"name", "sham", "duration_ms", "pulse_times_ms", "intensities", "train"}
 _TRAIN_KEYS = {"start_ms", "frequency_Hz", "pulses", "burst_pulses", "burst_frequency_Hz", "repeat",
                "every_s", "intensity"}
+_COUNT = Number(1, MAX_PULSES, integer=True)
+_FREQUENCY = Number(0, MAX_FREQUENCY_HZ, open_low=True)
 
 
-class _Keys:
-    """Typed access to a TOML table with errors that name the file and the key."""
-
-    def __init__(self, path, table: dict, prefix: str, allowed: set):
-        self.path, self.table, self.prefix = path, table, prefix
-        unknown = sorted(set(table) - allowed)
-        if unknown:
-            self.fail(unknown[0], f"unknown key (allowed: {', '.join(sorted(allowed))})")
-
-    def fail(self, key: str, message: str):
-        raise ValueError(f"{self.path}: key '{self.prefix}{key}': {message}")
-
-    def number(self, key: str, default=None, *, positive=False, minimum=None, maximum=math.inf) -> float:
-        value = self.table.get(key, default)
-        if value is None:
-            self.fail(key, "missing")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            self.fail(key, f"must be a number, got {value!r}")
-        if (positive and value <= 0) or (minimum is not None and value < minimum) or value > maximum:
-            low = "(0" if positive else f"[{minimum:g}"
-            self.fail(key, f"must be in {low}, {maximum:g}], got {value!r}")
-        return float(value)
-
-    def integer(self, key: str, default=None) -> int:
-        value = self.table.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PULSES:
-            self.fail(key, f"must be an integer in [1, {MAX_PULSES}] (MAX_PULSES), got {value!r}")
-        return value
-
-    def check(self, key: str, call):
-        """call(), with a ValueError it raises reported against key."""
-        try:
-            return call()
-        except ValueError as err:
-            self.fail(key, str(err))
-
-
-def _train_times(keys: _Keys) -> tuple[np.ndarray, float, int]:
+def _train_times(keys: Table) -> tuple[np.ndarray, float, int]:
     """Pulse times (us), intensity and end (us) of one [[train]] table."""
-    start_ms = keys.number("start_ms", 0.0, minimum=0, maximum=MAX_DURATION_S * 1e3)
+    start_ms = float(keys.get("start_ms", 0.0, Number(0, MAX_DURATION_S * 1e3)))
     start = int(keys.check("start_ms", lambda: to_us(start_ms, "start_ms")))
-    pulses = keys.integer("pulses")
-    freq = keys.number("frequency_Hz", positive=True, maximum=MAX_FREQUENCY_HZ)
-    per_burst = keys.integer("burst_pulses", 1)
+    pulses = keys.get("pulses", None, _COUNT)
+    freq = float(keys.get("frequency_Hz", None, _FREQUENCY))
+    per_burst = keys.get("burst_pulses", 1, _COUNT)
     burst_freq = None
     if per_burst > 1:
-        burst_freq = keys.number("burst_frequency_Hz", positive=True, maximum=MAX_FREQUENCY_HZ)
+        burst_freq = float(keys.get("burst_frequency_Hz", None, _FREQUENCY))
     elif "burst_frequency_Hz" in keys.table:
         keys.fail("burst_frequency_Hz", "needs burst_pulses > 1")
-    repeat = keys.integer("repeat", 1)
+    repeat = keys.get("repeat", 1, _COUNT)
     length = int(round(pulses * US_PER_S / freq))
     every = length
     if repeat > 1:
-        every_s = keys.number("every_s", positive=True, maximum=MAX_DURATION_S)
+        every_s = float(keys.get("every_s", None, Number(0, MAX_DURATION_S, open_low=True)))
         every = int(keys.check("every_s", lambda: to_us(every_s * 1000, "every_s")))
         if every < length:
             keys.fail("every_s", f"trains of {length / US_PER_S:g} s overlap when repeated every "
@@ -424,7 +390,7 @@ def _train_times(keys: _Keys) -> tuple[np.ndarray, float, int]:
     train = (_grid_us(pulses, freq, "frequency_Hz")[:, None] + burst[None, :]).ravel()
     onsets = start + np.arange(repeat, dtype=np.int64) * every
     times = (onsets[:, None] + train[None, :]).ravel()
-    return times, keys.number("intensity", 1.0, minimum=0), int(onsets[-1] + length)
+    return times, float(keys.get("intensity", 1.0, Number(0, math.inf))), int(onsets[-1] + length)
 
 
 def read_protocol(path) -> Protocol:
@@ -452,13 +418,8 @@ def read_protocol(path) -> Protocol:
     Frequencies are at most MAX_FREQUENCY_HZ, pulse counts at most MAX_PULSES and times at most
     MAX_DURATION_S. Errors name the file and the key."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as err:
-        raise ValueError(f"{path}: not valid TOML: {err}") from None
-    except UnicodeDecodeError as err:
-        raise ValueError(f"{path}: not a UTF-8 text file: {err}") from None
-    top = _Keys(path, data, "", _TOP_KEYS)
+    data = read_toml(path)
+    top = Table(path, data, "", _TOP_KEYS)
     name = data.get("name", path.stem)
     if not isinstance(name, str) or not name:
         top.fail("name", f"must be a non-empty string, got {name!r}")
@@ -474,7 +435,7 @@ def read_protocol(path) -> Protocol:
         tables = data["train"]
         if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
             top.fail("train", "must be one or more [[train]] tables")
-        parts = [_train_times(_Keys(path, t, f"train[{i}].", _TRAIN_KEYS)) for i, t in enumerate(tables)]
+        parts = [_train_times(Table(path, t, f"train[{i}].", _TRAIN_KEYS)) for i, t in enumerate(tables)]
         top.check("train", lambda: _check_size(sum(p[0].size for p in parts), 0, "all trains"))
         times = np.concatenate([p[0] for p in parts])
         levels = np.concatenate([np.full(p[0].size, p[1]) for p in parts])
@@ -501,7 +462,7 @@ def read_protocol(path) -> Protocol:
             top.fail("intensities", f"must be {len(raw)} numbers >= 0, one per pulse")
         end = int(times[-1])
     if "duration_ms" in data:
-        duration_ms = top.number("duration_ms", minimum=0, maximum=MAX_DURATION_S * 1e3)
+        duration_ms = float(top.get("duration_ms", None, Number(0, MAX_DURATION_S * 1e3)))
         end = int(top.check("duration_ms", lambda: to_us(duration_ms, "duration_ms")))
         if end < times[-1]:
             top.fail("duration_ms", f"is before the last pulse at {float(times[-1] / US_PER_MS)!r} ms")

@@ -24,6 +24,7 @@ import numpy as np
 
 import neurons
 
+from .options import SessionOptions, child_seed
 from .patch import CorticalPatch
 from .protocols import Protocol
 from .stimulus import NeuronField, neuron_field, stimulus_events
@@ -35,9 +36,6 @@ TEST_INTERVAL_MS = 500.0
 SETTLE_MS = 500.0
 LEAD_MS = 10.0
 """Time from the start of a session's run to its first pulse, ms."""
-SEEDS = 2 ** 32
-"""Seeds are integers in [0, SEEDS); a session's probes and its run take seed + 1 and seed + 2,
-modulo SEEDS."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,33 +145,32 @@ class SessionResult:
 
 
 def run_protocol(patch: CorticalPatch, field: NeuronField, protocol: Protocol, percent_mso: float, *,
-                 probe_minutes=(0.0, 30.0, 60.0), after_s: float = 10.0, n_test: int = 10, dt_ms: float = 0.1,
-                 seed: int = 0, rmt_percent_mso: float | None = None, test_percent_mso: float | None = None,
-                 spikes_path=None, snapshots_path=None, progress: bool = True, state=None) -> SessionResult:
-    """Deliver `protocol` at percent_mso to the patch (see the module docstring). probe_minutes:
-    times after the end of stimulation (>= after_s / 60) at which the MEP proxy (n_test pulses at
-    test_percent_mso, default the protocol's intensity; a test intensity above the motor
-    threshold, as in the human studies, gives a measurable baseline) and the mean weights are
-    measured; a probe
-    earlier than after_s is taken at after_s. state: the NetworkState to start from (e.g. the
-    end of a previous session; default: the patch settled with `seed`). The run lasts
-    LEAD_MS + the protocol's duration + after_s; its spikes count from its start."""
-    probe_minutes = tuple(sorted(float(m) for m in probe_minutes))
-    if not all(np.isfinite(m) and m >= 0 for m in probe_minutes):
-        raise ValueError(f"run_protocol: probe_minutes must be finite and >= 0, got {probe_minutes}")
-    if not (np.isfinite(after_s) and after_s >= 0):
-        raise ValueError(f"run_protocol: after_s must be finite and >= 0 (s), got {after_s}")
+                 options: SessionOptions = SessionOptions(), test_percent_mso: float | None = None,
+                 rmt_percent_mso: float | None = None, spikes_path=None, snapshots_path=None,
+                 progress: bool = True, state=None) -> SessionResult:
+    """Deliver `protocol` at percent_mso to the patch (see the module docstring). options: the
+    time step, the run after the last pulse (after_s), the probes (probe_minutes after the end
+    of stimulation, >= after_s / 60; n_test pulses at test_percent_mso, default the protocol's
+    intensity: a test intensity above the motor threshold, as in the human studies, gives a
+    measurable baseline) and the seed; a probe earlier than after_s is taken at after_s. The
+    probes and the run take the seed's children 0 and 1 (child_seed). state: the NetworkState
+    to start from (e.g. the end of a previous session; default: the patch settled with the
+    seed). The run lasts LEAD_MS + the protocol's duration + after_s; its spikes count from
+    its start."""
+    probe_minutes, after_s, n_test, dt_ms, seed = (options.probe_minutes, options.after_s, options.n_test,
+                                                   options.dt_ms, options.seed)
+    probe_seed, run_seed = child_seed(seed, 0), child_seed(seed, 1)
     test_pct = percent_mso if test_percent_mso is None else test_percent_mso
     if state is None:
         state = settle(patch, dt_ms=dt_ms, seed=seed)
     baseline = state
-    before = probe_mep(patch, field, state, test_pct, n_trials=n_test, dt_ms=dt_ms, seed=(seed + 1) % SEEDS)
+    before = probe_mep(patch, field, state, test_pct, n_trials=n_test, dt_ms=dt_ms, seed=probe_seed)
     weights = {"before": mean_weights(patch, state)}
     bdnf = {"before": mean_bdnf(patch, state)}
     events = stimulus_events(patch, field, protocol.times_ms + LEAD_MS, protocol.field_scale, percent_mso,
                              dt_ms=dt_ms)
     run_ms = LEAD_MS + protocol.duration_ms + after_s * 1e3
-    res = neurons.simulate(patch.network, run_ms, dt_ms, seed=(seed + 2) % SEEDS, state=state,
+    res = neurons.simulate(patch.network, run_ms, dt_ms, seed=run_seed, state=state,
                            forced_spikes=events, spikes_path=spikes_path, snapshots_path=snapshots_path,
                            progress=progress)
     state = res.final_state
@@ -186,7 +183,7 @@ def run_protocol(patch: CorticalPatch, field: NeuronField, protocol: Protocol, p
             state = neurons.rest(patch.network, state, round(wait_ms / dt_ms) * dt_ms, dt_ms)
             elapsed_ms += wait_ms
         after[minutes] = probe_mep(patch, field, at_rest(state, baseline), test_pct, n_trials=n_test,
-                                   dt_ms=dt_ms, seed=(seed + 1) % SEEDS)
+                                   dt_ms=dt_ms, seed=probe_seed)
         weights[str(minutes)] = mean_weights(patch, state)
         bdnf[str(minutes)] = mean_bdnf(patch, state)
     return SessionResult(protocol, float(percent_mso), rmt_percent_mso, before, after,
@@ -231,13 +228,13 @@ def _by_projection(by_time: dict) -> dict:
     return out
 
 
-
 def run_session(head, coil, placement, patch: CorticalPatch, protocol: Protocol, *,
                 percent_mso: float | None = None, percent_rmt: float | None = None,
-                **options) -> SessionResult:
+                options: SessionOptions = SessionOptions(), **keywords) -> SessionResult:
     """Compute the coil's field at the patch (efield.simulate at the coil's maximum dI/dt),
-    find the resting motor threshold if the intensity is given as percent_rmt, and run the
-    protocol (run_protocol; options go there). Give exactly one of percent_mso, percent_rmt."""
+    find the resting motor threshold (with the options' time step and seed) if the intensity is
+    given as percent_rmt, and run the protocol (run_protocol with `options`; keywords go there
+    too). Give exactly one of percent_mso, percent_rmt."""
     import efield
 
     from .activation import mso_from_rmt
@@ -250,7 +247,6 @@ def run_session(head, coil, placement, patch: CorticalPatch, protocol: Protocol,
     field = neuron_field(head, res, patch, coil.didt_max)
     rmt = None
     if percent_rmt is not None:
-        dt_ms, seed = options.get("dt_ms", 0.1), options.get("seed", 0)
-        rmt = motor_threshold(patch, field, dt_ms=dt_ms, seed=seed)
+        rmt = motor_threshold(patch, field, dt_ms=options.dt_ms, seed=options.seed)
         percent_mso = mso_from_rmt(percent_rmt, rmt)
-    return run_protocol(patch, field, protocol, percent_mso, rmt_percent_mso=rmt, **options)
+    return run_protocol(patch, field, protocol, percent_mso, options=options, rmt_percent_mso=rmt, **keywords)

@@ -34,7 +34,7 @@ folder = "{tmp_path / 'out'}"
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == ["config.toml", "efield.msh", "session.png", "spikes.h5",
                                                      "summary.json", "weights.h5"]
-    assert load_config(out / "config.toml") == load_config(config) | {"output": {"folder": str(out)}}
+    assert load_config(out / "config.toml") == load_config(config).with_values({"output.folder": str(out)})
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_pulses"] == 5 and summary["percent_mso"] == 70.0
     assert set(summary["mep_after"]) == {"0.0", "5.0"}

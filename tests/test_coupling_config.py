@@ -2,26 +2,32 @@
 
 from pathlib import Path
 
+import dataclasses
+
+import numpy as np
 import pytest
 
-from coupling.config import SCHEMA, ConfigError, intensity, load_config
+from coupling import SessionOptions, child_seed
+from coupling.config import SCHEMA, ConfigError, RunConfig, intensity, load_config
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_defaults_without_a_file():
     config = load_config(None)
-    assert set(config) == set(SCHEMA)
+    assert config == RunConfig()
+    assert set(config.to_dict()) == set(SCHEMA)
     assert intensity(config) == (80.0, "rmt")
+    assert config.session == SessionOptions()
 
 
 def test_values_from_a_file_override_the_defaults(tmp_path):
     path = tmp_path / "run.toml"
     path.write_text('[coil]\ncentre = "F3"\n[protocol]\nname = "ctbs"\nintensity = "55 %MSO"\n')
     config = load_config(path)
-    assert config["coil"]["centre"] == "F3" and config["protocol"]["name"] == "ctbs"
+    assert config.coil.centre == "F3" and config.protocol.name == "ctbs"
     assert intensity(config) == (55.0, "mso")
-    assert config["patch"]["n_neurons"] == SCHEMA["patch"]["n_neurons"].default
+    assert config.patch.n_neurons == SCHEMA["patch"]["n_neurons"].default
 
 
 @pytest.mark.parametrize("text, message", [
@@ -57,3 +63,41 @@ def test_readme_holds_the_reference_table_as_generated():
     from coupling.config import reference_table
 
     assert reference_table().strip() in README.read_text()
+
+
+def test_configuration_is_frozen_and_with_values_checks_each_key():
+    config = RunConfig()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.patch.n_neurons = 10
+    changed = config.with_values({"patch.seed": 7, "session.probe_minutes": [30, 0]})
+    assert changed.patch.seed == 7 and changed.session.probe_minutes == (0.0, 30.0)
+    assert config.patch.seed == 0
+    for values, message in (({"patch.sed": 1}, r"unknown key patch\.sed"),
+                            ({"patches.seed": 1}, r"unknown table \[patches\]"),
+                            ({"session.dt_ms": 0.3}, r"session\.dt_ms: expected one of"),
+                            ({"patch.n_neurons": 10}, r"patch\.n_neurons: must lie in \[20, 100000\]")):
+        with pytest.raises(ConfigError, match=f"sweep.toml: {message}"):
+            config.with_values(values, "sweep.toml")
+
+
+def test_toml_text_reads_back_equal(tmp_path):
+    config = RunConfig().with_values({"coil.centre": [10.0, -20.5, 90.0], "protocol.name": "sham-ctbs",
+                                      "course.homeostasis": True, "output.folder": 'a "b"\\c'})
+    path = tmp_path / "config.toml"
+    path.write_text(config.to_toml())
+    assert load_config(path) == config
+
+
+def test_session_options_name_the_bad_field():
+    with pytest.raises(ValueError, match=r"SessionOptions\.after_s: must be > 0"):
+        SessionOptions(after_s=0.0)
+    with pytest.raises(ValueError, match=r"SessionOptions\.seed: must lie in"):
+        SessionOptions(seed=2 ** 32)
+
+
+def test_child_seeds_are_those_of_seed_sequence_spawn():
+    children = np.random.SeedSequence(12345).spawn(3)
+    assert [child_seed(12345, k) for k in range(3)] == [int(c.generate_state(1)[0]) for c in children]
+    grandchild = children[1].spawn(2)[1]
+    assert child_seed(12345, 1, 1) == int(grandchild.generate_state(1)[0])
+    assert len({child_seed(s, k) for s in range(20) for k in range(20)}) == 400

@@ -9,6 +9,7 @@ import neurons
 from efield.placement import transform_elements
 from coupling import itbs, rtms, sham
 from coupling.patch import PatchModel, cortical_patch
+from coupling.options import SessionOptions, child_seed
 from coupling.session import probe_mep, run_protocol, settle
 from coupling.stimulus import neuron_field, stimulus_events
 
@@ -93,12 +94,12 @@ def test_pulses_land_on_their_steps_with_d_and_i_waves(setup):
 def test_sham_leaves_the_network_exactly_as_without_stimulation(setup):
     _, _, _, _, patch, field = setup
     protocol = sham(itbs(n_pulses=30))
-    res = run_protocol(patch, field, protocol, 80.0, probe_minutes=(), after_s=0.5, n_test=2, progress=False,
-                       seed=4)
+    options = SessionOptions(probe_minutes=(), after_s=0.5, n_test=2, seed=4)
+    res = run_protocol(patch, field, protocol, 80.0, options=options, progress=False)
     state = settle(patch, seed=4)
-    probe_mep(patch, field, state, 80.0, n_trials=2, seed=5)   # probing does not change `state`
-    plain = neurons.simulate(patch.network, 10.0 + protocol.duration_ms + 500.0, 0.1, seed=6, state=state,
-                             progress=False)
+    probe_mep(patch, field, state, 80.0, n_trials=2, seed=child_seed(4, 0))   # probing leaves `state` as it is
+    plain = neurons.simulate(patch.network, 10.0 + protocol.duration_ms + 500.0, 0.1, seed=child_seed(4, 1),
+                             state=state, progress=False)
     for name in patch.populations:
         np.testing.assert_array_equal(res.spikes[name].times_ms, plain.spikes[name].times_ms)
     for a, b in zip(res.final_state.weights, plain.final_state.weights):
@@ -114,8 +115,8 @@ def test_itbs_with_saturating_bdnf_potentiates_and_without_bdnf_changes_nothing(
         patch = cortical_patch(head, TOP, radius_mm=8.0, n_neurons=150, seed=1,
                                model=PatchModel(plasticity=rule))
         field = neuron_field(head, E, patch, coil.didt_max)
-        results[label] = run_protocol(patch, field, itbs(n_pulses=60), 70.0, probe_minutes=(1.0,),
-                                      after_s=2.0, n_test=2, progress=False)
+        results[label] = run_protocol(patch, field, itbs(n_pulses=60), 70.0, progress=False,
+                                      options=SessionOptions(probe_minutes=(1.0,), after_s=2.0, n_test=2))
     for name, w in results["none"].mean_weights.items():
         assert w["before"] == w["1.0"]
     changed = [w["1.0"] - w["before"] for w in results["bdnf"].mean_weights.values()]
@@ -147,11 +148,11 @@ def test_neuron_field_scales_a_result_computed_at_another_didt(setup):
 
 
 def test_a_session_takes_the_largest_seed(setup):
-    """The probes and the run take seed + 1 and seed + 2 modulo 2**32, so every seed the
+    """The probes and the run take the seed's children (SeedSequence.spawn), so every seed the
     configuration allows is valid."""
     from coupling import single_pulse
 
     _, _, _, _, patch, field = setup
-    res = run_protocol(patch, field, single_pulse(), 50.0, probe_minutes=(), after_s=0.05, n_test=1,
-                       seed=2 ** 32 - 1, progress=False)
+    options = SessionOptions(probe_minutes=(), after_s=0.05, n_test=1, seed=2 ** 32 - 1)
+    res = run_protocol(patch, field, single_pulse(), 50.0, options=options, progress=False)
     assert res.mep_after == {} and len(res.mep_before.responses) == 1

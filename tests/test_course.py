@@ -10,7 +10,7 @@ from scipy.integrate import solve_ivp
 
 import efield
 import neurons
-from coupling import Calendar, Homeostasis, rtms, run_course, sham, ten_hz_clinical
+from coupling import Calendar, Homeostasis, SessionOptions, rtms, run_course, sham, ten_hz_clinical
 from coupling.checkpoint import load_checkpoint
 from coupling.course import CHECKPOINT, TRAJECTORIES
 from coupling.patch import cortical_patch
@@ -20,7 +20,8 @@ TOP = np.array([0.0, 0.0, 95.0])
 DAY = 1440.0
 PROTOCOL = rtms(20.0, 5)
 CALENDAR = Calendar([0.0, 50.0])
-COURSE = dict(after_s=0.3, n_test=1, final_probe_days=0.5, homeostasis=Homeostasis(), progress=False)
+OPTIONS = SessionOptions(after_s=0.3, n_test=1, seed=3)
+COURSE = dict(final_probe_days=0.5, homeostasis=Homeostasis(), progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def setup():
 def uninterrupted(setup, tmp_path_factory):
     _, _, patch, field = setup
     folder = tmp_path_factory.mktemp("whole")
-    return folder, run_course(patch, field, PROTOCOL, CALENDAR, 80.0, folder=folder, seed=3, **COURSE)
+    return folder, run_course(patch, field, PROTOCOL, CALENDAR, 80.0, folder=folder, options=OPTIONS, **COURSE)
 
 
 def test_clinical_calendar_has_one_session_on_each_weekday_and_none_at_weekends():
@@ -142,11 +143,11 @@ def test_interrupted_course_resumes_to_exactly_the_uninterrupted_one(setup, unin
         raise Stop(index)
 
     with pytest.raises(Stop):
-        run_course(patch, field, PROTOCOL, CALENDAR, 80.0, folder=tmp_path, seed=3, on_session=stop, **COURSE)
+        run_course(patch, field, PROTOCOL, CALENDAR, 80.0, folder=tmp_path, options=OPTIONS, on_session=stop, **COURSE)
     with h5py.File(tmp_path / TRAJECTORIES) as f:
         assert not f.attrs["complete"] and list(f["session"][:]) == [-1, 0, 0]
     done = []
-    resumed = run_course(patch, field, PROTOCOL, CALENDAR, 80.0, folder=tmp_path, seed=3,
+    resumed = run_course(patch, field, PROTOCOL, CALENDAR, 80.0, folder=tmp_path, options=OPTIONS,
                          on_session=lambda index, partial: done.append(index), **COURSE)
     assert done == [1]                                        # session 0 came from the checkpoint
     leaves = jax.tree_util.tree_leaves
@@ -169,10 +170,10 @@ def test_interrupted_course_resumes_to_exactly_the_uninterrupted_one(setup, unin
 def test_resuming_with_other_inputs_is_refused(setup, uninterrupted):
     head, E, patch, field = setup
     folder, _ = uninterrupted
-    for change, name in ((dict(protocol=rtms(20.0, 6)), "protocol"), (dict(seed=4), "seed"),
+    for change, name in ((dict(protocol=rtms(20.0, 6)), "protocol"), (dict(options=replace(OPTIONS, seed=4)), "seed"),
                          (dict(percent_mso=70.0), "percent_mso"),
                          (dict(calendar=Calendar([0.0, 60.0])), "calendar")):
-        args = dict(protocol=PROTOCOL, calendar=CALENDAR, percent_mso=80.0, seed=3) | change
+        args = dict(protocol=PROTOCOL, calendar=CALENDAR, percent_mso=80.0, options=OPTIONS) | change
         with pytest.raises(ValueError, match=f"different inputs \\({name}\\)"):
             run_course(patch, field, args.pop("protocol"), args.pop("calendar"), args.pop("percent_mso"),
                        folder=folder, **args, **COURSE)
@@ -184,9 +185,9 @@ def test_resuming_with_other_inputs_is_refused(setup, uninterrupted):
 def test_sham_course_equals_a_course_without_pulses(setup, uninterrupted, tmp_path):
     _, _, patch, field = setup
     _, real = uninterrupted
-    shammed = run_course(patch, field, sham(PROTOCOL), CALENDAR, 80.0, folder=tmp_path / "sham", seed=3,
-                         **COURSE)
-    silent = run_course(patch, field, PROTOCOL, CALENDAR, 0.0, folder=tmp_path / "zero", seed=3, **COURSE)
+    shammed = run_course(patch, field, sham(PROTOCOL), CALENDAR, 80.0, folder=tmp_path / "sham",
+                         options=OPTIONS, **COURSE)
+    silent = run_course(patch, field, PROTOCOL, CALENDAR, 0.0, folder=tmp_path / "zero", options=OPTIONS, **COURSE)
     a, b, c = (jax.tree_util.tree_leaves(r.final_state.weights) for r in (shammed, silent, real))
     for x, y in zip(a, b):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

@@ -10,9 +10,9 @@ import pytest
 
 import efield
 import neurons
-from coupling import Calendar, protocols, rtms, run_course
+from coupling import Calendar, SessionOptions, protocols, rtms, run_course
 from coupling import config as cfg
-from coupling import pipeline
+from coupling import pipeline, prepare
 from coupling.checkpoint import load_checkpoint
 from coupling.config import ConfigError, load_config
 from coupling.course import CHECKPOINT
@@ -47,7 +47,7 @@ def _write(tmp_path, text, name="bad.toml"):
     ("[session]\nafter_s = 3000\n", r"session\.after_s = 3000 .*course\.interval_min.*session 1 at 590\.0"),
     ("[course]\nsessions_per_day = 24\n", r"course\.sessions_per_day.*do not fit in a day"),
     ("[course]\ninterval_min = 50.000001\n", r"course\.interval_min.*not a whole number of steps"),
-    ("[protocol]\nname = 'missing.toml'\n", r"protocol\.name = 'missing\.toml'.*No such file"),
+    ("[protocol]\nname = 'missing.toml'\n", r"protocol\.name = 'missing\.toml'.*no such file"),
     ("[protocol]\nname = 'theta'\n", r"protocol\.name = 'theta': unknown protocol"),
 ])
 def test_bad_config_values_name_the_file_key_and_range(tmp_path, text, message):
@@ -57,7 +57,7 @@ def test_bad_config_values_name_the_file_key_and_range(tmp_path, text, message):
 
 @pytest.mark.parametrize("schedule, message", [
     ("pulse_times_ms = [0.0, 0.05]\n", r" with session\.dt_ms = 0\.1: .*0\.05 ms is not on the"),
-    ("[[train]]\nfrequency_Hz = 1e7\npulses = 3\n", r"train\[0\]\.frequency_Hz': must be in \(0, 1000\]"),
+    ("[[train]]\nfrequency_Hz = 1e7\npulses = 3\n", r"train\[0\]\.frequency_Hz': must be > 0 and <= 1000"),
     ("pulse_times_ms = [0.0, 1e300]\n", r"pulse_times_ms'.*after MAX_DURATION_S = 14400 s"),
     ("[[train]]\nfrequency_Hz = 10.0\npulses = 1000000000\n", r"train\[0\]\.pulses'.*\[1, 100000\]"),
 ])
@@ -69,7 +69,7 @@ def test_bad_protocol_files_are_refused_at_load(tmp_path, schedule, message):
 
 def test_session_configs_leave_the_course_table_out(tmp_path):
     path = _write(tmp_path, "[session]\nafter_s = 3000\n")
-    assert load_config(path, course=False)["session"]["after_s"] == 3000
+    assert load_config(path, course=False).session.after_s == 3000
 
 
 @pytest.mark.parametrize("text, key, limit", [
@@ -98,16 +98,13 @@ def no_work(monkeypatch):
     def unreachable(*args, **kwargs):
         raise AssertionError("should not be reached")
 
-    monkeypatch.setattr(pipeline, "build_head", unreachable)
+    monkeypatch.setattr(prepare, "build_head", unreachable)
     monkeypatch.setattr(efield, "simulate", unreachable)
 
 
 def _config(tmp_path, **tables):
-    config = load_config()
-    config["output"]["folder"] = str(tmp_path / "out")
-    for table, values in tables.items():
-        config[table].update(values)
-    return config
+    values = {f"{table}.{key}": value for table, keys in tables.items() for key, value in keys.items()}
+    return load_config().with_values({"output.folder": str(tmp_path / "out"), **values})
 
 
 @pytest.mark.parametrize("run", [pipeline.run_course_config, pipeline.run_session_config])
@@ -138,7 +135,7 @@ def test_a_refused_resume_leaves_the_folder_untouched(tmp_path, no_work):
     out = tmp_path / "out"
     out.mkdir()
     old = _config(tmp_path)
-    (out / "config.toml").write_text(cfg.dump_config(old))
+    (out / "config.toml").write_text(old.to_toml())
     (out / CHECKPOINT).write_bytes(b"the checkpoint of the old run")
     (out / f".course.h5.{2**22 + 1}.0123abcd.tmp").write_bytes(b"")
     before = _snapshot(out)
@@ -157,7 +154,7 @@ def test_an_unreadable_checkpoint_is_refused_before_any_work(tmp_path, no_work):
     out = tmp_path / "out"
     out.mkdir()
     config = _config(tmp_path)
-    (out / "config.toml").write_text(cfg.dump_config(config))
+    (out / "config.toml").write_text(config.to_toml())
     (out / CHECKPOINT).write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(ValueError, match=r"checkpoint\.npz: not a readable course checkpoint \(BadZipFile"
                                          r".*move it away to start the course afresh"):
@@ -199,8 +196,7 @@ def test_stale_temporaries_of_killed_runs_are_removed_before_work(tmp_path, no_w
     (lambda: protocols.Protocol("x", np.arange(2 * 10**5)), r"'x': pulse_times_us: 200000 pulses"),
     (lambda: Calendar.daily(10**8), r"Calendar\.daily: weeks must be an integer in \[1, 521\]"),
     (lambda: Calendar.saint(10**6), r"Calendar\.saint: days must be an integer in \[1, 3650\]"),
-    (lambda: run_course(None, None, rtms(10.0, 3), Calendar([0.0]), 50.0, folder="unused", after_s=np.inf),
-     r"run_course: after_s must be > 0"),
+    (lambda: SessionOptions(after_s=np.inf), r"SessionOptions\.after_s: must be > 0 and <= 3600"),
     (lambda: run_course(None, None, rtms(10.0, 3), Calendar([0.0]), 50.0, folder="unused",
                         final_probe_days=np.inf), r"run_course: final_probe_days must be finite"),
 ])
@@ -250,7 +246,8 @@ def _quick_sessions(monkeypatch, patch, interrupt_at=None):
 
 def test_a_keyboard_interrupt_keeps_the_last_checkpoint_and_resumes(small_patch, tmp_path, monkeypatch):
     patch, field = small_patch
-    course = dict(after_s=0.2, n_test=1, final_probe_days=0.01, progress=False, folder=tmp_path)
+    course = dict(options=SessionOptions(after_s=0.2, n_test=1), final_probe_days=0.01, progress=False,
+                  folder=tmp_path)
     args = (patch, field, rtms(20.0, 3), Calendar([0.0, 30.0]), 80.0)
     _quick_sessions(monkeypatch, patch, interrupt_at=1)
     with pytest.raises(KeyboardInterrupt):

@@ -1,7 +1,8 @@
 """After-effects of rTMS protocols on the MEP proxy, against the human data.
 
-Each protocol is delivered to the same healthy patch under F3 of the coupling stage's sphere
-head (70 mm figure-8, one FEM field for all runs); the MEP proxy (test pulses at 120 % of the
+Each protocol is delivered to the same healthy patch under F3 of the default run's sphere
+head (coupling.prepare_run: 70 mm figure-8, one FEM field for all runs); the MEP proxy (test
+pulses at 120 % of the
 model's resting motor threshold) is measured before and at several minutes after it. Human
 after-effects (MEP after / before, healthy subjects, motor cortex):
 
@@ -32,9 +33,8 @@ from pathlib import Path
 import numpy as np
 
 import coupling
-import efield
-from coupling.pipeline import build_head
 from machine import environment
+from tmsim_io import figure, save_figure
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PROBE_MINUTES = (0.0, 10.0, 20.0, 30.0, 60.0)
@@ -61,22 +61,20 @@ def main():
                         help="seed of the patch (positions, synapses, thresholds)")
     args = parser.parse_args()
     size = SIZES[args.size]
-    head = build_head(coupling.load_config())
-    coil = efield.figure8_70mm()
-    fem = efield.simulate(head, coil, efield.Placement.on_scalp(head, "F3"), didt=coil.didt_max)
-    patch = coupling.cortical_patch(head, "F3", 8.0, size["n_neurons"], seed=args.seed,
-                                    model=coupling.scenario_model("healthy"))
-    field = coupling.neuron_field(head, fem, patch, coil.didt_max)
+    config = coupling.RunConfig().with_values({
+        "coil.centre": "F3", "patch.n_neurons": size["n_neurons"], "patch.seed": args.seed,
+        "patch.scenario": "healthy", "protocol.test_intensity": "120% RMT",
+        "session.probe_minutes": list(PROBE_MINUTES), "session.after_s": size["after_s"],
+        "session.n_test": size["n_test"]})
     t0 = time.perf_counter()
-    rmt = coupling.motor_threshold(patch, field)
-    test_mso = min(100.0, 1.2 * rmt)
+    run = coupling.prepare_run(config)
+    rmt, test_mso = run.rmt_percent_mso, run.test_percent_mso
     runs = {name: (build(), pct) for name, (build, pct, _, _) in HUMAN.items()}
     runs["sham"] = (coupling.sham(coupling.itbs()), 80.0)
     ratios, weights = {}, {}
     for name, (protocol, pct) in runs.items():
-        res = coupling.run_protocol(patch, field, protocol, min(100.0, pct / 100.0 * rmt),
-                                    test_percent_mso=test_mso, probe_minutes=PROBE_MINUTES,
-                                    after_s=size["after_s"], n_test=size["n_test"], progress=False)
+        res = coupling.run_protocol(run.patch, run.field, protocol, coupling.mso_from_rmt(pct, rmt),
+                                    options=config.session, test_percent_mso=test_mso, progress=False)
         before = res.mep_before.mean
         ratios[name] = {m: mep.mean / before if before > 0 else float("nan")
                         for m, mep in res.mep_after.items()}
@@ -108,12 +106,8 @@ def main():
 
 
 def plot(ratios: dict, path: Path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = figure(path, figsize=(7, 4.5))
+    ax = fig.subplots()
     for i, (name, r) in enumerate(ratios.items()):
         colour = f"C{i}"
         ax.plot(list(r), list(r.values()), "o-", color=colour, label=f"model {name}")
@@ -124,8 +118,7 @@ def plot(ratios: dict, path: Path):
            title="after-effects: model (lines) and human data (dashed)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

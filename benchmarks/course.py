@@ -24,8 +24,6 @@ import time
 from pathlib import Path
 
 import coupling
-import efield
-from coupling.pipeline import build_head
 from machine import device_label, environment
 
 HERE = Path(__file__).resolve().parent
@@ -44,8 +42,9 @@ def run(head, fem, coil, n_neurons: int, sessions: int, trains: int, after_s: fl
     calendar = coupling.Calendar(coupling.Calendar.clinical_10hz(weeks=weeks).start_min[:sessions])
     ends = []
     with tempfile.TemporaryDirectory() as folder:
-        result = coupling.run_course(patch, field, protocol, calendar, 60.0, folder=folder, after_s=after_s,
-                                     n_test=2, final_probe_days=0.0, progress=False,
+        result = coupling.run_course(patch, field, protocol, calendar, 60.0, folder=folder,
+                                     options=coupling.SessionOptions(after_s=after_s, n_test=2),
+                                     final_probe_days=0.0, progress=False,
                                      on_session=lambda k, _: ends.append(time.perf_counter()))
     done = time.perf_counter()
     per_session = [b - a for a, b in zip([built] + ends[:-1], ends)]
@@ -69,9 +68,10 @@ def main():
     parser.add_argument("--after-s", type=float, default=10.0)
     args = parser.parse_args()
     env = environment(["numpy"], ("neurons", "coupling"))
-    head = build_head(coupling.load_config())
-    coil = efield.figure8_70mm()
-    fem = efield.simulate(head, coil, efield.Placement.on_scalp(head, "F3"), didt=coil.didt_max)
+    config = coupling.RunConfig().with_values({"coil.centre": "F3", "protocol.intensity": "60% MSO",
+                                                "protocol.test_intensity": "60% MSO"})
+    prepared = coupling.prepare_run(config)
+    head, coil, fem = prepared.mesh, prepared.coil, prepared.fem
     out = dict(environment=env, runs=[])
     path = HERE / "results" / f"course_{device_label(env)}.json"
     path.parent.mkdir(exist_ok=True)

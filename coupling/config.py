@@ -79,10 +79,11 @@ class _Table:
 @dataclass(frozen=True)
 class HeadConfig(_Table):
     TABLE = "head"
-    model: str = setting("sphere", text(), "\"sphere\", \"template\", a .msh file or a SimNIBS m2m_<id> folder")
-    max_edge_mm: float = setting(6.0, Number(0, 12, open_low=True),
-                                 "largest tetrahedron edge of a built-in head, mm; at most MAX_TETRAHEDRA (8M) "
-                                 "tetrahedra: about 1.4 mm and up for the sphere, 1.5 for the template")
+    model: str = setting("sphere", text(),
+                         "\"sphere\", \"template\", a .msh file or a SimNIBS m2m_<id> folder")
+    max_edge_mm: float = setting(
+        6.0, Number(0, 12, open_low=True), "largest tetrahedron edge of a built-in head, mm; at most "
+        "MAX_TETRAHEDRA (8M) tetrahedra: about 1.4 mm and up for the sphere, 1.5 for the template")
 
 
 @dataclass(frozen=True)
@@ -98,8 +99,9 @@ class CoilConfig(_Table):
 @dataclass(frozen=True)
 class PatchConfig(_Table):
     TABLE = "patch"
-    radius_mm: float = setting(8.0, Number(0, 30, open_low=True),
-                               "radius of the cortical patch around the target, mm (it must stay under the coil)")
+    radius_mm: float = setting(
+        8.0, Number(0, 30, open_low=True),
+        "radius of the cortical patch around the target, mm (it must stay under the coil)")
     n_neurons: int = setting(150, Number(20, 100_000, integer=True),
                              "neurons in the patch (L2/3, L5, interneurons, afferents); it needs about 5 n^2 "
                              "bytes of memory")
@@ -116,8 +118,8 @@ class ProtocolConfig(_Table):
     intensity: str = setting("80% RMT", _intensity,
                              "\"<p>% MSO\" (of the stimulator's maximum output) or \"<p>% RMT\" (of the "
                              "model's resting motor threshold); p at most 100 % MSO or 200 % RMT")
-    test_intensity: str = setting("120% RMT", _intensity,
-                                  "intensity of the MEP test pulses, as protocol.intensity (at most 100 % MSO)")
+    test_intensity: str = setting(
+        "120% RMT", _intensity, "intensity of the MEP test pulses, as protocol.intensity (at most 100 % MSO)")
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,8 @@ class CourseConfig(_Table):
     days_per_week: int = setting(1, Number(1, 7, integer=True), "session days per week of a daily calendar")
     days: int = setting(5, Number(1, 365, integer=True), "days of the saint calendar")
     sessions_per_day: int = setting(2, Number(1, 24, integer=True), "sessions per day of a daily calendar")
-    interval_min: float = setting(50.0, Number(0, 1440, open_low=True), "session onset to onset on a day, min")
+    interval_min: float = setting(50.0, Number(0, 1440, open_low=True),
+                                  "session onset to onset on a day, min")
     final_probe_days: float = setting(1.0, Number(0, 365), "final MEP probe after the last session, days")
     homeostasis: bool = setting(False, boolean, "synaptic scaling between sessions (tau 1 day)")
 
@@ -161,7 +164,8 @@ class RunConfig:
         for dotted, value in values.items():
             table, _, name = dotted.partition(".")
             if table not in SCHEMA:
-                raise ConfigError(f"{source}: unknown table [{table}] (key {dotted!r}); known: {sorted(SCHEMA)}")
+                raise ConfigError(f"{source}: unknown table [{table}] (key {dotted!r}); "
+                                  f"known: {sorted(SCHEMA)}")
             if name not in SCHEMA[table]:
                 raise ConfigError(f"{source}: unknown key {dotted}; known: {sorted(SCHEMA[table])}")
             message = SCHEMA[table][name].metadata["check"](value)
@@ -311,7 +315,8 @@ def calendar(config: RunConfig, source: str = "config"):
     course = config.course
     try:
         if course.calendar == "daily":
-            return Calendar.daily(course.weeks, course.days_per_week, course.sessions_per_day, course.interval_min)
+            return Calendar.daily(course.weeks, course.days_per_week, course.sessions_per_day,
+                                  course.interval_min)
         if course.calendar == "saint":
             return Calendar.saint(course.days)
         return getattr(Calendar, course.calendar)(course.weeks)

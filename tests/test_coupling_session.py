@@ -97,7 +97,7 @@ def test_sham_leaves_the_network_exactly_as_without_stimulation(setup):
     options = SessionOptions(probe_minutes=(), after_s=0.5, n_test=2, seed=4)
     res = run_protocol(patch, field, protocol, 80.0, options=options, progress=False)
     state = settle(patch, seed=4)
-    probe_mep(patch, field, state, 80.0, n_trials=2, seed=child_seed(4, 0))   # probing leaves `state` as it is
+    probe_mep(patch, field, state, 80.0, n_trials=2, seed=child_seed(4, 0))   # leaves `state` as it is
     plain = neurons.simulate(patch.network, 10.0 + protocol.duration_ms + 500.0, 0.1, seed=child_seed(4, 1),
                              state=state, progress=False)
     for name in patch.populations:

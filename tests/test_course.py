@@ -38,7 +38,8 @@ def setup():
 def uninterrupted(setup, tmp_path_factory):
     _, _, patch, field = setup
     folder = tmp_path_factory.mktemp("whole")
-    return folder, run_course(patch, field, PROTOCOL, CALENDAR, 80.0, folder=folder, options=OPTIONS, **COURSE)
+    return folder, run_course(patch, field, PROTOCOL, CALENDAR, 80.0, folder=folder, options=OPTIONS,
+                              **COURSE)
 
 
 def test_clinical_calendar_has_one_session_on_each_weekday_and_none_at_weekends():
@@ -143,7 +144,8 @@ def test_interrupted_course_resumes_to_exactly_the_uninterrupted_one(setup, unin
         raise Stop(index)
 
     with pytest.raises(Stop):
-        run_course(patch, field, PROTOCOL, CALENDAR, 80.0, folder=tmp_path, options=OPTIONS, on_session=stop, **COURSE)
+        run_course(patch, field, PROTOCOL, CALENDAR, 80.0, folder=tmp_path, options=OPTIONS, on_session=stop,
+                   **COURSE)
     with h5py.File(tmp_path / TRAJECTORIES) as f:
         assert not f.attrs["complete"] and list(f["session"][:]) == [-1, 0, 0]
     done = []
@@ -170,7 +172,8 @@ def test_interrupted_course_resumes_to_exactly_the_uninterrupted_one(setup, unin
 def test_resuming_with_other_inputs_is_refused(setup, uninterrupted):
     head, E, patch, field = setup
     folder, _ = uninterrupted
-    for change, name in ((dict(protocol=rtms(20.0, 6)), "protocol"), (dict(options=replace(OPTIONS, seed=4)), "seed"),
+    for change, name in ((dict(protocol=rtms(20.0, 6)), "protocol"),
+                         (dict(options=replace(OPTIONS, seed=4)), "seed"),
                          (dict(percent_mso=70.0), "percent_mso"),
                          (dict(calendar=Calendar([0.0, 60.0])), "calendar")):
         args = dict(protocol=PROTOCOL, calendar=CALENDAR, percent_mso=80.0, options=OPTIONS) | change
@@ -187,7 +190,8 @@ def test_sham_course_equals_a_course_without_pulses(setup, uninterrupted, tmp_pa
     _, real = uninterrupted
     shammed = run_course(patch, field, sham(PROTOCOL), CALENDAR, 80.0, folder=tmp_path / "sham",
                          options=OPTIONS, **COURSE)
-    silent = run_course(patch, field, PROTOCOL, CALENDAR, 0.0, folder=tmp_path / "zero", options=OPTIONS, **COURSE)
+    silent = run_course(patch, field, PROTOCOL, CALENDAR, 0.0, folder=tmp_path / "zero", options=OPTIONS,
+                        **COURSE)
     a, b, c = (jax.tree_util.tree_leaves(r.final_state.weights) for r in (shammed, silent, real))
     for x, y in zip(a, b):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

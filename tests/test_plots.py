@@ -94,14 +94,14 @@ def test_session_and_course_figures(tmp_path):
     patch = coupling.cortical_patch(head, [0, 0, 95], radius_mm=8, n_neurons=40)
     field = coupling.neuron_field(head, efield.simulate(head, coil, pos), patch, 1e6)
     protocol = coupling.rtms(10.0, 10, 1, 0.0)
-    session = coupling.run_protocol(patch, field, protocol, 60.0, probe_minutes=(1.0,), after_s=0.5,
-                                    n_test=2, progress=False)
+    options = coupling.SessionOptions(probe_minutes=(1.0,), after_s=0.5, n_test=2)
+    session = coupling.run_protocol(patch, field, protocol, 60.0, options=options, progress=False)
     path = coupling.plot.plot_session(session, patch, tmp_path / "session.png")
     _check_png(path, 11 * 110, int(round(7.5 * 110)))
     path = coupling.plot.plot_raster(session.spikes, patch, protocol, tmp_path / "raster.png", duration_s=1.0)
     _check_png(path, 9 * 110, 5 * 110)
     course = coupling.run_course(patch, field, protocol, coupling.Calendar([0.0, 30.0]), 60.0,
-                                 folder=tmp_path / "course", after_s=0.5, n_test=2, final_probe_days=0.01,
+                                 folder=tmp_path / "course", options=options, final_probe_days=0.01,
                                  progress=False)
     path = coupling.plot.plot_course(course, tmp_path / "course.png")
     _check_png(path, 9 * 110, 9 * 110)

@@ -37,8 +37,7 @@ from pathlib import Path
 import numpy as np
 
 import coupling
-from coupling.pipeline import build_head
-import efield
+from tmsim_io import figure, save_figure
 
 HERE = Path(__file__).resolve().parent
 CLINICAL_PERCENT_RMT = 120.0
@@ -75,17 +74,17 @@ def main():
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
     args = parser.parse_args()
     size = SIZES[args.size]
-    config = coupling.load_config()
-    head = build_head(config)
-    coil = efield.figure8_70mm()
-    placement = efield.Placement.on_scalp(head, "F3")
-    fem = efield.simulate(head, coil, placement, didt=coil.didt_max)
-    patches = {name: coupling.cortical_patch(head, "F3", 8.0, size["n_neurons"], seed=0,
+    config = coupling.RunConfig().with_values({
+        "coil.centre": "F3", "patch.n_neurons": size["n_neurons"], "patch.scenario": "depressed",
+        "protocol.intensity": f"{CLINICAL_PERCENT_RMT:g}% RMT",
+        "protocol.test_intensity": f"{CLINICAL_PERCENT_RMT:g}% RMT",
+        "session.after_s": size["after_s"], "session.n_test": size["n_test"]})
+    run = coupling.prepare_run(config)
+    head, rmt, percent_mso = run.mesh, run.rmt_percent_mso, run.percent_mso
+    patches = {name: coupling.cortical_patch(head, "F3", config.patch.radius_mm, size["n_neurons"], seed=0,
                                              model=coupling.scenario_model(name))
-                for name in coupling.SCENARIOS}
-    fields = {name: coupling.neuron_field(head, fem, p, coil.didt_max) for name, p in patches.items()}
-    rmt = coupling.motor_threshold(patches["depressed"], fields["depressed"])
-    percent_mso = min(100.0, CLINICAL_PERCENT_RMT / 100.0 * rmt)
+               for name in coupling.SCENARIOS}
+    fields = {name: coupling.neuron_field(head, run.fem, p, run.coil.didt_max) for name, p in patches.items()}
     itbs, itbs_calendar = size["itbs"]
     runs = {"10hz": ("depressed", *size["ten_hz"]), "itbs": ("depressed", itbs, itbs_calendar),
             "itbs_val66met": ("depressed_val66met", itbs, itbs_calendar),
@@ -96,7 +95,7 @@ def main():
         for label, (scenario, protocol, calendar) in runs.items():
             results[label] = coupling.run_course(patches[scenario], fields[scenario], protocol, calendar,
                                                  percent_mso, folder=Path(scratch) / label,
-                                                 after_s=size["after_s"], n_test=size["n_test"])
+                                                 options=config.session)
             print(label, results[label].summary()["mean_weights_nS"], flush=True)
     healthy = np.mean([p.weight.mean() for p in patches["healthy"].network.projections if p.plasticity])
     depressed = np.mean([p.weight.mean() for p in patches["depressed"].network.projections if p.plasticity])
@@ -124,12 +123,8 @@ def main():
 
 
 def plot(results, healthy: float, depressed: float, path: Path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    fig = figure(path, figsize=(15, 4.5))
+    axes = fig.subplots(1, 3)
     for label, r in results.items():
         w = [mean_ee_weight(r, i) for i in range(r.times_days.size)]
         axes[0].plot(r.times_days, w, "o-", markersize=3, label=label)
@@ -143,8 +138,7 @@ def plot(results, healthy: float, depressed: float, path: Path):
                 title="BDNF at session starts and ends")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

@@ -1,31 +1,29 @@
 """tmsim.efield: finite-element E-fields of TMS coils in head meshes (SimNIBS conventions).
 
-Lengths in millimetres, fields in V/m, dI/dt in A/s. The FEM runs in float64, so importing
-this package enables JAX's 64-bit mode; code that wants float32 asks for it explicitly.
+Lengths in millimetres, fields in V/m, dI/dt in A/s. The FEM, the primary and analytic fields
+and the targeting run in float64: each entry point turns JAX's 64-bit mode on for its own
+computation (`efield.checks.x64`) and leaves the process's setting (jax_enable_x64) as it
+found it, so importing efield changes nothing for other JAX code such as neurons.
 """
 
-import jax
-
-jax.config.update("jax_enable_x64", True)
-
-from .analytic import analytic_sphere_field  # noqa: E402
-from .coil import Coil, CoilFormatError, circular_coil, figure8_70mm, figure8_coil  # noqa: E402
-from .conductivity import DEFAULT_CONDUCTIVITY  # noqa: E402
-from .cortex import CorticalLayer, cortical_layer, field_at  # noqa: E402
-from .eeg import project_to_scalp, read_eeg_positions, standard_positions, write_eeg_positions  # noqa: E402
-from .geometry import containing_tets, locate_tags, tissues_along  # noqa: E402
-from .io import MshFormatError, read_msh, write_msh  # noqa: E402
-from .mesh import TISSUE_NAMES, TetMesh, mesh_quality  # noqa: E402
-from .placement import Placement, check_clearance  # noqa: E402
-from .primary import coil_dadt  # noqa: E402
-from .result import EFieldResult  # noqa: E402
-from .simulate import simulate  # noqa: E402
-from .solver import FieldSolver, SolverError  # noqa: E402
-from .sphere import sphere_head  # noqa: E402
-from .subject import load_subject  # noqa: E402
-from .targeting import Target, TargetingResult, optimize_placement  # noqa: E402
-from .template import template_head, template_quality  # noqa: E402
-from .vtu import write_vtu  # noqa: E402
+from .analytic import analytic_sphere_field
+from .coil import Coil, CoilFormatError, circular_coil, figure8_70mm, figure8_coil
+from .conductivity import DEFAULT_CONDUCTIVITY
+from .cortex import CorticalLayer, cortical_layer, field_at
+from .eeg import project_to_scalp, read_eeg_positions, standard_positions, write_eeg_positions
+from .geometry import containing_tets, locate_tags, tissues_along
+from .io import MshFormatError, read_msh, write_msh
+from .mesh import TISSUE_NAMES, TetMesh, mesh_quality
+from .placement import Placement, check_clearance
+from .primary import coil_dadt
+from .result import EFieldResult
+from .simulate import simulate
+from .solver import FieldSolver, SolverError
+from .sphere import sphere_head
+from .subject import load_subject
+from .targeting import Target, TargetingResult, optimize_placement
+from .template import template_head, template_quality
+from .vtu import write_vtu
 
 __all__ = [
     "Coil", "CoilFormatError", "CorticalLayer", "DEFAULT_CONDUCTIVITY", "EFieldResult", "FieldSolver",

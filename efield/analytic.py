@@ -25,10 +25,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .checks import x64
+
 MU0_OVER_4PI = 1e-7  # T m / A
 MAX_PAIRS_PER_CHUNK = 1 << 22  # bounds temporaries to a few hundred MB
 
 
+@x64
 def analytic_sphere_field(dipole_pos_mm, dipole_moment, didt, points_mm, centre_mm=(0, 0, 0)):
     """Total E-field (V/m) at points inside a spherically symmetric conductor.
 

@@ -14,6 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
+from .checks import x64
+
 
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True)
@@ -93,11 +95,13 @@ def ground(stiffness: sp.csr_matrix, node: int) -> sp.csr_matrix:
     return grounded
 
 
+@x64
 def element_average(geom: P1Geometry, node_values: jax.Array) -> jax.Array:
     """Mean of the four nodal values per tetrahedron: (n, 3) -> (m, 3)."""
     return node_values[geom.tets].mean(axis=1)
 
 
+@x64
 def rhs(geom: P1Geometry, dadt_nodes: jax.Array) -> jax.Array:
     """b_i = -sum_e sigma_e V_e (dA/dt)_e . grad N_i, with (dA/dt)_e the element mean.
 
@@ -108,6 +112,7 @@ def rhs(geom: P1Geometry, dadt_nodes: jax.Array) -> jax.Array:
     return jax.ops.segment_sum(local.ravel(), geom.tets.ravel(), num_segments=geom.n_nodes)
 
 
+@x64
 def total_field(geom: P1Geometry, potential: jax.Array, dadt_nodes: jax.Array,
                 recovered: bool = True) -> jax.Array:
     """E = -grad(phi) - dA/dt per tetrahedron, (m, 3) V/m; potential (n,) V, dA/dt (n, 3) V/m.
@@ -121,6 +126,7 @@ def total_field(geom: P1Geometry, potential: jax.Array, dadt_nodes: jax.Array,
     return -grad_phi - element_average(geom, dadt_nodes)
 
 
+@x64
 def recover_gradient(geom: P1Geometry, grad: jax.Array) -> jax.Array:
     """Gradient recovery by volume-weighted nodal averaging within each conductivity region.
 

@@ -16,6 +16,8 @@ import numpy as np
 import scipy.sparse as sp
 from jax.experimental import sparse as jsparse
 
+from .checks import x64
+
 CHEBYSHEV_DEGREE = 3
 CHEBYSHEV_RATIO = 30.0
 """Smoothing targets the upper part [lam_max / RATIO, 1.1 lam_max] of spec(D^-1 A)."""
@@ -42,6 +44,7 @@ class Hierarchy:
     coarse_inverse: jax.Array
 
 
+@x64
 def hierarchy_from_pyamg(ml, dtype=jnp.float32) -> Hierarchy:
     """Device copy of a pyamg multilevel solver's operators, in `dtype`."""
     from pyamg.util.linalg import approximate_spectral_radius
@@ -78,6 +81,7 @@ def _chebyshev(level: Level, b, x, degree: int):
     return x + d
 
 
+@x64
 def vcycle(h: Hierarchy, r: jax.Array, degree: int = CHEBYSHEV_DEGREE) -> jax.Array:
     """One symmetric V-cycle applied to residuals r (n, k): an SPD approximation of A^-1 r."""
 
@@ -92,6 +96,7 @@ def vcycle(h: Hierarchy, r: jax.Array, degree: int = CHEBYSHEV_DEGREE) -> jax.Ar
     return cycle(0, r)
 
 
+@x64
 @jax.jit
 def pcg(A: jsparse.BCSR, h: Hierarchy, b: jax.Array, rtol: float, maxiter: int):
     """Conjugate gradients on A x = b for the columns of b (n, k), V-cycle preconditioned.

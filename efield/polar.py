@@ -31,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .checks import x64
+
 RHO_STEP_MM = 8.0
 ARC_STEP_MM = 16.0
 Z_STEP_MM = 3.0
@@ -92,6 +94,7 @@ def _stencil(g, n_nodes, periodic=False):
     return first, _lagrange(g, first, order), order
 
 
+@x64
 def polar_coil(positions_mm, moments, segment_positions_mm, segment_vectors, angles_deg,
                rho_step_mm: float = RHO_STEP_MM, arc_step_mm: float = ARC_STEP_MM,
                z_step_mm: float = Z_STEP_MM) -> PolarCoil:

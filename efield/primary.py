@@ -1,7 +1,8 @@
 """The coil's primary field dA/dt (JAX, float64, differentiable).
 
 The kernels work in SI units (m, A/s, V/m); coil_dadt takes millimetres like the rest of the
-public API. The primary electric field is E_primary = -dA/dt.
+public API. The primary electric field is E_primary = -dA/dt. Each function runs in JAX's
+64-bit mode (`efield.checks.x64`); differentiate through them under jax.enable_x64(True).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from .checks import x64
 from .coil import Coil
 
 MU0 = 4e-7 * math.pi
@@ -21,6 +23,7 @@ DEFAULT_MAX_PAIRS = 2**22
 """Point-element pairs evaluated at once by coil_dadt (bounds the memory of one chunk)."""
 
 
+@x64
 def dadt_dipoles(points_m, positions_m, moments, didt):
     """dA/dt (n, 3) V/m at points (n, 3) m of dipoles at positions (k, 3) m.
 
@@ -28,20 +31,24 @@ def dadt_dipoles(points_m, positions_m, moments, didt):
     didt in A/s.
     The sum is evaluated as (W m) x r - W (m x r_k) with W = 1/|r - r_k|^3 (n, k), which
     needs only matrix products; keep coordinates near the origin (centred on the coil) to
-    limit cancellation.
+    limit cancellation. Arrays are taken as float64.
     """
+    points_m, positions_m, moments = (jnp.asarray(a, jnp.float64) for a in (points_m, positions_m, moments))
     r2 = _squared_distances(points_m, positions_m)
     inv_r3 = 1.0 / (r2 * jnp.sqrt(r2))
     return _K * didt * (jnp.cross(inv_r3 @ moments, points_m)
                         - inv_r3 @ jnp.cross(moments, positions_m))
 
 
+@x64
 def dadt_segments(points_m, midpoints_m, vectors_m, didt):
     """dA/dt (n, 3) V/m at points (n, 3) m of straight current segments.
 
     dA/dt = mu0/(4 pi) * didt * sum_s dl_s / |r - r_s|, with midpoints r_s and vectors dl_s
-    (direction times length) in m, per A of current; didt in A/s.
+    (direction times length) in m, per A of current; didt in A/s. Arrays are taken as float64.
     """
+    points_m, midpoints_m, vectors_m = (jnp.asarray(a, jnp.float64)
+                                        for a in (points_m, midpoints_m, vectors_m))
     return _K * didt * jax.lax.rsqrt(_squared_distances(points_m, midpoints_m)) @ vectors_m
 
 
@@ -74,6 +81,7 @@ def _dadt_blocks(matsimnibs, blocks_mm, dip_pos, dip_mom, seg_pos, seg_vec, didt
     return jax.lax.map(block, blocks_mm)
 
 
+@x64
 def coil_dadt(coil: Coil, matsimnibs, points_mm, didt: float = 1e6,
               max_pairs: int = DEFAULT_MAX_PAIRS) -> jax.Array:
     """dA/dt (n, 3) V/m of a placed coil at points (n, 3) in head coordinates (mm).

@@ -16,7 +16,7 @@ import pyamg
 import scipy.sparse.linalg as spla
 
 from . import fem
-from .checks import finite_number, whole_number
+from .checks import finite_number, whole_number, x64
 from .conductivity import element_conductivity
 from .mesh import TetMesh
 
@@ -68,9 +68,11 @@ class FieldSolver:
         will not fit, before allocating it.
     Both backends share the smoothed-aggregation hierarchy (pyamg, float32) and reach the
     same tolerance in float64; solutions are differentiable with respect to the right-hand
-    side on either backend.
+    side on either backend. The set-up, `fields`, `potential` and `solve` run in JAX's
+    64-bit mode (`efield.checks.x64`) whatever the process's setting.
     """
 
+    @x64
     def __init__(self, mesh: TetMesh, conductivity: Mapping[int, float] | None = None, *,
                  backend: str = "auto", rtol: float = 1e-8, maxiter: int = 500,
                  recovered: bool = True, memory_limit_bytes: int | None = None):
@@ -126,8 +128,20 @@ class FieldSolver:
         return x
 
     def _solve_host(self, b: jax.Array) -> jax.Array:
-        """K x = b for the columns of b (n, k), with SciPy CG and the pyamg V-cycle."""
-        return jax.pure_callback(self._cg_columns, jax.ShapeDtypeStruct(b.shape, jnp.float64), b)
+        """K x = b for the columns of b (n, k), with SciPy CG and the pyamg V-cycle.
+
+        b and x cross to the host and back as pairs of uint32 words, bit for bit: XLA may run
+        the callback on a thread of its own, where JAX's 64-bit mode (a per-thread setting,
+        see `efield.checks.x64`) is off and float64 arrays would be cut to float32.
+        """
+        words = jax.pure_callback(self._cg_words, jax.ShapeDtypeStruct(b.shape + (2,), jnp.uint32),
+                                  jax.lax.bitcast_convert_type(jnp.asarray(b, jnp.float64), jnp.uint32))
+        return jax.lax.bitcast_convert_type(words, jnp.float64)
+
+    def _cg_words(self, words) -> np.ndarray:
+        """_cg_columns on b and x given as uint32 words (..., 2) of float64 values."""
+        b = np.ascontiguousarray(words, np.uint32).view(np.float64)[..., 0]
+        return self._cg_columns(b).view(np.uint32).reshape(b.shape + (2,))
 
     def _cg_columns(self, b) -> np.ndarray:
         b = np.array(b, np.float64)
@@ -156,13 +170,16 @@ class FieldSolver:
                                  f"{int(iterations)} iterations (maxiter={self.maxiter})")
             warnings.warn(self.failures[-1], RuntimeWarning, stacklevel=2)
 
+    @x64
     def fields(self, dadt_nodes: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """E per tetrahedron (k, m, 3) V/m and potential per node (k, n) V.
+        """E per tetrahedron (k, m, 3) V/m and potential per node (k, n) V, float64.
 
-        dadt_nodes: (k, n, 3) dA/dt at the mesh nodes, V/m, one row per placement.
-        Differentiable (jax.grad/vjp) with respect to dadt_nodes. Called eagerly, it raises
-        SolverError if a solve missed its tolerance; under a JAX transformation it warns.
+        dadt_nodes: (k, n, 3) dA/dt at the mesh nodes, V/m, one row per placement (taken
+        as float64). Differentiable (jax.grad/vjp) with respect to dadt_nodes. Called
+        eagerly, it raises SolverError if a solve missed its tolerance; under a JAX
+        transformation it warns.
         """
+        dadt_nodes = jnp.asarray(dadt_nodes, jnp.float64)
         failed = len(self.failures)
         b = _batched_rhs(self.geometry, dadt_nodes)
         phi = self.potential(b.T).T
@@ -173,6 +190,7 @@ class FieldSolver:
                 raise SolverError(self.failures[-1])
         return E, phi
 
+    @x64
     def solve(self, coil, placements, didt: float = 1e6, progress: bool = True,
               batch_size: int = 16) -> list:
         """EFieldResult for each placement, in order; `batch_size` placements per solve.
@@ -301,7 +319,8 @@ def _batched_field(geometry, potential, dadt_nodes, recovered):
 
 
 def _symmetric_solve(apply):
-    """Wrap x = apply(b) = K^-1 b (K symmetric) so that its VJP is another solve with K."""
+    """Wrap x = apply(b) = K^-1 b (K symmetric) so that its VJP is another solve with K; the
+    wrapper takes b as float64 and runs in JAX's 64-bit mode (`efield.checks.x64`)."""
 
     @jax.custom_vjp
     def solve(b):
@@ -314,4 +333,10 @@ def _symmetric_solve(apply):
         return (apply(x_bar),)
 
     solve.defvjp(forward, backward)
-    return solve
+
+    def potential(b):
+        """x = K^-1 b (float64) for the columns of b (n, k); differentiable."""
+        return solve(jnp.asarray(b, jnp.float64))
+
+    potential.__qualname__ = "FieldSolver.potential"
+    return x64(potential)

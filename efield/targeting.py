@@ -46,6 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.ndimage import binary_dilation
 
+from .checks import x64
 from .coil import Coil
 from .mesh import TetMesh
 from .polar import PolarCoil, angle_steps, polar_coil
@@ -134,6 +135,7 @@ class Target:
             return jnp.sqrt(jnp.sum(components * components, axis=-1))
         return components[..., 0]
 
+    @x64
     def score_field(self, mesh: TetMesh, E) -> float:
         """The score (V/m) of a field E (m, 3) per tetrahedron, evaluated directly."""
         index, w = self.weights(mesh)
@@ -165,6 +167,7 @@ class ReciprocalGrid:
     spacing_mm: float = field(metadata=dict(static=True))
     magnitude: bool = field(metadata=dict(static=True))
 
+    @x64
     def components(self, matsimnibs) -> jax.Array:
         """Mean ROI field components (q,) V/m of the coil at a pose (4, 4) mm."""
         rotation, centre = matsimnibs[:3, :3], matsimnibs[:3, 3]
@@ -175,11 +178,13 @@ class ReciprocalGrid:
                                    self.segment_vectors @ rotation.T)
         return self.didt * out
 
+    @x64
     def score(self, matsimnibs) -> jax.Array:
         """The target score (V/m) of one pose (4, 4); differentiable."""
         c = self.components(matsimnibs)
         return jnp.sqrt(jnp.sum(c * c)) if self.magnitude else c[0]
 
+    @x64
     def turned(self, angles_deg, **lattice) -> PolarCoil:
         """The coil on a polar lattice for scoring each pose at these handle angles (degrees)
         at once (`score_turned`); lattice: step sizes of `efield.polar.polar_coil`."""
@@ -225,6 +230,7 @@ def _tricubic(F, origin, spacing, points_mm):
     return jnp.where(inside[:, None], values, jnp.nan)
 
 
+@x64
 def adjoint_sources(solver, target: Target) -> np.ndarray:
     """c (q, n, 3): the gradients of the target's mean components with respect to the nodal
     dA/dt (V/m), so that mean component j = sum_n c[j, n] . dA/dt_n. One adjoint solve each.
@@ -243,6 +249,7 @@ def adjoint_sources(solver, target: Target) -> np.ndarray:
     return np.stack([np.asarray(pullback(jnp.eye(len(axes))[j])[0]) for j in range(len(axes))])
 
 
+@x64
 def reciprocal_fields(nodes_mm, sources, points_mm, segments: bool, pairs: int = 2 ** 25):
     """H (p, 3q) per A*m^2 and G (p, 3q) per m (or None) at points (p, 3) mm of the nodal
     sources (q, n, 3) at nodes (n, 3) mm; coordinates are centred on the points' mean.
@@ -307,11 +314,13 @@ class ScalpPatch:
         """Fitted scalp height above the tangent plane at (u, v), mm."""
         return sum(c * u ** i * v ** j for c, (i, j) in zip(self.coeffs, _MONOMIALS))
 
+    @x64
     def scalp_point(self, u, v):
         """The fitted scalp point (3,) mm above tangent-plane offsets (u, v) mm."""
         e1, e2, e3 = (jnp.asarray(e) for e in self.frame)
         return jnp.asarray(self.origin) + u * e1 + v * e2 + self.height(u, v) * e3
 
+    @x64
     def pose(self, u, v, angle):
         """matsimnibs (4, 4) of the pose (u mm, v mm, angle rad); differentiable.
 
@@ -417,6 +426,7 @@ def _unpack(arrays) -> ScalpPatch:
     return ScalpPatch(*arrays)
 
 
+@x64
 def candidate_poses(patch: ScalpPatch, offsets_mm, angles_deg) -> np.ndarray:
     """matsimnibs (p, a, 4, 4) for every candidate offset (p, 2) mm and angle (a,) degrees."""
     return np.asarray(_poses(_pack(patch), jnp.asarray(offsets_mm, jnp.float64),
@@ -425,6 +435,7 @@ def candidate_poses(patch: ScalpPatch, offsets_mm, angles_deg) -> np.ndarray:
 
 # --- building the grid --------------------------------------------------------------------
 
+@x64
 def reciprocal_grid(solver, coil: Coil, target: Target, patch: ScalpPatch, search_radius_mm: float,
                     didt: float = 1e6, spacing_mm: float = 4.0) -> ReciprocalGrid:
     """The reciprocal fields of `target` on a grid covering every position that the coil's
@@ -519,6 +530,7 @@ class TargetingResult:
                            "score": "mean E.d" if self.target.direction else "|mean E|"}}
 
 
+@x64
 @partial(jax.jit, static_argnames="batch")
 def score_poses(grid: ReciprocalGrid, matsimnibs, batch: int = 64) -> jax.Array:
     """Scores (k,) V/m of poses (k, 4, 4), `batch` at a time (memory stays bounded)."""
@@ -529,6 +541,7 @@ def score_poses(grid: ReciprocalGrid, matsimnibs, batch: int = 64) -> jax.Array:
     return out.reshape(-1)[:k]
 
 
+@x64
 @partial(jax.jit, static_argnames="batch")
 def score_turned(grid: ReciprocalGrid, polar: PolarCoil, base_poses, batch: int = 16) -> jax.Array:
     """Scores (p, a) V/m of each pose (p, 4, 4), taken as handle angle 0, turned by each of
@@ -549,6 +562,7 @@ def score_turned(grid: ReciprocalGrid, polar: PolarCoil, base_poses, batch: int 
     return out.reshape(k + pad, -1)[:k]
 
 
+@x64
 def score_candidates(grid: ReciprocalGrid, patch: ScalpPatch, offsets_mm, angles_deg) -> np.ndarray:
     """Scores (p, a) V/m of every candidate offset (p, 2) mm and handle angle (a,) degrees:
     all angles at once on the polar lattice (`score_turned`) when the angles share a step
@@ -571,6 +585,7 @@ def _turned_dot(grid: ReciprocalGrid, F, W, points_mm, rotation) -> jax.Array:
     return jnp.einsum("anj,nqj->aq", W.astype(values.dtype), h)
 
 
+@x64
 def refine(grid: ReciprocalGrid, patch: ScalpPatch, start, search_radius_mm: float,
            steps: int = 40, step_mm: float = 1.0, step_rad: float = 0.03):
     """Gradient ascent (Adam, step sizes step_mm for the offsets and step_rad for the angle)
@@ -617,6 +632,7 @@ def _checked(name: str, value, allowed: str, ok) -> float:
     return number
 
 
+@x64
 def optimize_placement(mesh: TetMesh, coil: Coil, target, *, search_centre=None,
                        search_radius_mm: float = 20.0, spacing_mm: float = 5.0,
                        angle_step_deg: float = 30.0, distance_mm: float = 4.0, didt: float = 1e6,

@@ -112,13 +112,12 @@ def test_adex_is_stable_and_adapts():
 def test_state_is_float32_even_with_x64_enabled():
     import jax
 
-    import efield  # noqa: F401  (enables jax_enable_x64)
-
-    assert jax.config.jax_enable_x64
-    for net in (neurons.cuba(n_neurons=200, seed=1), neurons.coba(n_neurons=200, seed=1),
-                neurons.brunel(n_neurons=200, seed=1)):
-        res = neurons.simulate(net, 20.0, record={"exc": [0, 1]}, progress=False)
-        state = res.final_state
-        assert state.v.dtype == state.syn.dtype == state.ring.dtype == np.float32
-        assert all(w.dtype == np.float32 for w in state.weights)
-        assert res.traces["exc"].v_mV.dtype == np.float32 and res.traces["exc"].syn.dtype == np.float32
+    with jax.enable_x64(True):
+        assert jax.config.jax_enable_x64
+        for net in (neurons.cuba(n_neurons=200, seed=1), neurons.coba(n_neurons=200, seed=1),
+                    neurons.brunel(n_neurons=200, seed=1)):
+            res = neurons.simulate(net, 20.0, record={"exc": [0, 1]}, progress=False)
+            state = res.final_state
+            assert state.v.dtype == state.syn.dtype == state.ring.dtype == np.float32
+            assert all(w.dtype == np.float32 for w in state.weights)
+            assert res.traces["exc"].v_mV.dtype == np.float32 and res.traces["exc"].syn.dtype == np.float32

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 import os
 from contextlib import nullcontext
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -118,9 +119,9 @@ def simulate(net: Network, duration_ms: float, dt_ms: float = 0.1, seed: int = 0
     with spike_sink as spikes, snapshot_sink as snaps:
         snapshot = None if snaps is None else \
             partial(_snapshot, snaps, plastic_projections, base_cfg.plasticity)
-        state, records = _run_chunks(state, base_cfg, constants, projections, inputs, current_injections,
-                                     forced, n_steps, dt_ms, chunk_steps, progress, spikes, snapshot,
-                                     snap_steps)
+        run = _ChunkedRun(base_cfg, constants, projections, inputs, tuple(current_injections), forced,
+                          n_steps, dt_ms, chunk_steps, snap_steps)
+        state, records = _run_chunks(run, state, spikes, snapshot, progress)
     trains = SpikeFile(spikes_path, sizes) if spikes_path else spikes.trains()
     return _result(net, trains, records, record_split, state, dt_ms, n_steps, snapshots_path)
 
@@ -148,11 +149,44 @@ def _snapshot(writer, plastic_projections, plasticity, state: NetworkState, time
         writer.append(proj.name, time_ms, per_synapse(proj, state.weights[index]), bdnf)
 
 
-def _run_chunks(state, base_cfg, constants, projections, inputs, current_injections, forced, n_steps,
-                dt_ms, chunk_steps, progress, spikes, snapshot, snap_steps):
+@dataclass(frozen=True, eq=False)
+class _ChunkedRun:
+    """What stays fixed while a run goes chunk by chunk: the engine's configuration, constants,
+    projections and static inputs, the current injections and forced spikes, the run's length
+    (steps), step (ms), chunk length and snapshot interval (steps)."""
+
+    base_cfg: object
+    constants: object
+    projections: list
+    inputs: StaticInputs
+    current_injections: tuple
+    forced: ForcedSpikes
+    n_steps: int
+    dt_ms: float
+    chunk_steps: int
+    snap_steps: int
+
+
+class _ChunkRecord(NamedTuple):
+    """Monitors of one chunk: spike counts per step and population, recorded v, syn, w per
+    step, the chunk's end (ms), the mean weight of each plastic projection and its mean BDNF
+    (NaN without BDNF) at that end."""
+
+    counts: np.ndarray
+    v: np.ndarray
+    syn: np.ndarray
+    w: np.ndarray
+    end_ms: float
+    mean_weights: np.ndarray
+    mean_bdnf: np.ndarray
+
+
+def _run_chunks(run: _ChunkedRun, state, spikes, snapshot, progress: bool):
     """Run all steps chunk by chunk, handing each chunk's spikes to spikes.append(population
     index, times_ms, ids) and calling snapshot(state, time_ms) (if given) at the start, every
-    snap_steps and at the end; returns the final state and the per-chunk monitor records."""
+    snap_steps and at the end; returns the final state and the _ChunkRecord of every chunk."""
+    base_cfg, projections, forced, n_steps, dt_ms, chunk_steps, snap_steps = (
+        run.base_cfg, run.projections, run.forced, run.n_steps, run.dt_ms, run.chunk_steps, run.snap_steps)
     n = base_cfg.n_neurons
     records, first, next_cfg = [], 0, base_cfg
     plastic = [i for i, _, _ in base_cfg.plasticity]
@@ -174,11 +208,11 @@ def _run_chunks(state, base_cfg, constants, projections, inputs, current_injecti
                 steps = min(steps, align - (start + first) % align)
             while True:
                 cfg = replace(cfg, blocks=block_lengths(periods, start + first, steps))
-                injected = np.concatenate([inj.rows(first, steps, dt_ms) for inj in current_injections]
+                injected = np.concatenate([inj.rows(first, steps, dt_ms) for inj in run.current_injections]
                                           or [np.zeros((steps, 0), np.float32)], axis=1)
                 forced_rows = forced.rows(first, steps, forced_width, n)
                 cfg = _with_capacity(cfg, _forced_per_population(forced_rows, cfg.population_slices))
-                new_state, out = run_chunk(cfg, constants, projections, inputs, state,
+                new_state, out = run_chunk(cfg, run.constants, projections, run.inputs, state,
                                            jnp.asarray(injected, dtype=jnp.float32),
                                            jnp.asarray(forced_rows, dtype=jnp.int32))
                 if not bool(new_state.overflow):
@@ -203,7 +237,7 @@ def _run_chunks(state, base_cfg, constants, projections, inputs, current_injecti
                               else np.nan for i in plastic])
             bdnf = np.array([np.nan if t.third is None else float(np.mean(t.third.bdnf))
                              for t in state.plastic])
-            records.append((counts, v, syn, w, (first + steps) * dt_ms, means, bdnf))
+            records.append(_ChunkRecord(counts, v, syn, w, (first + steps) * dt_ms, means, bdnf))
             first += steps
             bar.update(steps)
             if snapshot is not None and (first % snap_steps == 0 or first == n_steps):
@@ -340,12 +374,13 @@ class _SpikesInMemory:
 
 
 def _result(net, spikes, records, record_split, state, dt_ms, n_steps, snapshots_path) -> SimulationResult:
-    counts, v, syn, w = (np.concatenate([r[k] for r in records]) for k in range(4))
+    counts, v, syn, w = (np.concatenate([getattr(r, name) for r in records])
+                         for name in ("counts", "v", "syn", "w"))
     plastic = [p for p in net.projections if p.plasticity is not None]
-    chunk_end = np.array([r[4] for r in records])
-    means = np.array([r[5] for r in records]).reshape(len(records), len(plastic))
+    chunk_end = np.array([r.end_ms for r in records])
+    means = np.array([r.mean_weights for r in records]).reshape(len(records), len(plastic))
     weight_mean = {p.name: (chunk_end, means[:, i]) for i, p in enumerate(plastic)}
-    bdnf = np.array([r[6] for r in records]).reshape(len(records), len(plastic))
+    bdnf = np.array([r.mean_bdnf for r in records]).reshape(len(records), len(plastic))
     bdnf_mean = {p.name: (chunk_end, bdnf[:, i]) for i, p in enumerate(plastic)
                  if isinstance(p.plasticity, ThreeFactorSTDP)}
     spike_counts = {pop.name: counts[:, i] for i, pop in enumerate(net.populations)}

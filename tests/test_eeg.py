@@ -280,13 +280,16 @@ def test_cli_labels_on_the_sphere(tmp_path, head, spherical):
     import json
 
     from coupling.cli import main
+    from coupling.config import HeadConfig
+    from coupling.prepare import build_head
 
     assert main(["efield", "--max-edge", "12", "--centre", "C3", "--handle", "Cz",
                  "--out", str(tmp_path), "--quiet"]) == 0
     matsimnibs = np.array(json.loads((tmp_path / "summary.json").read_text())["matsimnibs"])
     c3 = unit(spherical["C3"])
     np.testing.assert_allclose(matsimnibs[:3, 3], (R_SCALP + 4.0) * c3, atol=SAGITTA_MM)
-    expected = efield.Placement.on_scalp(head, "C3", handle="Cz", distance_mm=4.0)
+    cli_head = build_head(HeadConfig("sphere", 12.0))                 # the run's sphere, as the CLI builds it
+    expected = efield.Placement.on_scalp(cli_head, "C3", handle="Cz", distance_mm=4.0)
     np.testing.assert_allclose(matsimnibs, expected.matsimnibs, atol=1e-9)
 
 

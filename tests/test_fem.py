@@ -11,6 +11,14 @@ from efield.solver import FieldSolver, SolverError
 from efield.sphere import sphere_head
 
 
+@pytest.fixture(autouse=True)
+def x64_mode():
+    """These tests build float64 JAX arrays and differentiate through efield themselves, which
+    needs JAX's 64-bit mode around them (efield switches it on only inside its own calls)."""
+    with jax.enable_x64(True):
+        yield
+
+
 @pytest.fixture(scope="module")
 def coarse():
     return sphere_head(max_edge_mm=12.0)

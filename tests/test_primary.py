@@ -10,6 +10,14 @@ from efield.placement import Placement
 from efield.primary import MU0, coil_dadt, dadt_dipoles, dadt_segments
 
 
+@pytest.fixture(autouse=True)
+def x64_mode():
+    """These tests build float64 JAX arrays and differentiate through efield themselves, which
+    needs JAX's 64-bit mode around them (efield switches it on only inside its own calls)."""
+    with jax.enable_x64(True):
+        yield
+
+
 def random_pose(seed, centre_scale=50.0):
     rng = np.random.default_rng(seed)
     q, r = np.linalg.qr(rng.normal(size=(3, 3)))

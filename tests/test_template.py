@@ -194,7 +194,6 @@ def test_cli_efield_on_the_template_head(head, cache_dir, electrodes, tmp_path, 
 
     from coupling import cli
 
-    assert cli.TEMPLATE_MAX_EDGE_MM == template.DEFAULT_MAX_EDGE_MM
     monkeypatch.setenv("TMSIM_CACHE_DIR", str(cache_dir))         # the fixture's build is reused
     f3 = ",".join(f"{v:.3f}" for v in electrodes["F3"])
     out = tmp_path / "run"

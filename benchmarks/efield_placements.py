@@ -43,8 +43,6 @@ def timed(fn, *args, **kwargs):
 
 
 def run_size(max_edge_mm: float, backend: str, batch: int, n_scored: int) -> dict:
-    import jax.numpy as jnp
-
     import efield
     from efield import targeting as tg
     from efield.placement import transform_elements
@@ -76,13 +74,13 @@ def run_size(max_edge_mm: float, backend: str, batch: int, n_scored: int) -> dic
            "bytes_per_tet_batch": solver.memory_plan(batch, coil.n_elements)["bytes_per_tet"]}
     grid, t_pre = timed(tg.reciprocal_grid, solver, coil, target, patch, 20.0, DIDT)
     direct = np.array([target.score_field(mesh, r.E) for r in singles])
-    scores = np.asarray(tg.score_poses(grid, jnp.asarray([p.matsimnibs for p in placements])))
+    scores = np.asarray(tg.score_poses(grid, np.asarray([p.matsimnibs for p in placements])))
     many = tg.candidate_poses(patch, tg.candidate_offsets(20.0, 1.0), np.arange(0.0, 360.0, 2.0))
-    many = jnp.asarray(many.reshape(-1, 4, 4)[:n_scored])
+    many = np.asarray(many.reshape(-1, 4, 4)[:n_scored])
     tg.score_poses(grid, many).block_until_ready()                            # compile
     _, t_score = timed(lambda: tg.score_poses(grid, many).block_until_ready())
     angles = np.array([0.0, 45.0, 100.0, 170.0])
-    base = jnp.asarray(poses[:, 0])
+    base = np.asarray(poses[:, 0])
     turned = np.asarray(tg.score_turned(grid, grid.turned(angles), base)).reshape(-1)[:batch]
     row.update(reciprocity_precompute_s=t_pre, reciprocity_grid_nodes=int(np.isfinite(
         np.asarray(grid.H[..., 0])).sum()), placements_scored_per_s=len(many) / t_score,
@@ -100,12 +98,10 @@ handle angles at once, offsets within 20 mm."""
 
 def turned_rate(grid, patch, label, spacing_mm, step_deg, repeats=3) -> dict:
     """Placements per second of `score_turned` over one candidate set (best of `repeats`)."""
-    import jax.numpy as jnp
-
     from efield import targeting as tg
 
     offsets, angles = tg.candidate_offsets(20.0, spacing_mm), tg.candidate_angles(step_deg)
-    base = jnp.asarray(tg.candidate_poses(patch, offsets, [0.0])[:, 0])
+    base = np.asarray(tg.candidate_poses(patch, offsets, [0.0])[:, 0])
     polar = grid.turned(angles)
     tg.score_turned(grid, polar, base).block_until_ready()                  # compile
     best = min(timed(lambda: tg.score_turned(grid, polar, base).block_until_ready())[1]

@@ -125,8 +125,9 @@ def report(source, *, control: str | dict | None = None, metrics: Sequence[str] 
         for metric in chosen:
             x = runs[metric].to_numpy(dtype=float)
             low, high = bootstrap_ci(x, n_resamples=n_resamples, confidence=confidence, seed=seed)
-            row = dict(values, metric=metric, n=int(np.isfinite(x).sum()),
-                       mean=float(np.nanmean(x)) if np.isfinite(x).any() else math.nan, ci_low=low, ci_high=high)
+            mean = float(np.nanmean(x)) if np.isfinite(x).any() else math.nan
+            row = dict(values, metric=metric, n=int(np.isfinite(x).sum()), mean=mean, ci_low=low,
+                       ci_high=high)
             if control is not None:
                 row.update(effect=math.nan, effect_ci_low=math.nan, effect_ci_high=math.nan, n_pairs=0)
                 if reference is not None:
@@ -165,7 +166,8 @@ def markdown(result, conditions: Sequence[str] | None = None) -> str:
     return "\n".join(lines) + "\n" + note + ".\n"
 
 
-def write_report(result, folder, *, conditions: Sequence[str] | None = None, figure: bool = True) -> list[Path]:
+def write_report(result, folder, *, conditions: Sequence[str] | None = None,
+                 figure: bool = True) -> list[Path]:
     """Write report.csv, report.md and (figure) report.png into `folder`; the paths."""
     from tmsim_io import atomic_output
 

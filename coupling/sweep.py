@@ -73,7 +73,7 @@ import tomllib
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from .config import SCHEMA, ConfigError, RunConfig, load_config
 
@@ -157,7 +157,8 @@ class Sweep:
         names = {v: k for k, v in SEED_AXES.items()}
         lines += [f"{names.get(k, _toml_value(k))} = {_toml_value(list(v))}" for k, v in self.axes.items()]
         for group in self.zip:
-            lines += ["", "[[zip]]"] + [f"{_toml_value(k)} = {_toml_value(list(v))}" for k, v in group.items()]
+            lines += ["", "[[zip]]"]
+            lines += [f"{_toml_value(k)} = {_toml_value(list(v))}" for k, v in group.items()]
         if self.report:
             lines += ["", "[report]"] + [f"{k} = {_toml_value(v)}" for k, v in self.report.items()]
         return "\n".join(lines) + "\n"
@@ -371,7 +372,8 @@ def run_id(config: RunConfig, kind: str, run: Callable | None = None) -> str:
     """A stable name of a run: the hash of its configuration (output.folder aside), its kind and
     its run function's qualified name."""
     text = config.with_values({"output.folder": ""}).to_toml()
-    name = "" if run is None else f"{getattr(run, '__module__', '')}.{getattr(run, '__qualname__', repr(run))}"
+    name = "" if run is None else \
+        f"{getattr(run, '__module__', '')}.{getattr(run, '__qualname__', repr(run))}"
     return hashlib.sha256(f"{kind}\n{name}\n{text}".encode()).hexdigest()[:16]
 
 
@@ -598,7 +600,8 @@ def run_sweep(sweep, out=None, *, run: Callable | None = None, scheduler=None, c
             link = dashboard(client)
             if link and log:
                 log(f"tmsim sweep: Dask dashboard at {link}")
-            bar = tqdm(total=len(tasks), initial=len(rows), desc="tmsim sweep", unit="run", disable=not progress)
+            bar = tqdm(total=len(tasks), initial=len(rows), desc="tmsim sweep", unit="run",
+                       disable=not progress)
             futures = client.map(execute_run, pending, key=[f"tmsim-run-{t['run_id']}" for t in pending],
                                  pure=False)
             by_future = dict(zip(futures, pending))
@@ -624,8 +627,8 @@ def run_sweep(sweep, out=None, *, run: Callable | None = None, scheduler=None, c
     _remove_stale_folders(out / RUNS)           # those of workers that died
     failed = table[table["status"] != "done"]
     if len(failed):
-        lines = [f"run {r['run']} ({', '.join(f'{k} = {r[k]!r}' for k in columns)}; {r['run_id']}): {r['error']}"
-                 for r in failed.to_dict("records")]
+        lines = [f"run {r['run']} ({', '.join(f'{k} = {r[k]!r}' for k in columns)}; {r['run_id']}): "
+                 f"{r['error']}" for r in failed.to_dict("records")]
         message = (f"{len(failed)} of {len(table)} runs failed (tracebacks in {out / ERRORS}/):\n  "
                    + "\n  ".join(lines))
         if log:

@@ -65,7 +65,8 @@ def dies_once(config, folder):
 
 def small_sweep(**axes) -> sw.Sweep:
     data = {"base": {"coil": {"distance_mm": 4.0}},
-            "axes": axes or {"coil.distance_mm": [2.0, 4.0], "network_seeds": [0, 1], "noise_seeds": [0, 1, 2]}}
+            "axes": axes or {"coil.distance_mm": [2.0, 4.0], "network_seeds": [0, 1],
+                             "noise_seeds": [0, 1, 2]}}
     return sw.sweep_from_dict(data, "test")
 
 
@@ -84,10 +85,12 @@ def test_session_sweep_2x2x2_then_resume(client, tmp_path):
     table = sw.run_sweep(sweep, tmp_path, client=client, progress=False, log=None)
     assert len(table) == 8 and (table["status"] == "done").all()
     expected = [(i, d, s) for i in ["50% MSO", "60% MSO"] for d in [3.0, 5.0] for s in [0, 1]]
-    assert list(zip(table["protocol.intensity"], table["coil.distance_mm"], table["session.seed"])) == expected
+    got = zip(table["protocol.intensity"], table["coil.distance_mm"], table["session.seed"])
+    assert list(got) == expected
     assert (table["patch.seed"] == 0).all() and list(table["run"]) == list(range(8))
     assert np.allclose(table["percent_mso"], [50.0] * 4 + [60.0] * 4)
-    assert {"mep_before", "mep_change.0.0", "mean_weights_nS.AFF_to_L5E.after_stimulation"} <= set(table.columns)
+    numbers = {"mep_before", "mep_change.0.0", "mean_weights_nS.AFF_to_L5E.after_stimulation"}
+    assert numbers <= set(table.columns)
     on_disk = pd.read_parquet(tmp_path / "runs.parquet")
     pd.testing.assert_frame_equal(on_disk, table)
     for row in table.itertuples():
@@ -133,14 +136,16 @@ def test_a_killed_worker_has_its_run_retried_once(client, tmp_path):
 
 
 def test_one_and_two_workers_give_the_same_table(client, tmp_path):
-    two = sw.run_sweep(small_sweep(), tmp_path / "two", run=synthetic, client=client, progress=False, log=None)
+    two = sw.run_sweep(small_sweep(), tmp_path / "two", run=synthetic, client=client, progress=False,
+                       log=None)
     one = sw.run_sweep(small_sweep(), tmp_path / "one", run=synthetic, workers=1, progress=False, log=None)
     pd.testing.assert_frame_equal(values(one), values(two))
     assert len(two) == 12 and list(two.columns[:6]) == ["run", "run_id", "coil.distance_mm", "patch.seed",
                                                          "session.seed", "status"]
     assert {"x", "nested.y"} <= set(two.columns) and "label" not in two.columns
     # the sweep grown by one value: the old runs are found, the new ones run
-    grown = small_sweep(**{"coil.distance_mm": [2.0, 4.0, 6.0], "network_seeds": [0, 1], "noise_seeds": [0, 1, 2]})
+    grown = small_sweep(**{"coil.distance_mm": [2.0, 4.0, 6.0], "network_seeds": [0, 1],
+                           "noise_seeds": [0, 1, 2]})
     table = sw.run_sweep(grown, tmp_path / "two", run=synthetic, client=client, progress=False, log=None)
     assert len(table) == 18
     pd.testing.assert_frame_equal(values(table[table["coil.distance_mm"] < 5]).drop(columns="run"),
@@ -149,7 +154,8 @@ def test_one_and_two_workers_give_the_same_table(client, tmp_path):
 
 def test_zip_groups_vary_together():
     sweep = sw.sweep_from_dict({"axes": {"noise_seeds": [0, 1]},
-                                "zip": [{"coil.distance_mm": [2.0, 6.0], "head": {"max_edge_mm": [8.0, 10.0]}}]},
+                                "zip": [{"coil.distance_mm": [2.0, 6.0],
+                                         "head": {"max_edge_mm": [8.0, 10.0]}}]},
                                "zipped")
     assert sweep.runs() == [{"coil.distance_mm": d, "head.max_edge_mm": e, "session.seed": s}
                             for d, e in [(2.0, 8.0), (6.0, 10.0)] for s in [0, 1]]
@@ -236,7 +242,8 @@ def test_report_means_intervals_and_paired_effects(tmp_path):
     assert np.allclose([row["ci_low"], row["ci_high"]], bootstrap_ci(x["m"], n_resamples=3000, seed=4))
     d = x.sort_values("session.seed")["m"].to_numpy() - c.sort_values("session.seed")["m"].to_numpy()
     assert row["n_pairs"] == 5 and np.isclose(row["effect"], d.mean()) and abs(row["effect"] - 0.3) < 0.02
-    assert np.allclose([row["effect_ci_low"], row["effect_ci_high"]], bootstrap_ci(d, n_resamples=3000, seed=4))
+    interval = bootstrap_ci(d, n_resamples=3000, seed=4)
+    assert np.allclose([row["effect_ci_low"], row["effect_ci_high"]], interval)
     control = result[result["protocol.name"] == "sham-itbs"]
     assert control["effect"].isna().all() and (control["n_pairs"] == 0).all()
     assert {"report.csv", "report.md", "report.png"} <= {p.name for p in tmp_path.iterdir()}
@@ -271,12 +278,14 @@ def test_cli_sweep_on_a_running_cluster_exits_non_zero_on_failure(client, tmp_pa
     base = "".join(f"{k} = {json.dumps(v)}\n" for k, v in TINY.items())
     path.write_text(f'[base]\n{base}[axes]\n"head.model" = ["sphere", "{broken}"]\nnoise_seeds = [3]\n')
     out = tmp_path / "out"
-    assert main(["sweep", str(path), "--out", str(out), "--scheduler", client.scheduler.address, "--quiet"]) == 1
+    address = client.scheduler.address
+    assert main(["sweep", str(path), "--out", str(out), "--scheduler", address, "--quiet"]) == 1
     err = capsys.readouterr().err
     assert "1 of 2 runs failed" in err and f"head.model = '{broken}'" in err
     table = pd.read_parquet(out / "runs.parquet")
     assert list(table["status"]) == ["done", "failed"] and table["error"].iloc[1]
-    assert table["mep_before"].notna().iloc[0] and (out / "errors" / f"{table['run_id'].iloc[1]}.txt").is_file()
+    assert table["mep_before"].notna().iloc[0]
+    assert (out / "errors" / f"{table['run_id'].iloc[1]}.txt").is_file()
 
 
 def test_import_coupling_stays_light():

@@ -96,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     ru.add_argument("--out", type=Path, metavar="DIR", help="results folder (overrides output.folder)")
     ru.add_argument("--quiet", action="store_true", help="no progress bars")
     ru.set_defaults(run=_run_course)
+    _sweep_parsers(sub)
     return parser
 
 
@@ -357,6 +358,73 @@ def _run_course(args) -> int:
     print(f"{summary['n_sessions']} sessions of {summary['protocol']} at {summary['percent_mso']:.1f} % MSO: "
           f"MEP proxy x{summary['mep_change'].get('final', float('nan')):.2f}; mean weights (nS) {weights}; "
           f"results in {config.output.folder or 'results/run'}/")
+    return 0
+
+
+def _sweep_parsers(sub):
+    """`tmsim sweep` and `tmsim report` (coupling.sweep, coupling.report)."""
+    sw = sub.add_parser("sweep", help="an ensemble or parameter sweep of runs on Dask", description=(
+        "Run every combination of the axes of a sweep file (a base configuration, lists of values of "
+        "config keys, network_seeds and noise_seeds; README, 'Sweeps') on a Dask cluster: a local one of "
+        "one single-threaded worker process per core by default. Writes DIR/runs/<run_id>/ per run, "
+        "DIR/runs.parquet (one row per run) and DIR/sweep.toml; finished runs are skipped when it is "
+        "rerun. Exits 1 if a run failed."))
+    sw.add_argument("sweep", nargs="?", type=Path, help="sweep file (.toml)")
+    sw.add_argument("--init", type=Path, metavar="FILE",
+                    help="write a commented starter sweep to FILE and stop")
+    sw.add_argument("--out", type=Path, metavar="DIR",
+                    help="results folder (default results/<sweep file name>)")
+    sw.add_argument("--scheduler", metavar="ADDRESS",
+                    help="a running Dask scheduler (tcp://host:8786) or its scheduler file, instead of a "
+                         "local cluster")
+    sw.add_argument("--workers", type=_number(1, integer=True), metavar="N",
+                    help="worker processes of the local cluster (default: one per core)")
+    sw.add_argument("--quiet", action="store_true", help="no progress bar")
+    sw.set_defaults(run=_run_sweep)
+    rp = sub.add_parser("report", help="means, 95 %% CIs and effects against a control of a sweep",
+                        description=(
+        "Group the finished runs of a sweep folder by condition (the axis values other than the seeds): "
+        "mean and 95 %% percentile-bootstrap interval over the seeds, and the effect against a control "
+        "condition paired by seed. Writes DIR/report.csv, DIR/report.md and DIR/report.png."))
+    rp.add_argument("folder", type=Path, metavar="DIR", help="sweep folder (with runs.parquet)")
+    rp.add_argument("--control", metavar="KEY=VALUE[,KEY=VALUE]",
+                    help="control condition, e.g. protocol.name=sham-itbs (default: [report] control "
+                         "of the sweep)")
+    rp.add_argument("--metrics", nargs="+", metavar="COLUMN",
+                    help="columns to report (default: [report] metrics of the sweep, else every number)")
+    rp.add_argument("--resamples", type=_number(100, integer=True), default=10_000, metavar="N",
+                    help="bootstrap resamples (default 10000)")
+    rp.add_argument("--seed", type=_number(0, integer=True), default=0,
+                    help="seed of the resampling (default 0)")
+    rp.set_defaults(run=_run_report)
+
+
+def _run_sweep(args) -> int:
+    from .sweep import run_sweep, write_starter
+
+    if args.init is not None:
+        write_starter(args.init)
+        print(f"wrote {args.init}: edit it, then run tmsim sweep {args.init}")
+        return 0
+    if args.sweep is None:
+        raise ValueError("give a sweep file, or --init FILE to write a starter")
+    log = lambda text: print(text, file=sys.stderr)
+    table = run_sweep(args.sweep, args.out, scheduler=args.scheduler, workers=args.workers,
+                      progress=not args.quiet, log=log)
+    out = args.out or Path("results") / args.sweep.stem
+    done = int((table["status"] == "done").sum())
+    print(f"{done} of {len(table)} runs done; table in {out / 'runs.parquet'}; statistics: "
+          f"tmsim report {out}")
+    return 0 if done == len(table) else 1
+
+
+def _run_report(args) -> int:
+    from .report import markdown, report
+
+    result = report(args.folder, control=args.control, metrics=args.metrics, n_resamples=args.resamples,
+                    seed=args.seed)
+    print(markdown(result))
+    print(f"written: {args.folder / 'report.csv'}, report.md, report.png")
     return 0
 
 

@@ -1,9 +1,52 @@
-"""Suite-wide fixtures."""
+"""Suite-wide fixtures and hooks."""
 
 import gc
 
 import jax
 import pytest
+
+import efield
+
+
+def _has_gpu() -> bool:
+    try:
+        return bool(jax.devices("gpu"))
+    except RuntimeError:
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `gpu` skip where JAX has no GPU backend."""
+    gpu_tests = [item for item in items if "gpu" in item.keywords]
+    if gpu_tests and not _has_gpu():
+        skip = pytest.mark.skip(reason="needs a GPU: JAX has no GPU backend here")
+        for item in gpu_tests:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def sphere12():
+    """The default three-shell sphere head (85, 90, 95 mm) at 12 mm edges (about 18k tetrahedra)."""
+    return efield.sphere_head(max_edge_mm=12.0)
+
+
+@pytest.fixture(scope="session")
+def four_shells():
+    """Grey matter, CSF, bone and scalp (80, 85, 90, 95 mm) at 10 mm edges: room for a cortical
+    patch."""
+    return efield.sphere_head(radii_mm=(80.0, 85.0, 90.0, 95.0), max_edge_mm=10.0)
+
+
+@pytest.fixture(scope="session")
+def figure8():
+    return efield.figure8_70mm()
+
+
+@pytest.fixture(scope="session")
+def template_cache(tmp_path_factory):
+    """The folder for the template heads the suite builds, notebooks included: each size is
+    built once, then loaded."""
+    return tmp_path_factory.mktemp("tmsim-cache")
 
 
 @pytest.fixture(scope="module", autouse=True)

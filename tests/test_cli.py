@@ -69,10 +69,10 @@ def test_bad_input_is_named(argv, message, capsys, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-def test_result_formats(tmp_path):
-    head = efield.sphere_head(max_edge_mm=12)
+def test_result_formats(tmp_path, sphere12, figure8):
+    head = sphere12
     pos = efield.Placement.on_scalp(head, [0, 0, 95], [0, 50, 95])
-    res = efield.simulate(head, efield.figure8_70mm(), pos, didt=2e6)
+    res = efield.simulate(head, figure8, pos, didt=2e6)
     back = efield.read_msh(res.save(tmp_path / "r.msh"))
     np.testing.assert_array_equal(back.element_data["E"], res.E)
     np.testing.assert_array_equal(back.node_data["v"], res.potential)
@@ -82,14 +82,13 @@ def test_result_formats(tmp_path):
     with pytest.raises(ValueError, match="unknown result format"):
         res.save(tmp_path / "r.vtk")
     # the field is linear in dI/dt
-    half = efield.simulate(head, efield.figure8_70mm(), pos, didt=1e6)
+    half = efield.simulate(head, figure8, pos, didt=1e6)
     np.testing.assert_allclose(half.E * 2, res.E, rtol=1e-6, atol=1e-9 * np.abs(res.E).max())
 
 
-def test_coil_inside_the_head_is_refused():
-    head = efield.sphere_head(max_edge_mm=12)
+def test_coil_inside_the_head_is_refused(sphere12, figure8):
     pose = np.eye(4)
     pose[:3, :3] = np.diag([1.0, -1.0, -1.0])
     pose[2, 3] = 90.0                               # coil bottom 5 mm inside the scalp
     with pytest.raises(ValueError, match="inside the head"):
-        efield.simulate(head, efield.figure8_70mm(), efield.Placement(pose))
+        efield.simulate(sphere12, figure8, efield.Placement(pose))

@@ -24,9 +24,9 @@ def shells():
 
 
 @pytest.fixture(scope="module")
-def ball():
+def ball(sphere12):
     """Three radii: a grey-matter ball (no white matter), bone, scalp."""
-    return efield.sphere_head(max_edge_mm=EDGE_MM)
+    return sphere12
 
 
 def unit(v):

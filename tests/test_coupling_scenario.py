@@ -4,13 +4,11 @@ import numpy as np
 import pytest
 
 import coupling
-import efield
 
 
 @pytest.fixture(scope="module")
-def patches():
-    head = efield.sphere_head(radii_mm=(80.0, 85.0, 90.0, 95.0), max_edge_mm=10.0)
-    return {name: coupling.cortical_patch(head, [0.0, 0.0, 95.0], 6.0, 120, seed=3,
+def patches(four_shells):
+    return {name: coupling.cortical_patch(four_shells, [0.0, 0.0, 95.0], 6.0, 120, seed=3,
                                           model=coupling.scenario_model(name))
             for name in coupling.SCENARIOS}
 

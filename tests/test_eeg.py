@@ -21,8 +21,8 @@ JURAK_10_10 = ("Fp1 Fpz Fp2 AF7 AF3 AFz AF4 AF8 F9 F7 F5 F3 F1 Fz F2 F4 F6 F8 F1
 
 
 @pytest.fixture(scope="module")
-def sphere():
-    return efield.sphere_head(max_edge_mm=12)
+def sphere(sphere12):
+    return sphere12
 
 
 @pytest.fixture(scope="module")

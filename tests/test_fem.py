@@ -8,7 +8,6 @@ import pytest
 from efield import fem
 from efield.conductivity import element_conductivity
 from efield.solver import FieldSolver, SolverError
-from efield.sphere import sphere_head
 
 
 @pytest.fixture(autouse=True)
@@ -20,8 +19,8 @@ def x64_mode():
 
 
 @pytest.fixture(scope="module")
-def coarse():
-    return sphere_head(max_edge_mm=12.0)
+def coarse(sphere12):
+    return sphere12
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,16 @@ def _minutes(v):
 @dataclass(frozen=True)
 class SessionOptions:
     """How a session is simulated and measured; passed whole to run_protocol and run_course.
-    Bad values raise ValueError naming the field."""
+    Bad values raise ValueError naming the field.
+
+    Bridging (coupling.session, "Bridging"): a gap between pulses longer than
+    bridge_min_gap_s (and than bridge_settle_s + LEAD_MS) is simulated spike by spike only for
+    bridge_settle_s after its last pulse and LEAD_MS before its next one; in between only the
+    slow variables advance (neurons.rest, with the sliding threshold's rate trace relaxing to
+    the spontaneous rates). bridge_settle_s defaults to 1 s, five time constants of the slowest
+    fast variable that the rest does not carry over (the 200 ms NMDA-like calcium of the
+    calcium rule). Off by default (bridge_min_gap_s = 0): see benchmarks/RESULTS.md, "Bridging
+    inter-train gaps"."""
 
     probe_minutes: tuple = setting((0.0, 30.0), _minutes,
                                    "MEP proxy and weights measured at these minutes after stimulation")
@@ -44,6 +53,11 @@ class SessionOptions:
     n_test: int = setting(10, Number(1, 1000, integer=True), "test pulses per MEP measurement")
     dt_ms: float = setting(0.1, _time_step, "time step, ms: one of 0.1, 0.05, 0.025, 0.02, 0.01")
     seed: int = setting(0, SEED, "seed of the background activity")
+    bridge_min_gap_s: float = setting(0.0, Number(0, 3600),
+                                      "inter-train gaps longer than this are bridged (only the slow variables "
+                                      "advance over them), s; 0: off")
+    bridge_settle_s: float = setting(1.0, Number(0.1, 60),
+                                     "spiking simulated after each train before a bridged gap, s")
 
     def __post_init__(self):
         check_fields(self, "SessionOptions.")

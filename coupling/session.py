@@ -13,6 +13,19 @@ delivered (spikes simulated step by step, with plasticity), the network runs on 
 after the end of stimulation, where the MEP proxy and the mean weights are measured. Each
 probe after the protocol starts from the fast state of the one before it and uses its seed
 (`at_rest`): before/after ratios then reflect the lasting changes, not trial-to-trial noise.
+
+Bridging (SessionOptions.bridge_min_gap_s > 0; the project's own time-scale bridging, off by
+default): a gap between consecutive pulses longer than bridge_min_gap_s, and than
+bridge_settle_s + LEAD_MS, is simulated spike by spike only over bridge_settle_s after its
+last pulse and LEAD_MS before its next one (`simulated_windows`); over the rest of it nothing
+spikes and the slow variables advance in closed form (`bridge`: neurons.rest, then the rate
+trace of the calcium rule's sliding threshold relaxes towards the spontaneous rate of its
+presynaptic population, the mean of that trace under firing at that rate, measured over the
+second halves of the session's settle windows so far). The step counter advances through
+the rest, so pulses keep their absolute times and the background noise of every simulated
+step is the one the full run draws there (it is keyed by seed and step). What the
+spontaneous activity of the skipped stretch would have done (its own plasticity, its BDNF
+release) is left out; benchmarks/bridging.py measures the result against the full run.
 """
 
 from __future__ import annotations
@@ -109,7 +122,9 @@ class SessionResult:
     mep_before: MEP; mep_after: minutes after the end of stimulation -> MEP; mean_weights:
     projection -> {"before", "after_stimulation", "<minutes>"} mean weight (nS); bdnf: mean
     BDNF of the excitatory output projection at the same times; spikes: SpikeTrains of the
-    stimulation run; final_state: the network state at the last probe time; field: NeuronField."""
+    stimulation run (times from its start); final_state: the network state at the last probe
+    time; field: NeuronField; windows_ms: the (start, end) stretches of the run simulated spike
+    by spike (one stretch unless gaps were bridged)."""
 
     protocol: Protocol
     percent_mso: float
@@ -122,6 +137,7 @@ class SessionResult:
     final_state: object
     field: NeuronField
     elapsed_ms: float = field(default=0.0)
+    windows_ms: tuple = field(default=())
 
     def summary(self) -> dict:
         """Plain-number summary (JSON-ready)."""
@@ -156,7 +172,10 @@ def run_protocol(patch: CorticalPatch, field: NeuronField, protocol: Protocol, p
     probes and the run take the seed's children 0 and 1 (child_seed). state: the NetworkState
     to start from (e.g. the end of a previous session; default: the patch settled with the
     seed). The run lasts LEAD_MS + the protocol's duration + after_s; its spikes count from
-    its start."""
+    its start. With bridging (options.bridge_min_gap_s > 0) only the windows of
+    `simulated_windows` are simulated spike by spike (`bridge` over the gaps between them);
+    spikes_path then receives the spikes of all windows at the end, snapshots_path the weights
+    at the start and end of every window."""
     probe_minutes, after_s, n_test, dt_ms, seed = (options.probe_minutes, options.after_s, options.n_test,
                                                    options.dt_ms, options.seed)
     probe_seed, run_seed = child_seed(seed, 0), child_seed(seed, 1)
@@ -167,13 +186,18 @@ def run_protocol(patch: CorticalPatch, field: NeuronField, protocol: Protocol, p
     before = probe_mep(patch, field, state, test_pct, n_trials=n_test, dt_ms=dt_ms, seed=probe_seed)
     weights = {"before": mean_weights(patch, state)}
     bdnf = {"before": mean_bdnf(patch, state)}
-    events = stimulus_events(patch, field, protocol.times_ms + LEAD_MS, protocol.field_scale, percent_mso,
-                             dt_ms=dt_ms)
-    run_ms = LEAD_MS + protocol.duration_ms + after_s * 1e3
-    res = neurons.simulate(patch.network, run_ms, dt_ms, seed=run_seed, state=state,
-                           forced_spikes=events, spikes_path=spikes_path, snapshots_path=snapshots_path,
-                           progress=progress)
-    state = res.final_state
+    windows = simulated_windows(protocol, options)
+    if len(windows) == 1:
+        events = stimulus_events(patch, field, protocol.times_ms + LEAD_MS, protocol.field_scale, percent_mso,
+                                 dt_ms=dt_ms)
+        run_ms = LEAD_MS + protocol.duration_ms + after_s * 1e3
+        res = neurons.simulate(patch.network, run_ms, dt_ms, seed=run_seed, state=state,
+                               forced_spikes=events, spikes_path=spikes_path, snapshots_path=snapshots_path,
+                               progress=progress)
+        state, spikes = res.final_state, res.spikes
+    else:
+        state, spikes = _run_bridged(patch, field, protocol, percent_mso, windows, state, run_seed, dt_ms,
+                                     options.bridge_settle_s * 1e3, spikes_path, snapshots_path, progress)
     weights["after_stimulation"] = mean_weights(patch, state)
     bdnf["after_stimulation"] = mean_bdnf(patch, state)
     after, elapsed_ms = {}, after_s * 1e3
@@ -187,7 +211,126 @@ def run_protocol(patch: CorticalPatch, field: NeuronField, protocol: Protocol, p
         weights[str(minutes)] = mean_weights(patch, state)
         bdnf[str(minutes)] = mean_bdnf(patch, state)
     return SessionResult(protocol, float(percent_mso), rmt_percent_mso, before, after,
-                         _by_projection(weights), _by_projection(bdnf), res.spikes, state, field, elapsed_ms)
+                         _by_projection(weights), _by_projection(bdnf), spikes, state, field, elapsed_ms,
+                         tuple(windows))
+
+
+def simulated_windows(protocol: Protocol, options: SessionOptions) -> list:
+    """The (start_ms, end_ms) stretches of a session's run (LEAD_MS + the protocol's duration +
+    options.after_s, pulses at LEAD_MS + protocol.times_ms) that are simulated spike by spike:
+    the whole run, or with bridging (options.bridge_min_gap_s > 0) the run cut at every gap
+    between consecutive pulses longer than bridge_min_gap_s, from bridge_settle_s after the
+    gap's first pulse (rounded to the time step) to LEAD_MS before its second, where that
+    leaves something to cut. Times are exact multiples of options.dt_ms except the run's end."""
+    run_ms = LEAD_MS + protocol.duration_ms + options.after_s * 1e3
+    if not options.bridge_min_gap_s > 0 or protocol.n_pulses < 2:
+        return [(0.0, run_ms)]
+    step_us = int(round(options.dt_ms * 1e3))
+    lead_us = int(round(LEAD_MS * 1e3))
+    settle_us = int(round(options.bridge_settle_s * 1e6 / step_us)) * step_us
+    pulses = np.asarray(protocol.pulse_times_us, np.int64) + lead_us
+    windows, start = [], 0
+    for last, first in zip(pulses[:-1], pulses[1:]):
+        end, resume = last + settle_us, first - lead_us
+        if first - last > options.bridge_min_gap_s * 1e6 and resume > end:
+            windows.append((start, int(end)))
+            start = int(resume)
+    return [(a / 1e3, b / 1e3) for a, b in windows] + [(start / 1e3, run_ms)]
+
+
+def spontaneous_rates(patch: CorticalPatch, spikes: dict, stretches) -> dict:
+    """Mean rate (Hz) of each population of the patch over the (start_ms, end_ms) stretches of
+    `spikes` (population -> SpikeTrains)."""
+    total_ms = sum(b - a for a, b in stretches)
+    out = {}
+    for name in patch.populations:
+        times = spikes[name].times_ms
+        count = sum(int(np.sum((times >= a) & (times < b))) for a, b in stretches)
+        out[name] = count / (patch.network.population(name).n * total_ms * 1e-3) if total_ms > 0 else 0.0
+    return out
+
+
+def bridge(patch: CorticalPatch, state, duration_ms: float, dt_ms: float, rates_Hz: dict):
+    """The state after duration_ms of a bridged gap: neurons.rest (nothing spikes; traces decay,
+    BDNF and the early phase advance in closed form), then the rate trace nu of every calcium
+    rule's sliding threshold (neurons.calcium: it jumps by 1000 / tau per presynaptic spike,
+    so its mean under firing at a constant rate r is r Hz) gains r (1 - exp(-duration/tau)),
+    r = rates_Hz of its presynaptic population: the mean of nu after the gap had that
+    population fired at r throughout (nu is linear in the spikes). The project's own
+    closed form: it keeps the sliding threshold (tau 15 s) near its spontaneous level over
+    gaps shorter than a few of its time constants, which a rest without spikes would lower."""
+    from neurons.rest import trace_time_constants
+
+    state = neurons.rest(patch.network, state, duration_ms, dt_ms)
+    n_steps = int(round(duration_ms / dt_ms))
+    traces = list(state.plastic)
+    for k, (_, proj) in enumerate(_plastic(patch)):
+        pre_taus, _ = trace_time_constants(proj.plasticity)
+        if len(pre_taus) != 3 or not pre_taus[1]:
+            continue                                   # not a calcium rule with a sliding threshold
+        kept = float(np.float32(np.exp(-dt_ms / pre_taus[1]))) ** n_steps
+        pre = traces[k].pre.at[1].add(np.float32(rates_Hz[proj.pre] * (1.0 - kept)))
+        traces[k] = replace(traces[k], pre=pre)
+    return replace(state, plastic=tuple(traces))
+
+
+def _run_bridged(patch, field, protocol, percent_mso, windows, state, seed, dt_ms, settle_ms, spikes_path,
+                 snapshots_path, progress):
+    """Simulate the windows of a bridged session, bridging the gaps between them; returns the
+    final state and the spikes of all windows (times from the run's start)."""
+    from contextlib import nullcontext
+
+    from tqdm.auto import tqdm
+
+    from neurons.io import WeightSnapshotWriter
+    from neurons.result import per_synapse
+
+    pulses = protocol.times_ms + LEAD_MS
+    scale = protocol.field_scale
+    plastic = _plastic(patch)
+    sizes = {p.name: (p.n_synapses, p.n_post if isinstance(p.plasticity, neurons.ThreeFactorSTDP) else None)
+             for _, p in plastic}
+    parts = {name: [] for name in patch.populations}
+    quiet = []                                   # second halves of the settle windows so far
+    writer = WeightSnapshotWriter(snapshots_path, sizes) if snapshots_path else nullcontext()
+
+    def snapshot(snaps, state, time_ms):
+        for (index, proj), tr in zip(plastic, state.plastic):
+            bdnf = None if tr.third is None else np.asarray(tr.third.bdnf)
+            snaps.append(proj.name, time_ms, per_synapse(proj, state.weights[index]), bdnf)
+
+    with writer as snaps, tqdm(total=len(windows), desc="session windows", disable=not progress) as bar:
+        previous_end = None
+        for start, end in windows:
+            if previous_end is not None:
+                spikes = {name: neurons.SpikeTrains(np.concatenate([t for t, _ in parts[name]]),
+                                                    np.concatenate([i for _, i in parts[name]]),
+                                                    patch.network.population(name).n) for name in parts}
+                state = bridge(patch, state, start - previous_end, dt_ms, spontaneous_rates(patch, spikes, quiet))
+            if snaps is not None:
+                snapshot(snaps, state, start)
+            inside = (pulses >= start) & (pulses < end)
+            events = stimulus_events(patch, field, pulses[inside] - start, scale[inside], percent_mso,
+                                     dt_ms=dt_ms) if inside.any() else ()
+            res = neurons.simulate(patch.network, end - start, dt_ms, seed=seed, state=state,
+                                   forced_spikes=events, progress=False)
+            state = res.final_state
+            for name in parts:
+                times, ids = res.spikes[name]
+                parts[name].append((np.asarray(times, np.float64) + start, np.asarray(ids, np.int64)))
+            if snaps is not None:
+                snapshot(snaps, state, end)
+            if inside.any() and end < windows[-1][1]:
+                last = float(pulses[inside][-1])
+                quiet.append((last + 0.5 * settle_ms, end))
+            previous_end = end
+            bar.update()
+    spikes = {name: neurons.SpikeTrains(np.concatenate([t for t, _ in parts[name]]),
+                                        np.concatenate([i for _, i in parts[name]]),
+                                        patch.network.population(name).n) for name in parts}
+    if spikes_path is not None:
+        neurons.write_sonata_spikes(spikes_path, spikes)
+    return state, spikes
 
 
 def at_rest(state, baseline):

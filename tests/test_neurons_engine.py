@@ -176,7 +176,7 @@ def test_spike_by_spike_and_buffered_transmission_give_the_same_spikes(monkeypat
     import importlib
 
     sim = importlib.import_module("neurons.simulate")
-    net = neurons.coba(n_neurons=1000, seed=3)
+    net = neurons.coba(n_neurons=400, seed=3)
     brunel = neurons.brunel(n_neurons=500, seed=0)   # delays of 15 steps, Poisson input
     runs = {}
     for propagation in ("loop", "gather"):
@@ -201,7 +201,7 @@ def test_spike_by_spike_and_buffered_plasticity_give_the_same_weights(monkeypatc
     rule = neurons.TripletSTDP.published("hippocampal_all_to_all", scale=0.5, w_max=12.0)
     if three_factor:
         rule = neurons.ThreeFactorSTDP(rule, neurons.BDNF(basal_per_s=1.0 / 600.0), ltp_boost=1.0)
-    net = neurons.coba(n_neurons=1000, seed=3)
+    net = neurons.coba(n_neurons=400, seed=3)
     net = dataclasses.replace(net, projections=tuple(
         dataclasses.replace(p, plasticity=rule) if (p.pre, p.post) == ("exc", "exc") else p
         for p in net.projections))
@@ -231,7 +231,7 @@ def test_periodic_updates_at_block_ends_equal_a_condition_in_every_step():
     rule = neurons.ThreeFactorSTDP(neurons.CalciumRule(gamma_p_per_s=40.0, gamma_d_per_s=10.0, theta_p=1.6,
                                                       theta_d=1.0, C_pre_slow=0.3, w_max=12.0),
                                    neurons.BDNF(basal_per_s=1.0 / 600.0, calcium_threshold=1.0), tick_ms=1.0)
-    net = neurons.coba(n_neurons=1000, seed=3)
+    net = neurons.coba(n_neurons=400, seed=3)
     net = dataclasses.replace(net, projections=tuple(
         dataclasses.replace(p, plasticity=rule) if (p.pre, p.post) == ("exc", "exc") else p
         for p in net.projections))
@@ -250,3 +250,24 @@ def test_periodic_updates_at_block_ends_equal_a_condition_in_every_step():
     assert block_lengths([5, 10, 10000], 5, 1000) == (5,)     # the 10-step period under a condition
     assert block_lengths([5, 7], 0, 35) == ()                  # 5 does not divide 7
     assert block_lengths([5, 10], 3, 1000) == ()
+
+
+@pytest.mark.gpu
+def test_a_gpu_run_gives_the_spikes_of_a_cpu_run():
+    """The forced-spike network above on the GPU (buffered transmission) and on the CPU."""
+    import jax
+
+    src = Population("src", 5, NeuronParams())
+    dst = Population("dst", 2, NeuronParams(tau_exc_ms=0.2))
+    proj = Projection("s2d", "src", "dst", 5, 2, "exc", np.array([0, 3]), np.array([0, 1]),
+                      np.array([1e5, 1e5]), np.array([1.0, 1.0]))
+    net = Network((src, dst), (proj,), synapse="current")
+    forced = [(3.0, "src", 0), (7.5, "src", 3), (7.5, "src", 4), (12.0, "src", 0)]
+    runs = {}
+    for kind in ("gpu", "cpu"):
+        with jax.default_device(jax.devices(kind)[0]):
+            runs[kind] = neurons.simulate(net, 20.0, 0.1, forced_spikes=forced, progress=False)
+    leaves = [x for x in jax.tree_util.tree_leaves(runs["gpu"].final_state) if isinstance(x, jax.Array)]
+    assert leaves and {d.platform for x in leaves for d in x.devices()} == {"gpu"}
+    _spikes_equal(runs["gpu"], runs["cpu"])
+    np.testing.assert_allclose(runs["gpu"].spikes["dst"].times_ms, [4.0, 8.5, 13.0])

@@ -44,8 +44,8 @@ def field_result():
 @pytest.fixture(scope="module")
 def stdp_run(tmp_path_factory):
     snaps = tmp_path_factory.mktemp("snap") / "weights.h5"
-    res = neurons.simulate(neurons.song_stdp(), duration_ms=2000.0, dt_ms=0.1, seed=0,
-                           snapshots_path=snaps, snapshot_every_ms=500.0, progress=False)
+    res = neurons.simulate(neurons.song_stdp(), duration_ms=1000.0, dt_ms=0.1, seed=0,
+                           snapshots_path=snaps, snapshot_every_ms=250.0, progress=False)
     return res, neurons.read_weight_snapshots(snaps)
 
 
@@ -87,8 +87,8 @@ def test_bdnf_plot_from_series_and_from_snapshots(tmp_path):
     _render(tmp_path, lambda ax: neurons.plot.bdnf(ax, series, time_unit="min"), "bdnf")
 
 
-def test_session_and_course_figures(tmp_path):
-    head = efield.sphere_head(radii_mm=(80, 85, 90, 95), max_edge_mm=10)
+def test_session_and_course_figures(tmp_path, four_shells):
+    head = four_shells
     coil = efield.figure8_70mm(resolution_mm=8.0)
     pos = efield.Placement.on_scalp(head, centre=[0, 0, 95], handle=[0, 50, 95])
     patch = coupling.cortical_patch(head, [0, 0, 95], radius_mm=8, n_neurons=40)

@@ -18,8 +18,8 @@ def sphere():
 
 
 @pytest.fixture(scope="module")
-def coil():
-    return efield.figure8_70mm()
+def coil(figure8):
+    return figure8
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def _check_against_direct(mesh, solver, coil, target, search_centre):
     patch = tg.scalp_patch(mesh, search_centre, 35.0)
     grid = tg.reciprocal_grid(solver, coil, target, patch, 20.0)
     poses = tg.candidate_poses(patch, tg.candidate_offsets(20.0, 10.0), [0.0, 45.0, 170.0])
-    poses = poses.reshape(-1, 4, 4)[::4]
+    poses = poses.reshape(-1, 4, 4)[::8]         # 5 of the 39: offsets 10 and 20 mm out, all three angles
     scores = np.asarray(tg.score_poses(grid, jnp.asarray(poses)))
     results = solver.solve(coil, [efield.Placement(p) for p in poses], progress=False)
     direct = np.array([target.score_field(mesh, r.E) for r in results])

@@ -86,6 +86,7 @@ def test_fixed_total_number_rule():
     assert off_diagonal.var() == pytest.approx(20_000 / 2450, rel=0.15)   # Poisson-like multapses
 
 
+@pytest.mark.slow
 def test_downscaled_dynamics_match_the_full_scale_rates(small):
     """Asynchronous irregular activity with the layer rates of the full model (van Albada et al.
     2015: the DC-compensated downscaling keeps the mean rates)."""

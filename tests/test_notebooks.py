@@ -67,6 +67,12 @@ for run in efield_runs:
         assert r["tmsim"]["rdm"] < 0.2 and abs(r["tmsim"]["mag"]) < np.log(1.1)
 assert all(r["tmsim"]["wall_no_compile_s"] > 0 for r in snn_rows)
 """,
+    "06_sweeps.ipynb": """
+assert len(table) == len(sweep.runs()) and (table["status"] == "done").all()
+assert table["mep_before"].between(0, 1).all()
+assert (stats[stats["protocol.name"] == PROTOCOLS[0]]["n_pairs"] == len(NOISE_SEEDS)).all()
+assert list(targets["head.model"]) == subjects and (targets["score_V_per_m"] > 0).all()
+""",
 }
 
 

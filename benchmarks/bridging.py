@@ -48,8 +48,10 @@ def protocols(trains: int, itbs_pulses: int = 600):
     return {"itbs": coupling.itbs(itbs_pulses), "10hz": coupling.rtms(10.0, 40, trains, 26.0, name=f"10hz{trains}")}
 
 
-def run_scenario(scenario: str, seeds: int, trains: int, settle_s: float, itbs_pulses: int = 600) -> dict:
-    """Full and bridged sessions of every protocol and seed on the scenario's patch."""
+def run_scenario(scenario: str, seeds: int, trains: int, settle_s: float, itbs_pulses: int = 600,
+                 partial: str | None = None) -> dict:
+    """Full and bridged sessions of every protocol and seed on the scenario's patch; what is
+    done so far is written to `partial` (JSON) after every seed."""
     import coupling
 
     config = coupling.RunConfig().with_values({
@@ -82,8 +84,10 @@ def run_scenario(scenario: str, seeds: int, trains: int, settle_s: float, itbs_p
                 print(f"{scenario} {name} seed {seed} {mode}: {wall:.1f} s wall, MEP ratio "
                       + ", ".join(f"{k} min {v:.3f}" for k, v in row[mode]["mep_ratio"].items()), flush=True)
             rows.append(row)
-        out["runs"][name] = dict(protocol=protocol.name, n_pulses=protocol.n_pulses,
-                                 duration_s=protocol.duration_ms / 1e3, seeds=rows)
+            out["runs"][name] = dict(protocol=protocol.name, n_pulses=protocol.n_pulses,
+                                     duration_s=protocol.duration_ms / 1e3, seeds=rows)
+            if partial:
+                Path(partial).write_text(json.dumps(out, indent=2) + "\n")
     return out
 
 
@@ -125,7 +129,8 @@ def main():
     from machine import environment
 
     t0 = time.perf_counter()
-    work = [(s, args.seeds, args.trains, args.settle_s, args.itbs_pulses) for s in args.scenarios]
+    work = [(s, args.seeds, args.trains, args.settle_s, args.itbs_pulses, f"{args.out}.{s}.partial")
+            for s in args.scenarios]
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             done = list(pool.map(run_scenario, *zip(*work)))
@@ -142,6 +147,8 @@ def main():
     path = Path(args.out)
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(out, indent=2) + "\n")
+    for scenario in args.scenarios:
+        Path(f"{args.out}.{scenario}.partial").unlink(missing_ok=True)
     print("\n| scenario | protocol | worst weight diff | weights within 2 % | MEP ratio diff (worst, per probe) "
           "| full-run MEP noise (SD) | MEP within noise | wall full / bridged, s (median) | simulated |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")

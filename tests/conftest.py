@@ -1,6 +1,7 @@
 """Suite-wide fixtures and hooks."""
 
 import gc
+import os
 
 import jax
 import pytest
@@ -45,8 +46,13 @@ def figure8():
 @pytest.fixture(scope="session")
 def template_cache(tmp_path_factory):
     """The folder for the template heads the suite builds, notebooks included: each size is
-    built once, then loaded."""
-    return tmp_path_factory.mktemp("tmsim-cache")
+    built once, then loaded. Shared by the suite's worker processes (pytest-xdist: the
+    workers' temporary folders lie side by side); a head two workers build at once is written
+    whole by each (atomic rename), so the last one simply wins."""
+    root = tmp_path_factory.getbasetemp()
+    folder = (root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root) / "tmsim-cache"
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 @pytest.fixture(scope="module", autouse=True)

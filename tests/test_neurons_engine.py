@@ -42,13 +42,19 @@ def test_a_forced_spike_arrives_after_each_synapse_delay_with_its_weight():
             assert np.all(trace == 0)
 
 
-def test_forced_spikes_fire_at_their_times_and_drive_targets_over_threshold():
+def _forced_network():
+    """Two source neurons forced to fire, each driving one target far over threshold: the
+    network and its forced spikes (time ms, population, id)."""
     src = Population("src", 5, NeuronParams())
     dst = Population("dst", 2, NeuronParams(tau_exc_ms=0.2))
     proj = Projection("s2d", "src", "dst", 5, 2, "exc", np.array([0, 3]), np.array([0, 1]),
                       np.array([1e5, 1e5]), np.array([1.0, 1.0]))
     net = Network((src, dst), (proj,), synapse="current")
-    forced = [(3.0, "src", 0), (7.5, "src", 3), (7.5, "src", 4), (12.0, "src", 0)]
+    return net, [(3.0, "src", 0), (7.5, "src", 3), (7.5, "src", 4), (12.0, "src", 0)]
+
+
+def test_forced_spikes_fire_at_their_times_and_drive_targets_over_threshold():
+    net, forced = _forced_network()
     res = neurons.simulate(net, 20.0, 0.1, forced_spikes=forced, progress=False)
     np.testing.assert_allclose(res.spikes["src"].times_ms, [3.0, 7.5, 7.5, 12.0])
     np.testing.assert_array_equal(res.spikes["src"].ids, [0, 3, 4, 0])
@@ -257,12 +263,7 @@ def test_a_gpu_run_gives_the_spikes_of_a_cpu_run():
     """The forced-spike network above on the GPU (buffered transmission) and on the CPU."""
     import jax
 
-    src = Population("src", 5, NeuronParams())
-    dst = Population("dst", 2, NeuronParams(tau_exc_ms=0.2))
-    proj = Projection("s2d", "src", "dst", 5, 2, "exc", np.array([0, 3]), np.array([0, 1]),
-                      np.array([1e5, 1e5]), np.array([1.0, 1.0]))
-    net = Network((src, dst), (proj,), synapse="current")
-    forced = [(3.0, "src", 0), (7.5, "src", 3), (7.5, "src", 4), (12.0, "src", 0)]
+    net, forced = _forced_network()
     runs = {}
     for kind in ("gpu", "cpu"):
         with jax.default_device(jax.devices(kind)[0]):

@@ -311,7 +311,11 @@ def test_bad_matsimnibs(matrix, error, message):
 
 def test_gmsh_session_keeps_python_ctrl_c_handler():
     assert not gmsh.isInitialized()
-    before = signal.getsignal(signal.SIGINT)
-    with gmsh_session():
+    # Python's own handler, as in a main process (a test worker process may ignore SIGINT)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with gmsh_session():
+            assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    assert signal.getsignal(signal.SIGINT) is before is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)

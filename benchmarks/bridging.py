@@ -45,7 +45,8 @@ PROBE_MINUTES = (0.0, 30.0)
 def protocols(trains: int, itbs_pulses: int = 600):
     import coupling
 
-    return {"itbs": coupling.itbs(itbs_pulses), "10hz": coupling.rtms(10.0, 40, trains, 26.0, name=f"10hz{trains}")}
+    return {"itbs": coupling.itbs(itbs_pulses),
+            "10hz": coupling.rtms(10.0, 40, trains, 26.0, name=f"10hz{trains}")}
 
 
 def run_scenario(scenario: str, seeds: int, trains: int, settle_s: float, itbs_pulses: int = 600,
@@ -109,7 +110,8 @@ def compare(runs: dict) -> dict:
     worst_weight = max(abs(x) for v in rel.values() for x in v)
     worst_mep = {m: max(abs(x) for x in diff[m]) for m in probes}
     return dict(weight_relative_difference=rel, weight_difference_over_full_change=change,
-                worst_weight_relative_difference=worst_weight, weights_hold=bool(worst_weight <= WEIGHT_TOLERANCE),
+                worst_weight_relative_difference=worst_weight,
+                weights_hold=bool(worst_weight <= WEIGHT_TOLERANCE),
                 mep_ratio_difference=diff, mep_ratio_noise_sd=noise, worst_mep_ratio_difference=worst_mep,
                 mep_hold=bool(all(worst_mep[m] <= noise[m] for m in probes)),
                 wall_full_s=[f["wall_s"] for f in full], wall_bridged_s=[b["wall_s"] for b in bridged],
@@ -117,7 +119,8 @@ def compare(runs: dict) -> dict:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=3, help="noise seeds (SessionOptions.seed 0, 1, ...)")
     parser.add_argument("--trains", type=int, default=15, help="trains of the shortened clinical 10 Hz")
     parser.add_argument("--settle-s", type=float, default=1.0, help="SessionOptions.bridge_settle_s")
@@ -141,7 +144,8 @@ def main():
         for runs in s["runs"].values():
             runs["comparison"] = compare(runs)
     out = dict(environment=environment(["numpy"], ("neurons", "coupling")), seeds=args.seeds,
-               trains_10hz=args.trains, itbs_pulses=args.itbs_pulses, bridge_min_gap_s=MIN_GAP_S, bridge_settle_s=args.settle_s,
+               trains_10hz=args.trains, itbs_pulses=args.itbs_pulses, bridge_min_gap_s=MIN_GAP_S,
+               bridge_settle_s=args.settle_s,
                probe_minutes=PROBE_MINUTES, weight_tolerance=WEIGHT_TOLERANCE, jobs=args.jobs,
                wall_s=time.perf_counter() - t0, scenarios=scenarios)
     path = Path(args.out)
@@ -149,8 +153,9 @@ def main():
     path.write_text(json.dumps(out, indent=2) + "\n")
     for scenario in args.scenarios:
         Path(f"{args.out}.{scenario}.partial").unlink(missing_ok=True)
-    print("\n| scenario | protocol | worst weight diff | weights within 2 % | MEP ratio diff (worst, per probe) "
-          "| full-run MEP noise (SD) | MEP within noise | wall full / bridged, s (median) | simulated |")
+    print("\n| scenario | protocol | worst weight diff | weights within 2 % "
+          "| MEP ratio diff (worst, per probe) | full-run MEP noise (SD) | MEP within noise "
+          "| wall full / bridged, s (median) | simulated |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for scenario, s in scenarios.items():
         for name, runs in s["runs"].items():
@@ -158,7 +163,8 @@ def main():
             mep = ", ".join(f"{m}: {v:.3f}" for m, v in c["worst_mep_ratio_difference"].items())
             noise = ", ".join(f"{m}: {v:.3f}" for m, v in c["mep_ratio_noise_sd"].items())
             print(f"| {scenario} | {name} | {100 * c['worst_weight_relative_difference']:.2f} % | "
-                  f"{'yes' if c['weights_hold'] else 'no'} | {mep} | {noise} | {'yes' if c['mep_hold'] else 'no'} | "
+                  f"{'yes' if c['weights_hold'] else 'no'} | {mep} | {noise} | "
+                  f"{'yes' if c['mep_hold'] else 'no'} | "
                   f"{np.median(c['wall_full_s']):.0f} / {np.median(c['wall_bridged_s']):.0f} | "
                   f"{100 * c['simulated_fraction']:.0f} % |")
     print("wrote", path, f"({out['wall_s'] / 60:.1f} min)")

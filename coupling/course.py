@@ -68,7 +68,7 @@ import neurons
 from .calendar import MIN_PER_DAY, Calendar
 from .checkpoint import load_checkpoint, save_checkpoint
 from .homeostasis import Homeostasis
-from .options import SessionOptions, child_seed
+from .options import SessionOptions, check_options, child_seed
 from .patch import CorticalPatch
 from .protocols import Protocol
 from .session import LEAD_MS, mean_bdnf, mean_weights, probe_mep, run_protocol, settle
@@ -166,6 +166,7 @@ def run_course(patch: CorticalPatch, field: NeuronField, protocol: Protocol, cal
     the last session's spikes go. resume: continue from folder's checkpoint if there is one (it
     must have been written for the same inputs), else start over. progress: a bar over
     sessions. on_session(index, partial CourseResult) is called after each session's checkpoint."""
+    check_options(options, "run_course")
     folder = Path(folder)
     test_percent_mso = percent_mso if test_percent_mso is None else test_percent_mso
     for name, value in (("percent_mso", percent_mso), ("test_percent_mso", test_percent_mso)):

@@ -55,15 +55,23 @@ class SessionOptions:
     n_test: int = setting(10, Number(1, 1000, integer=True), "test pulses per MEP measurement")
     dt_ms: float = setting(0.1, _time_step, "time step, ms: one of 0.1, 0.05, 0.025, 0.02, 0.01")
     seed: int = setting(0, SEED, "seed of the background activity")
-    bridge_min_gap_s: float = setting(0.0, Number(0, 3600),
-                                      "inter-train gaps longer than this are bridged (only the slow variables "
-                                      "advance over them), s; 0: off")
+    bridge_min_gap_s: float = setting(
+        0.0, Number(0, 3600),
+        "inter-train gaps longer than this are bridged (only the slow variables advance over them), s; "
+        "0: off")
     bridge_settle_s: float = setting(1.0, Number(0.1, 60),
                                      "spiking simulated after each train before a bridged gap, s")
 
     def __post_init__(self):
         check_fields(self, "SessionOptions.")
         object.__setattr__(self, "probe_minutes", tuple(sorted(float(m) for m in self.probe_minutes)))
+
+
+def check_options(options, where: str) -> SessionOptions:
+    """`options` if it is a SessionOptions; TypeError naming `where` otherwise."""
+    if not isinstance(options, SessionOptions):
+        raise TypeError(f"{where}: options must be a coupling.SessionOptions, got {type(options).__name__}")
+    return options
 
 
 def child_seed(seed: int, *key: int) -> int:

@@ -129,6 +129,9 @@ def prepare_run(config: RunConfig, *, stage=None) -> PreparedRun:
     from .session import motor_threshold
     from .stimulus import neuron_field
 
+    if not isinstance(config, RunConfig):
+        raise TypeError(f"prepare_run: config must be a coupling.RunConfig (coupling.load_config), "
+                        f"got {type(config).__name__}")
     stage = stage or (lambda name: None)
     check_inputs(config, course=False)
     coil = build_coil(config.coil)

@@ -37,7 +37,7 @@ import numpy as np
 
 import neurons
 
-from .options import SessionOptions, child_seed
+from .options import SessionOptions, check_options, child_seed
 from .patch import CorticalPatch
 from .protocols import Protocol
 from .stimulus import NeuronField, neuron_field, stimulus_events
@@ -176,6 +176,7 @@ def run_protocol(patch: CorticalPatch, field: NeuronField, protocol: Protocol, p
     `simulated_windows` are simulated spike by spike (`bridge` over the gaps between them);
     spikes_path then receives the spikes of all windows at the end, snapshots_path the weights
     at the start and end of every window."""
+    check_options(options, "run_protocol")
     probe_minutes, after_s, n_test, dt_ms, seed = (options.probe_minutes, options.after_s, options.n_test,
                                                    options.dt_ms, options.seed)
     probe_seed, run_seed = child_seed(seed, 0), child_seed(seed, 1)
@@ -306,7 +307,8 @@ def _run_bridged(patch, field, protocol, percent_mso, windows, state, seed, dt_m
                 spikes = {name: neurons.SpikeTrains(np.concatenate([t for t, _ in parts[name]]),
                                                     np.concatenate([i for _, i in parts[name]]),
                                                     patch.network.population(name).n) for name in parts}
-                state = bridge(patch, state, start - previous_end, dt_ms, spontaneous_rates(patch, spikes, quiet))
+                rates = spontaneous_rates(patch, spikes, quiet)
+                state = bridge(patch, state, start - previous_end, dt_ms, rates)
             if snaps is not None:
                 snapshot(snaps, state, start)
             inside = (pulses >= start) & (pulses < end)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import efield
+import coupling
 import neurons
 from coupling import Calendar, SessionOptions, protocols, rtms, run_course
 from coupling import config as cfg
@@ -277,3 +278,12 @@ def test_a_keyboard_interrupt_keeps_the_last_checkpoint_and_resumes(small_patch,
     (tmp_path / CHECKPOINT).write_bytes((tmp_path / CHECKPOINT).read_bytes()[:100])
     with pytest.raises(ValueError, match=r"checkpoint\.npz: not a readable course checkpoint.*move it away"):
         run_course(*args, **course)
+
+
+def test_entry_points_name_a_configuration_or_options_of_the_wrong_type():
+    with pytest.raises(TypeError, match=r"prepare_run: config must be a coupling\.RunConfig"):
+        prepare.prepare_run({"patch": {"n_neurons": 40}})
+    with pytest.raises(TypeError, match=r"run_protocol: options must be a coupling\.SessionOptions, got di"):
+        coupling.run_protocol(None, None, rtms(10.0, 3), 50.0, options={"seed": 1})
+    with pytest.raises(TypeError, match=r"run_course: options must be a coupling\.SessionOptions"):
+        run_course(None, None, rtms(10.0, 3), Calendar([0.0]), 50.0, folder="unused", options=None)

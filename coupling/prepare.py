@@ -74,11 +74,13 @@ def build_placement(coil: CoilConfig, mesh):
 
 def check_inputs(config: RunConfig, *, course: bool = True):
     """Everything about `config` that can be checked before any work: its keys together
-    (check_config), the coil file and the head file. ConfigError naming the key otherwise."""
+    (check_config), the coil file and the head file; the coil (build_coil). ConfigError naming
+    the key otherwise."""
     check_config(config, course=course)
-    build_coil(config.coil)
+    coil = build_coil(config.coil)
     if config.head.model not in BUILT_IN_HEADS:
         head_path(config.head)
+    return coil
 
 
 def percent_mso(config: RunConfig, key: str, rmt_percent_mso: float | None) -> float:
@@ -133,8 +135,7 @@ def prepare_run(config: RunConfig, *, stage=None) -> PreparedRun:
         raise TypeError(f"prepare_run: config must be a coupling.RunConfig (coupling.load_config), "
                         f"got {type(config).__name__}")
     stage = stage or (lambda name: None)
-    check_inputs(config, course=False)
-    coil = build_coil(config.coil)
+    coil = check_inputs(config, course=False)
     chosen = configured_protocol(config)
     stage("head")
     mesh = build_head(config.head)

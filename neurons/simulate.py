@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections import OrderedDict
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from functools import partial
@@ -65,6 +66,8 @@ def simulate(net: Network, duration_ms: float, dt_ms: float = 0.1, seed: int = 0
     population, a power of two); later chunks use 1.5 times the largest count of the chunk
     before (at least 16). A chunk with a step above K is re-run from its start state with
     larger buffers over chunk_steps // 8 steps, then the run goes on with the default size.
+    A chunk runs in a program compiled before (by this or an earlier run of the process) whose
+    buffers are large enough, at most 4 times what it needs, rather than compiling its own.
     chunk_steps: steps per jitted chunk (bounds the memory of the per-step monitors); the
     randomness of a step depends only on (seed, step), so results do not depend on
     chunking.
@@ -210,8 +213,10 @@ def _run_chunks(run: _ChunkedRun, state, spikes, snapshot, progress: bool):
                 cfg = replace(cfg, blocks=block_lengths(periods, start + first, steps))
                 injected = np.concatenate([inj.rows(first, steps, dt_ms) for inj in run.current_injections]
                                           or [np.zeros((steps, 0), np.float32)], axis=1)
-                forced_rows = forced.rows(first, steps, forced_width, n)
-                cfg = _with_capacity(cfg, _forced_per_population(forced_rows, cfg.population_slices))
+                cfg = _with_capacity(cfg, _forced_per_population(forced.rows(first, steps, forced_width, n),
+                                                                 cfg.population_slices))
+                cfg, width = _PROGRAMS.choose(cfg, forced_width, injected.shape + run.inputs.record_ids.shape)
+                forced_rows = forced.rows(first, steps, width, n)
                 new_state, out = run_chunk(cfg, run.constants, projections, run.inputs, state,
                                            jnp.asarray(injected, dtype=jnp.float32),
                                            jnp.asarray(forced_rows, dtype=jnp.int32))
@@ -343,6 +348,45 @@ def _pow2(k: int) -> int:
 def _with_capacity(cfg: EngineConfig, at_least: tuple) -> EngineConfig:
     """cfg with spike buffers of at least `at_least` per population (powers of two)."""
     return replace(cfg, max_spikes=tuple(max(k, _pow2(m)) for k, m in zip(cfg.max_spikes, at_least)))
+
+
+class _CompiledSizes:
+    """The buffer sizes (spike buffer K per population, forced-spike width F) of the chunk
+    programs compiled so far, per engine configuration and chunk shape, so that a chunk runs
+    in one already compiled whose buffers are large enough, and at most REUSE times what it
+    needs, rather than compiling its own (seconds each). The sizes change only what is
+    compiled, not the results: a step with more spikes than K re-runs the chunk, and unused
+    slots of K and F do nothing. A new program gets, within REUSE times the need, the largest
+    sizes compiled before, so that later chunks find it large enough. The `max_keys`
+    configurations used last are kept."""
+
+    REUSE = 4
+
+    def __init__(self, max_keys: int = 64):
+        self.max_keys = max_keys
+        self._sizes: OrderedDict = OrderedDict()
+
+    def choose(self, cfg: EngineConfig, forced_width: int, shape: tuple) -> tuple[EngineConfig, int]:
+        """(cfg, F) of the program for a chunk of `shape` that needs cfg.max_spikes and F >=
+        forced_width (0: no forced spikes)."""
+        key = (replace(cfg, max_spikes=()), shape)
+        compiled = self._sizes.setdefault(key, [])
+        self._sizes.move_to_end(key)
+        while len(self._sizes) > self.max_keys:
+            self._sizes.popitem(last=False)
+        need = cfg.max_spikes + (forced_width,)
+        most = [self.REUSE * max(k, _MIN_SPIKE_BUFFER) for k in need]
+        fits = [sizes for sizes in compiled if all(k <= h <= m for k, h, m in zip(need, sizes, most))]
+        if fits:
+            sizes = min(fits, key=sum)
+        else:
+            sizes = tuple(max([k] + [c[i] for c in compiled if c[i] <= m])
+                          for i, (k, m) in enumerate(zip(need, most)))
+            compiled.append(sizes)
+        return replace(cfg, max_spikes=sizes[:-1]), sizes[-1]
+
+
+_PROGRAMS = _CompiledSizes()
 
 
 def _forced_per_population(forced_rows: np.ndarray, population_slices) -> tuple:

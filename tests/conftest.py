@@ -43,16 +43,33 @@ def figure8():
     return efield.figure8_70mm()
 
 
+def _shared_folder(tmp_path_factory, name: str):
+    """A folder for this run that the suite's worker processes share (pytest-xdist: the
+    workers' temporary folders lie side by side)."""
+    root = tmp_path_factory.getbasetemp()
+    folder = (root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root) / name
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compilation_cache(tmp_path_factory):
+    """JAX's persistent compilation cache in a temporary folder for the run: a program that
+    another test module or worker already compiled is loaded, not compiled again (each module
+    drops its compiled code, see `release_compiled_code`)."""
+    folder = _shared_folder(tmp_path_factory, "jax-cache")
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    yield folder
+    jax.config.update("jax_compilation_cache_dir", None)
+
+
 @pytest.fixture(scope="session")
 def template_cache(tmp_path_factory):
     """The folder for the template heads the suite builds, notebooks included: each size is
-    built once, then loaded. Shared by the suite's worker processes (pytest-xdist: the
-    workers' temporary folders lie side by side); a head two workers build at once is written
-    whole by each (atomic rename), so the last one simply wins."""
-    root = tmp_path_factory.getbasetemp()
-    folder = (root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root) / "tmsim-cache"
-    folder.mkdir(exist_ok=True)
-    return folder
+    built once, then loaded, by all the suite's worker processes; a head two workers build at
+    once is written whole by each (atomic rename), so the last one simply wins."""
+    return _shared_folder(tmp_path_factory, "tmsim-cache")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -67,3 +84,4 @@ def release_compiled_code():
     yield
     jax.clear_caches()
     gc.collect()
+

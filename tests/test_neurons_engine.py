@@ -105,6 +105,25 @@ def test_overflow_rerun_matches_a_large_buffer():
     assert len(tiny.spikes["exc"]) > 200
 
 
+def test_a_run_reuses_a_compiled_chunk_with_large_enough_buffers():
+    """Stimuli that need smaller spike buffers run in the program compiled for larger ones (no
+    new compilation) and give the spikes of a run with other buffer sizes."""
+    import jax
+
+    net = neurons.brunel(n_neurons=500, seed=0)
+    volley = lambda n: [(t, "exc", i) for t in (20.0, 60.0) for i in range(n)]
+    neurons.simulate(net, 100.0, seed=1, forced_spikes=volley(60), progress=False)
+    compiles = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, seconds, **kw: compiles.append(event) if event.endswith("backend_compile_duration") else None)
+    smaller = neurons.simulate(net, 100.0, seed=1, forced_spikes=volley(20), progress=False)
+    assert compiles == []
+    other = neurons.simulate(net, 100.0, seed=1, forced_spikes=volley(20), max_spikes_per_step=256, progress=False)
+    assert compiles  # other buffer sizes: another program
+    assert len(smaller.spikes["exc"]) > 40
+    _spikes_equal(smaller, other)
+
+
 def test_same_seed_same_spikes_and_chunking_does_not_matter():
     net = neurons.brunel(n_neurons=500, seed=0)
     a = neurons.simulate(net, 100.0, seed=4, progress=False)

@@ -62,7 +62,8 @@ def trace_time_constants(rule) -> tuple[tuple, tuple]:
 
     stdp = (rule.stdp if isinstance(rule, ThreeFactorSTDP) else rule).kernel()
     if isinstance(stdp, CalciumRule):
-        return (stdp.tau_calcium_ms, stdp.sliding_tau_ms or 0.0, stdp.tau_slow_ms), (stdp.tau_calcium_ms, None)
+        return ((stdp.tau_calcium_ms, stdp.sliding_tau_ms or 0.0, stdp.tau_slow_ms),
+                (stdp.tau_calcium_ms, None))
     return (stdp.tau_plus_ms, stdp.tau_x_ms), (stdp.tau_minus_ms, stdp.tau_y_ms)
 
 

@@ -115,10 +115,11 @@ def test_a_run_reuses_a_compiled_chunk_with_large_enough_buffers():
     neurons.simulate(net, 100.0, seed=1, forced_spikes=volley(60), progress=False)
     compiles = []
     jax.monitoring.register_event_duration_secs_listener(
-        lambda event, seconds, **kw: compiles.append(event) if event.endswith("backend_compile_duration") else None)
+        lambda event, seconds, **kw: event.endswith("backend_compile_duration") and compiles.append(event))
     smaller = neurons.simulate(net, 100.0, seed=1, forced_spikes=volley(20), progress=False)
     assert compiles == []
-    other = neurons.simulate(net, 100.0, seed=1, forced_spikes=volley(20), max_spikes_per_step=256, progress=False)
+    other = neurons.simulate(net, 100.0, seed=1, forced_spikes=volley(20), max_spikes_per_step=256,
+                             progress=False)
     assert compiles  # other buffer sizes: another program
     assert len(smaller.spikes["exc"]) > 40
     _spikes_equal(smaller, other)

@@ -23,6 +23,7 @@ radius_mm = 6.0
 [protocol]
 name = "{schedule}"
 intensity = "70% MSO"
+test_intensity = "60% MSO"
 [session]
 probe_minutes = [0.0, 5.0]
 after_s = 0.2

@@ -92,13 +92,17 @@ def test_pulses_land_on_their_steps_with_d_and_i_waves(setup):
 
 
 def test_sham_leaves_the_network_exactly_as_without_stimulation(setup):
+    """Also: the probes and the run take the seed's children (SeedSequence.spawn), so the
+    largest seed the configuration allows is valid."""
     _, _, _, _, patch, field = setup
     protocol = sham(itbs(n_pulses=30))
-    options = SessionOptions(probe_minutes=(), after_s=0.5, n_test=2, seed=4)
+    seed = 2 ** 32 - 1
+    options = SessionOptions(probe_minutes=(), after_s=0.5, n_test=2, seed=seed)
     res = run_protocol(patch, field, protocol, 80.0, options=options, progress=False)
-    state = settle(patch, seed=4)
-    probe_mep(patch, field, state, 80.0, n_trials=2, seed=child_seed(4, 0))   # leaves `state` as it is
-    plain = neurons.simulate(patch.network, 10.0 + protocol.duration_ms + 500.0, 0.1, seed=child_seed(4, 1),
+    assert res.mep_after == {} and len(res.mep_before.responses) == 2
+    state = settle(patch, seed=seed)
+    probe_mep(patch, field, state, 80.0, n_trials=2, seed=child_seed(seed, 0))   # leaves `state` as it is
+    plain = neurons.simulate(patch.network, 10.0 + protocol.duration_ms + 500.0, 0.1, seed=child_seed(seed, 1),
                              state=state, progress=False)
     for name in patch.populations:
         np.testing.assert_array_equal(res.spikes[name].times_ms, plain.spikes[name].times_ms)
@@ -146,13 +150,3 @@ def test_neuron_field_scales_a_result_computed_at_another_didt(setup):
     with pytest.raises(ValueError, match="didt_A_per_s"):
         neuron_field(head, field.E, patch, float("nan"))
 
-
-def test_a_session_takes_the_largest_seed(setup):
-    """The probes and the run take the seed's children (SeedSequence.spawn), so every seed the
-    configuration allows is valid."""
-    from coupling import single_pulse
-
-    _, _, _, _, patch, field = setup
-    options = SessionOptions(probe_minutes=(), after_s=0.05, n_test=1, seed=2 ** 32 - 1)
-    res = run_protocol(patch, field, single_pulse(), 50.0, options=options, progress=False)
-    assert res.mep_after == {} and len(res.mep_before.responses) == 1

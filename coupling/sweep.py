@@ -528,6 +528,23 @@ def _client(scheduler, workers: int | None):
     return Client(cluster), cluster
 
 
+WARM_UP_S = 120.0
+"""How long the other workers of a LocalCluster wait for the sweep's first run (see run_sweep)."""
+
+
+def _wait_for_compile(future):
+    """Wait for the first run, at most WARM_UP_S: the worker processes of a LocalCluster share
+    this machine's cores, so a program they all need is better compiled once, by the first
+    run, and loaded by the others from the compilation cache than compiled by each at once
+    (XLA compiles on several threads). Runs longer than WARM_UP_S stop waiting then."""
+    from distributed import wait
+
+    try:
+        wait(future, timeout=WARM_UP_S)
+    except TimeoutError:
+        pass
+
+
 def dashboard(client) -> str | None:
     """The Dask dashboard address of `client`'s scheduler, or None without one (bokeh missing)."""
     try:
@@ -552,9 +569,11 @@ def run_sweep(sweep, out=None, *, run: Callable | None = None, scheduler=None, c
     cluster; neither: a LocalCluster of `workers` single-threaded processes (default one per
     core), closed at the end. compile_cache: True puts JAX's persistent compilation cache in
     DIR/.jax_cache (a folder: there; False: none) on workers that have none set, so that each
-    network is compiled once for all workers. Runs whose folder exists are skipped; a run that
-    raises is recorded (status "failed", error) and the others go on; raise_on_failure raises
-    SweepFailed at the end if any failed. log(text) reports the dashboard and the failures."""
+    network is compiled once for all workers; on a LocalCluster it starts with the first run
+    alone (for at most WARM_UP_S), whose compiled programs the others then load. Runs whose
+    folder exists are skipped; a run that raises is recorded (status "failed", error) and the
+    others go on; raise_on_failure raises SweepFailed at the end if any failed. log(text)
+    reports the dashboard and the failures."""
     from distributed import as_completed
 
     if isinstance(sweep, Mapping):
@@ -602,8 +621,12 @@ def run_sweep(sweep, out=None, *, run: Callable | None = None, scheduler=None, c
                 log(f"tmsim sweep: Dask dashboard at {link}")
             bar = tqdm(total=len(tasks), initial=len(rows), desc="tmsim sweep", unit="run",
                        disable=not progress)
-            futures = client.map(execute_run, pending, key=[f"tmsim-run-{t['run_id']}" for t in pending],
-                                 pure=False)
+            keys = [f"tmsim-run-{t['run_id']}" for t in pending]
+            futures = []
+            if cache is not None and own and scheduler is None and len(pending) > 1:
+                futures = [client.submit(execute_run, pending[0], key=keys[0], pure=False)]
+                _wait_for_compile(futures[0])
+            futures += client.map(execute_run, pending[len(futures):], key=keys[len(futures):], pure=False)
             by_future = dict(zip(futures, pending))
             for future in as_completed(futures):
                 task = by_future[future]

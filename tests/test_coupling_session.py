@@ -102,8 +102,8 @@ def test_sham_leaves_the_network_exactly_as_without_stimulation(setup):
     assert res.mep_after == {} and len(res.mep_before.responses) == 2
     state = settle(patch, seed=seed)
     probe_mep(patch, field, state, 80.0, n_trials=2, seed=child_seed(seed, 0))   # leaves `state` as it is
-    plain = neurons.simulate(patch.network, 10.0 + protocol.duration_ms + 500.0, 0.1, seed=child_seed(seed, 1),
-                             state=state, progress=False)
+    plain = neurons.simulate(patch.network, 10.0 + protocol.duration_ms + 500.0, 0.1,
+                             seed=child_seed(seed, 1), state=state, progress=False)
     for name in patch.populations:
         np.testing.assert_array_equal(res.spikes[name].times_ms, plain.spikes[name].times_ms)
     for a, b in zip(res.final_state.weights, plain.final_state.weights):

@@ -106,8 +106,8 @@ class PatchConfig(_Table):
                              "neurons in the patch (L2/3, L5, interneurons, afferents); it needs about 5 n^2 "
                              "bytes of memory")
     seed: int = setting(0, SEED, "seed of positions, connectivity and thresholds")
-    scenario: str = setting("depressed", text("healthy", "depressed", "depressed_val66met"),
-                            "network: healthy, depressed or depressed_val66met (coupling.scenario)")
+    scenario: str = setting("depressed", text("healthy", "val66met", "depressed", "depressed_val66met"),
+                            "network: healthy, val66met, depressed or depressed_val66met (coupling.scenario)")
 
 
 @dataclass(frozen=True)

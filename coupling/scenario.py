@@ -11,7 +11,9 @@ hypothesis: Duman & Monteggia 2006, Biol Psychiatry 59:1116):
   synapses and lower synaptic gene expression in the dorsolateral prefrontal cortex of
   depressed subjects: Kang et al. 2012, Nat Med 18:1413).
 - Val66Met: activity-dependent release at 0.75 of normal (Egan et al. 2003, Cell 112:257;
-  Chen et al. 2004, J Neurosci 24:4401), on top of the depressed parameters.
+  Chen et al. 2004, J Neurosci 24:4401): "val66met" on the healthy parameters (healthy
+  carriers, as in Cheeran et al. 2008, J Physiol 586:5717), "depressed_val66met" on the
+  depressed ones.
 
 The factors are documented assumptions of the model, chosen inside the reported ranges.
 """
@@ -31,11 +33,11 @@ DEPRESSED_BDNF_FACTOR = 0.5
 DEPRESSED_WEIGHT_FACTOR = 0.75
 VAL66MET_RELEASE_FACTOR = 0.75
 
-SCENARIOS = ("healthy", "depressed", "depressed_val66met")
+SCENARIOS = ("healthy", "val66met", "depressed", "depressed_val66met")
 
 
 def scenario_model(name: str, base: PatchModel = PatchModel()) -> PatchModel:
-    """The PatchModel of scenario `name` ("healthy", "depressed", "depressed_val66met") built
+    """The PatchModel of scenario `name` (one of SCENARIOS) built
     on `base` (whose plasticity must be a neurons.ThreeFactorSTDP)."""
     if name not in SCENARIOS:
         raise ValueError(f"unknown scenario {name!r}; known: {SCENARIOS}")
@@ -44,9 +46,9 @@ def scenario_model(name: str, base: PatchModel = PatchModel()) -> PatchModel:
         raise ValueError("scenario_model: the base model's plasticity must be a neurons.ThreeFactorSTDP")
     bdnf = replace(rule.bdnf, basal_per_s=HEALTHY_BASAL_PER_S)
     ee = base.ee_weight_factor
-    if name != "healthy":
+    if name.startswith("depressed"):
         bdnf = replace(bdnf, basal_per_s=HEALTHY_BASAL_PER_S * DEPRESSED_BDNF_FACTOR)
         ee = base.ee_weight_factor * DEPRESSED_WEIGHT_FACTOR
-    if name == "depressed_val66met":
+    if name.endswith("val66met"):
         bdnf = replace(bdnf, release_factor=VAL66MET_RELEASE_FACTOR)
     return replace(base, ee_weight_factor=ee, plasticity=replace(rule, bdnf=bdnf))

@@ -25,11 +25,12 @@ def test_depression_weakens_only_excitatory_to_excitatory_synapses(patches):
 
 def test_basal_bdnf_and_release_of_each_scenario(patches):
     rule = lambda name: next(p.plasticity for p in patches[name].network.projections if p.plasticity)
-    healthy, depressed, met = (rule(n).bdnf for n in coupling.SCENARIOS)
+    healthy, healthy_met, depressed, met = (rule(n).bdnf for n in coupling.SCENARIOS)
     assert healthy.steady_state()[-1] == pytest.approx(1.0)         # half-saturation
     assert depressed.steady_state()[-1] == pytest.approx(0.5)
-    assert (healthy.release_factor, depressed.release_factor, met.release_factor) == (1.0, 1.0, 0.75)
-    assert met.basal_per_s == depressed.basal_per_s
+    assert (healthy.release_factor, healthy_met.release_factor, depressed.release_factor,
+            met.release_factor) == (1.0, 0.75, 1.0, 0.75)
+    assert met.basal_per_s == depressed.basal_per_s and healthy_met.basal_per_s == healthy.basal_per_s
 
 
 def test_unknown_scenario_is_named():

@@ -50,7 +50,7 @@ for s in sessions.values():
 """,
     "04_treatment_course.ipynb": """
 assert 0.0 < rmt < 100.0 and percent_mso < rmt < test_mso <= 100.0
-assert list(courses) == list(coupling.SCENARIOS)
+assert list(courses) == ["healthy", "depressed", "depressed_val66met"]
 for name, c in courses.items():
     assert c.complete and c.summary()["sessions_done"] == len(calendar)
     assert c.times_days[0] == 0 and np.all(np.diff(c.times_days) >= 0)

@@ -83,7 +83,7 @@ def main():
     head, rmt, percent_mso = run.mesh, run.rmt_percent_mso, run.percent_mso
     patches = {name: coupling.cortical_patch(head, "F3", config.patch.radius_mm, size["n_neurons"], seed=0,
                                              model=coupling.scenario_model(name))
-               for name in coupling.SCENARIOS}
+               for name in ("healthy", "depressed", "depressed_val66met")}
     fields = {name: coupling.neuron_field(head, run.fem, p, run.coil.didt_max) for name, p in patches.items()}
     itbs, itbs_calendar = size["itbs"]
     runs = {"10hz": ("depressed", *size["ten_hz"]), "itbs": ("depressed", itbs, itbs_calendar),

@@ -1,0 +1,171 @@
+"""Pre-registered after-effect targets (validation/targets.toml): what the after-effects
+validation is judged against, read and checked before any run.
+
+The file has one `[design]` table (seeds, window, statistics) and one `[[target]]` table per
+row: a protocol at an intensity, the human effect with its spread and source, the pass band,
+and whether the row is calibration or held out. A bad entry raises ValueError naming the file
+and the key, e.g. ``targets.toml: key 'target[3].band_pct': ...``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .scenario import SCENARIOS
+from .schema import Number, Table, optional, read_toml, text
+
+PROTOCOLS = ("itbs", "ctbs", "imtbs", "rtms")
+"""Protocol kinds of a target: the TBS patterns (coupling.itbs, ctbs, imtbs) or rTMS at
+frequency_hz (coupling.rtms)."""
+
+ROLES = ("calibration", "held_out")
+
+_DESIGN_KEYS = {"network_seeds", "noise_seeds", "window_min", "control", "resamples", "confidence",
+                "metric", "pass_rule"}
+_TARGET_KEYS = {"name", "protocol", "pulses", "frequency_hz", "percent_rmt", "scenario", "role",
+                "human_change_pct", "spread_pct", "spread", "band_pct", "compare_to", "window_min",
+                "source", "note"}
+
+
+@dataclass(frozen=True)
+class Design:
+    """How every row is measured: network_seeds x noise_seeds runs per condition, each paired
+    with `control` on the same seeds; the effect is averaged over the probes in window_min
+    (minutes after the end of stimulation); CI: `confidence` percentile bootstrap with
+    `resamples` resamples over network seeds."""
+
+    network_seeds: tuple
+    noise_seeds: tuple
+    window_min: tuple
+    control: str
+    resamples: int
+    confidence: float
+    metric: str
+    pass_rule: str
+
+
+@dataclass(frozen=True)
+class Target:
+    """One row: `protocol` (PROTOCOLS) with `pulses` (and frequency_hz for rtms) at
+    percent_rmt % RMT in `scenario`; the human MEP change (%, spread_pct of kind `spread`,
+    from `source`); the pass band (%); compare_to: the row whose effect this one is measured
+    against (empty: the design's control, i.e. the change itself); role: calibration or
+    held_out; window_min: this row's probe window if it differs from the design's."""
+
+    name: str
+    protocol: str
+    pulses: int
+    frequency_hz: float | None
+    percent_rmt: float
+    scenario: str
+    role: str
+    human_change_pct: float | None
+    spread_pct: float | None
+    spread: str
+    band_pct: tuple
+    compare_to: str
+    window_min: tuple
+    source: str
+    note: str
+
+
+@dataclass(frozen=True)
+class Targets:
+    path: Path
+    design: Design
+    targets: tuple
+
+    def by_role(self, role: str) -> tuple:
+        return tuple(t for t in self.targets if t.role == role)
+
+
+def load_targets(path) -> Targets:
+    """Read and check a targets file; ValueError naming the file and key of a bad entry."""
+    path = Path(path)
+    data = read_toml(path)
+    top = Table(path, data, "", {"design", "target"})
+    design = _design(Table(path, top.get("design", None, _is_table), "design.", _DESIGN_KEYS))
+    rows = top.get("target", None, _is_list_of_tables)
+    targets = tuple(_target(Table(path, row, f"target[{i}].", _TARGET_KEYS), design)
+                    for i, row in enumerate(rows))
+    names = [t.name for t in targets]
+    for i, t in enumerate(targets):
+        if names.index(t.name) != i:
+            Table(path, {}, f"target[{i}].", ()).fail("name", f"{t.name!r} is used twice")
+        if t.compare_to and t.compare_to not in names:
+            Table(path, {}, f"target[{i}].", ()).fail("compare_to", f"no target named {t.compare_to!r}")
+    if not any(t.role == "calibration" for t in targets):
+        top.fail("target", "no calibration row")
+    return Targets(path, design, targets)
+
+
+def _design(table: Table) -> Design:
+    return Design(
+        network_seeds=tuple(table.get("network_seeds", None, _seeds)),
+        noise_seeds=tuple(table.get("noise_seeds", None, _seeds)),
+        window_min=tuple(table.get("window_min", None, _window)),
+        control=table.get("control", "sham", text()),
+        resamples=table.get("resamples", 10000, Number(1000, 10**6, integer=True)),
+        confidence=table.get("confidence", 0.95, Number(0.5, 0.999)),
+        metric=table.get("metric", None, text()),
+        pass_rule=table.get("pass_rule", None, text()))
+
+
+def _target(table: Table, design: Design) -> Target:
+    protocol = table.get("protocol", None, text(*PROTOCOLS))
+    frequency = table.get("frequency_hz", 0.0, Number(0, 100))
+    if (protocol == "rtms") != (frequency > 0):
+        table.fail("frequency_hz", "required (> 0) for protocol \"rtms\", and only for it")
+    human = table.get("human_change_pct", "", optional(Number(-100, 1000)))
+    band = tuple(table.get("band_pct", None, _band))
+    if human != "" and not band[0] <= human <= band[1]:
+        table.fail("band_pct", f"{list(band)} does not hold the human change {human:g} %")
+    spread = table.get("spread_pct", "", optional(Number(0, 1000, open_low=True)))
+    return Target(
+        name=table.get("name", None, text()),
+        protocol=protocol,
+        pulses=table.get("pulses", None, Number(1, 100000, integer=True)),
+        frequency_hz=frequency or None,
+        percent_rmt=float(table.get("percent_rmt", None, Number(0, 200, open_low=True))),
+        scenario=table.get("scenario", "healthy", text(*SCENARIOS)),
+        role=table.get("role", None, text(*ROLES)),
+        human_change_pct=None if human == "" else float(human),
+        spread_pct=None if spread == "" else float(spread),
+        spread=table.get("spread", "" if spread == "" else None,
+                         optional(text("SE", "SD", "95% CI half-width"))),
+        band_pct=band,
+        compare_to=table.get("compare_to", "", optional(text())),
+        window_min=tuple(table.get("window_min", list(design.window_min), _window)),
+        source=table.get("source", None, text()),
+        note=table.get("note", "", optional(text())))
+
+
+def _is_table(v) -> str | None:
+    return None if isinstance(v, dict) else f"expected a table, got {v!r}"
+
+
+def _is_list_of_tables(v) -> str | None:
+    ok = isinstance(v, list) and v and all(isinstance(x, dict) for x in v)
+    return None if ok else "expected one or more [[target]] tables"
+
+
+def _seeds(v) -> str | None:
+    ok = (isinstance(v, list) and v and len(set(v)) == len(v)
+          and all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 2**32 for x in v))
+    return None if ok else f"expected a list of distinct integer seeds in [0, 2**32 - 1], got {v!r}"
+
+
+def _window(v) -> str | None:
+    ok = _pair(v) and 0 <= v[0] < v[1] <= 1440
+    return None if ok else f"expected [start, end] minutes with 0 <= start < end <= 1440, got {v!r}"
+
+
+def _band(v) -> str | None:
+    ok = _pair(v) and -100 <= v[0] < v[1] <= 1000
+    return None if ok else f"expected [low, high] % with -100 <= low < high <= 1000, got {v!r}"
+
+
+def _pair(v) -> bool:
+    return isinstance(v, list) and len(v) == 2 and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)

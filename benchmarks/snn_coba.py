@@ -14,9 +14,12 @@ For each size:
   (`--tmsim-cores 1`, os.sched_setaffinity before JAX starts): XLA then runs on one thread,
   like Brian2, and on a small shared machine that is also faster than XLA's threads.
 - Brian2 in cpp_standalone mode, one thread, code generated and compiled afresh, `repeats`
-  times: total wall time (code generation + g++ + binary), the binary alone (synapse
-  creation, main loop, writing results) and the main loop as the binary measures it (the
-  run with the fastest main loop is kept); spikes and mean rate.
+  times, twice: with the exponential-Euler state updater (the same method as tmsim: the
+  conductances decay exactly) and with Euler, the updater its users get when they run the
+  benchmark as published (`method="euler"`, forward Euler for v and the conductances): total
+  wall time (code generation + g++ + binary), the binary alone (synapse creation, main loop,
+  writing results) and the main loop as the binary measures it (the run with the fastest
+  main loop is kept); spikes and mean rate.
   Optionally also Brian2's runtime mode with Cython (`--brian2-runtime`, about a minute of
   Cython compilation per size).
 
@@ -112,11 +115,12 @@ def brian2_python() -> Path:
 
 
 def run_brian2(python: Path, n: int, duration_ms: float, dt_ms: float, seed: int,
-               mode: str, threads: int, stdp: bool = False) -> dict:
-    """One run of peers/brian2_coba.py (stdp: plastic exc -> exc) in the Brian2 environment."""
+               mode: str, threads: int, stdp: bool = False, method: str = "exponential_euler") -> dict:
+    """One run of peers/brian2_coba.py (stdp: plastic exc -> exc; method: Brian2's state
+    updater) in the Brian2 environment."""
     cmd = [str(python), str(PEER_SCRIPT), "--n", str(n), "--p", repr(connection_p(n)),
            "--duration-ms", repr(duration_ms), "--dt-ms", repr(dt_ms), "--seed", str(seed),
-           "--mode", mode, "--threads", str(threads)] + (["--stdp"] if stdp else [])
+           "--mode", mode, "--threads", str(threads), "--method", method] + (["--stdp"] if stdp else [])
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     process_s = time.perf_counter() - t0
@@ -133,10 +137,11 @@ def run_brian2(python: Path, n: int, duration_ms: float, dt_ms: float, seed: int
 
 
 def best_brian2_run(python: Path, n: int, duration_ms: float, dt_ms: float, seed: int, mode: str,
-                    threads: int, repeats: int, stdp: bool = False) -> dict:
+                    threads: int, repeats: int, stdp: bool = False,
+                    method: str = "exponential_euler") -> dict:
     """The run_brian2 result with the fastest main loop of `repeats` runs, with all their
     main loops in main_loops_s (the first failure if none ran)."""
-    runs = [run_brian2(python, n, duration_ms, dt_ms, seed, mode, threads, stdp)
+    runs = [run_brian2(python, n, duration_ms, dt_ms, seed, mode, threads, stdp, method)
             for _ in range(max(1, repeats))]
     ok = [r for r in runs if "unavailable" not in r]
     best = min(ok, key=lambda r: r["main_loop_s"]) if ok else runs[0]
@@ -188,6 +193,9 @@ def main():
             for mode in modes:
                 row[f"brian2_{mode}"] = best_brian2_run(python, n, args.duration_ms, args.dt_ms, args.seed,
                                                         mode, args.brian2_threads, args.repeats)
+            row["brian2_cpp_standalone_euler"] = best_brian2_run(
+                python, n, args.duration_ms, args.dt_ms, args.seed, "cpp_standalone", args.brian2_threads,
+                args.repeats, method="euler")
         add_ratios(row)
         rows.append(row)
     peer = next((r[k] for r in rows for k in r if k.startswith("brian2_") and "brian2" in r[k]), None)
@@ -208,10 +216,14 @@ TIMES = ("wall_s", "wall_no_compile_s", "main_loop_s")
 
 
 def add_ratios(row):
-    t, b = row.get("tmsim", {}), row.get("brian2_cpp_standalone", {})
-    if "unavailable" in t or "unavailable" in b or not t or not b:
-        return
-    row["tmsim_over_brian2"] = {k: t[k] / b[k] for k in TIMES}
+    """tmsim's times over Brian2 standalone's: exponential Euler (tmsim_over_brian2) and Euler
+    (tmsim_over_brian2_euler)."""
+    t = row.get("tmsim", {})
+    for key, name in (("brian2_cpp_standalone", "tmsim_over_brian2"),
+                      ("brian2_cpp_standalone_euler", "tmsim_over_brian2_euler")):
+        b = row.get(key, {})
+        if t and b and "unavailable" not in t and "unavailable" not in b:
+            row[name] = {k: t[k] / b[k] for k in TIMES}
 
 
 def print_table(env, rows):
@@ -227,21 +239,24 @@ def print_table(env, rows):
     for row in rows:
         for key in [k for k in row if k == "tmsim" or k.startswith("brian2_")]:
             r = row[key]
-            tool = key.replace("_cpp_standalone", " standalone").replace("_runtime", " runtime")
+            tool = key.replace("_cpp_standalone", " standalone").replace("_runtime", " runtime") \
+                .replace("_euler", " Euler")
             if "unavailable" in r:
                 print(f"{row['n']:>7} {tool:<22} unavailable ({r['unavailable']})")
                 continue
             ratio = ""
-            if key == "tmsim" and "tmsim_over_brian2" in row:
-                q = row["tmsim_over_brian2"]
+            over = {"brian2_cpp_standalone": "tmsim_over_brian2",
+                    "brian2_cpp_standalone_euler": "tmsim_over_brian2_euler"}.get(key)
+            if over in row:
+                q = row[over]
                 ratio = f"{q['wall_s']:.2f}/{q['wall_no_compile_s']:.2f}/{q['main_loop_s']:.2f}"
             print(f"{row['n']:>7} {tool:<22} {r['wall_s']:>11.2f}s {r['wall_no_compile_s']:>7.2f}s"
                   f" {r['main_loop_s']:>8.3f}s {r['spikes']:>9,} {r['rate_hz']:>6.1f}Hz {ratio:>14}")
     print("wall+compile: network construction, code generation and compilation, simulation;"
           " wall: the same without compilation\n(tmsim: fastest later simulate call plus construction;"
           " Brian2 standalone: the compiled binary); main loop: tmsim's fastest later simulate call,"
-          "\nBrian2's network run as its binary times it (fastest of the repeats). Ratios tmsim/brian2"
-          " standalone: wall+compile / wall / main loop.")
+          "\nBrian2's network run as its binary times it (fastest of the repeats). tmsim/brian2, on each"
+          " Brian2 row: tmsim's time over that row's, wall+compile / wall / main loop.")
 
 
 if __name__ == "__main__":

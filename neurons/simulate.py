@@ -213,10 +213,10 @@ def _run_chunks(run: _ChunkedRun, state, spikes, snapshot, progress: bool):
                 cfg = replace(cfg, blocks=block_lengths(periods, start + first, steps))
                 injected = np.concatenate([inj.rows(first, steps, dt_ms) for inj in run.current_injections]
                                           or [np.zeros((steps, 0), np.float32)], axis=1)
-                cfg = _with_capacity(cfg, _forced_per_population(forced.rows(first, steps, forced_width, n),
-                                                                 cfg.population_slices))
+                forced_rows = forced.rows(first, steps, forced_width, n)
+                cfg = _with_capacity(cfg, _forced_per_population(forced_rows, cfg.population_slices))
                 cfg, width = _PROGRAMS.choose(cfg, forced_width, injected.shape + run.inputs.record_ids.shape)
-                forced_rows = forced.rows(first, steps, width, n)
+                forced_rows = np.pad(forced_rows, ((0, 0), (0, width - forced_width)), constant_values=n)
                 new_state, out = run_chunk(cfg, run.constants, projections, run.inputs, state,
                                            jnp.asarray(injected, dtype=jnp.float32),
                                            jnp.asarray(forced_rows, dtype=jnp.int32))

@@ -305,7 +305,8 @@ def imtbs(n_pulses: int = 600, intensity: float = 1.0) -> Protocol:
 
 
 def one_hz(n_pulses: int = 900, intensity: float = 1.0) -> Protocol:
-    """1 Hz rTMS, one continuous train (900 pulses in 15 min, Chen et al. 1997)."""
+    """1 Hz rTMS, one continuous train (900 pulses in 15 min; Chen et al. 1997, Neurology
+    48:1398, used 0.9 Hz, 810 pulses in 15 min)."""
     return rtms(1.0, _count(n_pulses, "one_hz: n_pulses"), intensity=intensity, name="1hz")
 
 

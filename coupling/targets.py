@@ -1,10 +1,11 @@
 """Pre-registered after-effect targets (validation/targets.toml): what the after-effects
 validation is judged against, read and checked before any run.
 
-The file has one `[design]` table (seeds, window, statistics) and one `[[target]]` table per
-row: a protocol at an intensity, the human effect with its spread and source, the pass band,
-and whether the row is calibration or held out. A bad entry raises ValueError naming the file
-and the key, e.g. ``targets.toml: key 'target[3].band_pct': ...``.
+The file has one `[design]` table (seeds, probes, window, statistics), one `[calibration]`
+table (what calibration may change, its loss and budget) and one `[[target]]` table per row: a
+protocol at an intensity, the human effect with its spread and source, the pass band, the
+statistic over the window, and whether the row is calibration or held out. A bad entry raises
+ValueError naming the file and the key, e.g. ``targets.toml: key 'target[3].band_pct': ...``.
 """
 
 from __future__ import annotations
@@ -21,28 +22,61 @@ frequency_hz (coupling.rtms)."""
 
 ROLES = ("calibration", "held_out")
 
-_DESIGN_KEYS = {"network_seeds", "noise_seeds", "window_min", "control", "resamples", "confidence",
+STATISTICS = ("mean", "peak")
+"""A row's statistic over its window: the mean over its probes, or the probe whose change
+(mean over network seeds) is largest in magnitude ("mean maximum" in meta-analyses)."""
+
+_DESIGN_KEYS = {"network_seeds", "calibration_network_seeds", "noise_seeds", "window_min", "probe_minutes",
+                "test_percent_rmt", "n_test", "dt_ms", "bridge_min_gap_s", "rmt_trials", "rmt_tolerance_pct",
+                "baseline_floor", "control", "resamples", "confidence", "ci_method", "bootstrap_seed",
                 "metric", "pass_rule"}
+_CALIBRATION_KEYS = {"free_parameters", "loss", "budget", "frozen_parameters_sha256"}
 _TARGET_KEYS = {"name", "protocol", "pulses", "frequency_hz", "percent_rmt", "scenario", "role",
                 "human_change_pct", "spread_pct", "spread", "band_pct", "compare_to", "window_min",
-                "source", "note"}
+                "statistic", "source", "note"}
 
 
 @dataclass(frozen=True)
 class Design:
     """How every row is measured: network_seeds x noise_seeds runs per condition, each paired
-    with `control` on the same seeds; the effect is averaged over the probes in window_min
-    (minutes after the end of stimulation); CI: `confidence` percentile bootstrap with
-    `resamples` resamples over network seeds."""
+    with `control` on the same seeds (calibration runs on calibration_network_seeds); MEP
+    probes of n_test pulses at test_percent_rmt % RMT at probe_minutes after the end of
+    stimulation, steps of dt_ms, bridging from bridge_min_gap_s (0: off); the RMT found per
+    network seed with rmt_trials pulses to rmt_tolerance_pct; a seed whose baseline MEP proxy
+    is below baseline_floor counts against the row; CI: `confidence` `ci_method` bootstrap
+    over network seeds, `resamples` resamples from bootstrap_seed."""
 
     network_seeds: tuple
+    calibration_network_seeds: tuple
     noise_seeds: tuple
     window_min: tuple
+    probe_minutes: tuple
+    test_percent_rmt: float
+    n_test: int
+    dt_ms: float
+    bridge_min_gap_s: float
+    rmt_trials: int
+    rmt_tolerance_pct: float
+    baseline_floor: float
     control: str
     resamples: int
     confidence: float
+    ci_method: str
+    bootstrap_seed: int
     metric: str
     pass_rule: str
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What calibration may change (free_parameters: dotted names, fixed before the first
+    calibration run), its loss and its budget (evaluations); frozen_parameters_sha256: the
+    hash of the parameter set it ends with, committed before any held-out run ("" before)."""
+
+    free_parameters: tuple
+    loss: str
+    budget: int
+    frozen_parameters_sha256: str
 
 
 @dataclass(frozen=True)
@@ -51,7 +85,8 @@ class Target:
     percent_rmt % RMT in `scenario`; the human MEP change (%, spread_pct of kind `spread`,
     from `source`); the pass band (%); compare_to: the row whose effect this one is measured
     against (empty: the design's control, i.e. the change itself); role: calibration or
-    held_out; window_min: this row's probe window if it differs from the design's."""
+    held_out; window_min: this row's probe window if it differs from the design's; statistic:
+    mean or peak over it (STATISTICS)."""
 
     name: str
     protocol: str
@@ -66,6 +101,7 @@ class Target:
     band_pct: tuple
     compare_to: str
     window_min: tuple
+    statistic: str
     source: str
     note: str
 
@@ -74,6 +110,7 @@ class Target:
 class Targets:
     path: Path
     design: Design
+    calibration: Calibration
     targets: tuple
 
     def by_role(self, role: str) -> tuple:
@@ -84,8 +121,10 @@ def load_targets(path) -> Targets:
     """Read and check a targets file; ValueError naming the file and key of a bad entry."""
     path = Path(path)
     data = read_toml(path)
-    top = Table(path, data, "", {"design", "target"})
+    top = Table(path, data, "", {"design", "calibration", "target"})
     design = _design(Table(path, top.get("design", None, _is_table), "design.", _DESIGN_KEYS))
+    calibration = _calibration(Table(path, top.get("calibration", None, _is_table), "calibration.",
+                                     _CALIBRATION_KEYS))
     rows = top.get("target", None, _is_list_of_tables)
     targets = tuple(_target(Table(path, row, f"target[{i}].", _TARGET_KEYS), design)
                     for i, row in enumerate(rows))
@@ -97,19 +136,42 @@ def load_targets(path) -> Targets:
             Table(path, {}, f"target[{i}].", ()).fail("compare_to", f"no target named {t.compare_to!r}")
     if not any(t.role == "calibration" for t in targets):
         top.fail("target", "no calibration row")
-    return Targets(path, design, targets)
+    return Targets(path, design, calibration, targets)
 
 
 def _design(table: Table) -> Design:
+    network = tuple(table.get("network_seeds", None, _seeds))
+    calibration = tuple(table.get("calibration_network_seeds", None, _seeds))
+    if set(network) & set(calibration):
+        table.fail("calibration_network_seeds", "must not share a seed with network_seeds")
     return Design(
-        network_seeds=tuple(table.get("network_seeds", None, _seeds)),
+        network_seeds=network,
+        calibration_network_seeds=calibration,
         noise_seeds=tuple(table.get("noise_seeds", None, _seeds)),
         window_min=tuple(table.get("window_min", None, _window)),
+        probe_minutes=tuple(table.get("probe_minutes", None, _probes)),
+        test_percent_rmt=float(table.get("test_percent_rmt", None, Number(50, 200))),
+        n_test=table.get("n_test", None, Number(1, 1000, integer=True)),
+        dt_ms=float(table.get("dt_ms", 0.1, Number(0, 1, open_low=True))),
+        bridge_min_gap_s=float(table.get("bridge_min_gap_s", 0.0, Number(0, 3600))),
+        rmt_trials=table.get("rmt_trials", None, Number(1, 1000, integer=True)),
+        rmt_tolerance_pct=float(table.get("rmt_tolerance_pct", None, Number(0, 10, open_low=True))),
+        baseline_floor=float(table.get("baseline_floor", None, Number(0, 100, open_low=True))),
         control=table.get("control", "sham", text()),
         resamples=table.get("resamples", 10000, Number(1000, 10**6, integer=True)),
         confidence=table.get("confidence", 0.95, Number(0.5, 0.999)),
+        ci_method=table.get("ci_method", "BCa", text("BCa", "percentile")),
+        bootstrap_seed=table.get("bootstrap_seed", None, Number(0, 2**32 - 1, integer=True)),
         metric=table.get("metric", None, text()),
         pass_rule=table.get("pass_rule", None, text()))
+
+
+def _calibration(table: Table) -> Calibration:
+    return Calibration(
+        free_parameters=tuple(table.get("free_parameters", None, _names)),
+        loss=table.get("loss", None, text()),
+        budget=table.get("budget", None, Number(1, 10**6, integer=True)),
+        frozen_parameters_sha256=table.get("frozen_parameters_sha256", "", _sha256))
 
 
 def _target(table: Table, design: Design) -> Target:
@@ -122,6 +184,10 @@ def _target(table: Table, design: Design) -> Target:
     if human != "" and not band[0] <= human <= band[1]:
         table.fail("band_pct", f"{list(band)} does not hold the human change {human:g} %")
     spread = table.get("spread_pct", "", optional(Number(0, 1000, open_low=True)))
+    window = tuple(table.get("window_min", list(design.window_min), _window))
+    if sum(window[0] <= t <= window[1] for t in design.probe_minutes) < 2:
+        table.fail("window_min", f"{list(window)} holds fewer than 2 of design.probe_minutes "
+                                 f"{list(design.probe_minutes)}")
     return Target(
         name=table.get("name", None, text()),
         protocol=protocol,
@@ -136,7 +202,8 @@ def _target(table: Table, design: Design) -> Target:
                          optional(text("SE", "SD", "95% CI half-width"))),
         band_pct=band,
         compare_to=table.get("compare_to", "", optional(text())),
-        window_min=tuple(table.get("window_min", list(design.window_min), _window)),
+        window_min=window,
+        statistic=table.get("statistic", "mean", text(*STATISTICS)),
         source=table.get("source", None, text()),
         note=table.get("note", "", optional(text())))
 
@@ -156,6 +223,22 @@ def _seeds(v) -> str | None:
     return None if ok else f"expected a list of distinct integer seeds in [0, 2**32 - 1], got {v!r}"
 
 
+def _probes(v) -> str | None:
+    ok = (isinstance(v, list) and len(v) >= 2 and all(_number(x) for x in v)
+          and all(0 <= a < b <= 1440 for a, b in zip(v, v[1:])))
+    return None if ok else f"expected increasing minutes in [0, 1440], at least two, got {v!r}"
+
+
+def _names(v) -> str | None:
+    ok = isinstance(v, list) and all(isinstance(x, str) and x for x in v) and len(set(v)) == len(v)
+    return None if ok else f"expected a list of distinct parameter names, got {v!r}"
+
+
+def _sha256(v) -> str | None:
+    ok = v == "" or (isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v))
+    return None if ok else f"expected \"\" or 64 lowercase hex digits, got {v!r}"
+
+
 def _window(v) -> str | None:
     ok = _pair(v) and 0 <= v[0] < v[1] <= 1440
     return None if ok else f"expected [start, end] minutes with 0 <= start < end <= 1440, got {v!r}"
@@ -166,6 +249,9 @@ def _band(v) -> str | None:
     return None if ok else f"expected [low, high] % with -100 <= low < high <= 1000, got {v!r}"
 
 
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
 def _pair(v) -> bool:
-    return isinstance(v, list) and len(v) == 2 and all(
-        isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+    return isinstance(v, list) and len(v) == 2 and all(_number(x) for x in v)

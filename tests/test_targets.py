@@ -13,10 +13,23 @@ TARGETS = Path(__file__).resolve().parents[1] / "validation" / "targets.toml"
 GOOD = """
 [design]
 network_seeds = [0, 1]
+calibration_network_seeds = [100, 101]
 noise_seeds = [0]
 window_min = [0, 30]
+probe_minutes = [0, 10, 30, 60]
+test_percent_rmt = 120
+n_test = 20
+rmt_trials = 10
+rmt_tolerance_pct = 1.0
+baseline_floor = 0.05
+bootstrap_seed = 0
 metric = "m"
 pass_rule = "p"
+
+[calibration]
+free_parameters = ["plasticity.a"]
+loss = "l"
+budget = 60
 
 [[target]]
 name = "a"
@@ -44,9 +57,11 @@ source = "s"
 
 def test_the_committed_targets_load_with_three_calibration_and_seven_held_out_rows():
     targets = load_targets(TARGETS)
-    assert [t.name for t in targets.by_role("calibration")] == ["itbs600", "ctbs600", "rtms1hz900"]
+    assert [t.name for t in targets.by_role("calibration")] == ["itbs600", "ctbs600", "rtms0.9hz810"]
     assert len(targets.by_role("held_out")) == 7
     assert len(targets.design.network_seeds) >= 10 and len(targets.design.noise_seeds) >= 3
+    assert not set(targets.design.network_seeds) & set(targets.design.calibration_network_seeds)
+    assert targets.calibration.frozen_parameters_sha256 == ""      # no calibration has run
     for t in targets.targets:
         assert t.source and t.band_pct[0] < t.band_pct[1]
         if t.human_change_pct is not None:
@@ -59,7 +74,10 @@ def test_a_small_file_reads_back_its_values(tmp_path):
     targets = load_targets(path)
     a, b = targets.targets
     assert targets.design.resamples == 10000 and targets.design.control == "sham"
+    assert targets.design.ci_method == "BCa" and targets.design.bridge_min_gap_s == 0.0
+    assert targets.calibration.free_parameters == ("plasticity.a",)
     assert a.frequency_hz is None and a.scenario == "healthy" and a.window_min == (0, 30)
+    assert a.statistic == "mean"
     assert b.frequency_hz == 1.0 and b.compare_to == "a" and b.human_change_pct is None
 
 
@@ -72,6 +90,11 @@ def test_a_small_file_reads_back_its_values(tmp_path):
     (('scenario = "val66met"', 'scenario = "sad"'), "target[1].scenario"),
     (("network_seeds = [0, 1]", "network_seeds = [0, 0]"), "design.network_seeds"),
     (("window_min = [0, 30]", "window_min = [30, 0]"), "design.window_min"),
+    (("calibration_network_seeds = [100, 101]", "calibration_network_seeds = [1, 101]"),
+     "design.calibration_network_seeds"),
+    (('source = "s"\n\n', 'source = "s"\nwindow_min = [40, 50]\n\n'), "target[0].window_min"),
+    (('source = "s"\n\n', 'source = "s"\nstatistic = "median"\n\n'), "target[0].statistic"),
+    (("budget = 60", "budget = 0"), "calibration.budget"),
     (('source = "s"\n\n', 'source = "s"\nseed = 3\n\n'), "target[0].seed"),
     (('role = "calibration"', 'role = "held_out"'), "target"),
 ])

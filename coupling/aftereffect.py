@@ -20,8 +20,8 @@ def paired_changes(before, after, sham_before, sham_after, floor: float) -> np.n
     (network seeds, noise seeds, probes). before, sham_before: (network, noise) MEP proxies
     before stimulation; after, sham_after: (network, noise, probes). A pair whose protocol or
     sham baseline is below `floor` counts as a change of 0."""
-    before, sham_before = np.asarray(before, float), np.asarray(sham_before, float)
-    after, sham_after = np.asarray(after, float), np.asarray(sham_after, float)
+    before, after, sham_before, sham_after = (_finite(x, name) for x, name in (
+        (before, "before"), (after, "after"), (sham_before, "sham_before"), (sham_after, "sham_after")))
     if not before.shape == sham_before.shape == after.shape[:2] or after.shape != sham_after.shape:
         raise ValueError(f"paired_changes: shapes before {before.shape}, after {after.shape}, sham before "
                          f"{sham_before.shape}, sham after {sham_after.shape} do not pair")
@@ -60,7 +60,10 @@ def judge(changes: np.ndarray, probe_minutes, target: Target, design: Design,
     its value is 100 x (value / reference value - 1), both from the same resampled seeds, and
     it passes only if the reference's CI excludes 0. A null row (human change 0) passes when
     its whole CI lies in the band, any other when its value does."""
-    changes = np.asarray(changes, float)
+    changes = _finite(changes, "changes")
+    if changes.ndim != 3 or changes.shape[2] != len(probe_minutes):
+        raise ValueError(f"judge: changes must be (network seeds, noise seeds, probes) with one probe per "
+                         f"probe_minutes ({len(probe_minutes)}), got shape {changes.shape}")
     if bool(target.compare_to) != (reference is not None):
         need = "needs" if target.compare_to else "takes no"
         raise ValueError(f"judge: row {target.name!r} {need} reference (compare_to = {target.compare_to!r})")
@@ -97,3 +100,11 @@ def _ci(statistic, seeds: np.ndarray, design: Design) -> tuple:
 def _in_window(probe_minutes, target: Target) -> np.ndarray:
     probes = np.asarray(probe_minutes, float)
     return (probes >= target.window_min[0]) & (probes <= target.window_min[1])
+
+
+def _finite(values, name: str) -> np.ndarray:
+    """values as a float array; ValueError naming `name` if any is NaN or infinite."""
+    values = np.asarray(values, float)
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{name}: every value must be finite (a NaN or infinite MEP or change)")
+    return values

@@ -32,6 +32,10 @@ def test_changes_are_the_protocol_ratio_minus_the_sham_ratio_and_zero_below_the_
     np.testing.assert_allclose(out, [[[40.0, 0.0], [0.0, 0.0]]])
     with pytest.raises(ValueError, match="do not pair"):
         paired_changes(before, after, [[1.0]], sham_after, floor=0.05)
+    with pytest.raises(ValueError, match="sham_after: every value must be finite"):
+        paired_changes(before, after, sham_before, [[[1.1, np.nan], [5.0, 5.0]]], floor=0.05)
+    with pytest.raises(ValueError, match="one probe per probe_minutes"):
+        judge(np.zeros((3, 1, 4)), PROBES, ROW, DESIGN)
 
 
 def test_mean_and_peak_over_the_window():

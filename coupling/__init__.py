@@ -17,6 +17,17 @@ from .activation import (
 from .calendar import Calendar
 from .config import ConfigError, RunConfig, load_config
 from .course import CourseResult, run_course
+from .experiment import (
+    RMT_SEED,
+    AfterEffect,
+    Condition,
+    MotorThresholdRun,
+    TargetResult,
+    after_effect,
+    measure_after_effects,
+    run_targets,
+    target_protocol,
+)
 from .homeostasis import Homeostasis
 from .options import SessionOptions, child_seed
 from .prepare import PreparedRun, prepare_run
@@ -53,4 +64,6 @@ __all__ = [
     "MEP", "SessionResult", "motor_threshold", "probe_mep", "run_protocol", "run_session",
     "NeuronField", "neuron_field", "stimulus_events", "SCENARIOS", "scenario_model",
     "Calendar", "CourseResult", "Homeostasis", "run_course",
+    "RMT_SEED", "AfterEffect", "Condition", "MotorThresholdRun", "TargetResult", "after_effect",
+    "measure_after_effects", "run_targets", "target_protocol",
 ]

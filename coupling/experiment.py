@@ -154,7 +154,8 @@ def measure_after_effects(base: RunConfig, conditions: Sequence[Condition], desi
     `tmsim session` (as in run_sweep: run(config, folder) -> dict with mep_before and
     mep_after {str(float(minutes)): MEP}); rmt_run: one for the RMT sweep (default
     MotorThresholdRun of the design; it returns {"rmt_percent_mso": ...}). client, scheduler,
-    workers, progress, log: as in coupling.sweep.run_sweep; compile_cache: True puts JAX's
+    workers, progress, log: as in coupling.sweep.run_sweep (a client's workers must be processes
+    for real runs: gmsh meshes the head, and crashed in a worker thread); compile_cache: True puts JAX's
     compilation cache in out/.jax_cache, shared by both sweeps (a folder: there; False: none).
     Bad arguments raise ValueError (TypeError for a wrong type) naming them before any work
     (a %RMT beyond 100 % MSO: once the RMTs are known, before the sessions); a failed run raises

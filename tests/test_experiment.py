@@ -4,7 +4,7 @@ clear errors before any work, the targets rows judged; and one tiny run through 
 simulation that checks the machinery, not any calibrated number.
 
 The fast tests use run functions defined here (known numbers from the configuration they get)
-on a threaded Dask client; the sweeps engine's process cluster is tested in test_sweep.py."""
+on a threaded Dask client; the real run needs worker processes (gmsh meshes the head)."""
 
 from dataclasses import replace
 from pathlib import Path
@@ -126,9 +126,21 @@ def test_targets_rows_are_judged_with_their_reference_on_the_same_seeds(client, 
     assert row.result.value == pytest.approx(0.0, abs=1e-9)          # the same change as its reference
     assert not row.result.passed                                    # band [-100, -30]
     assert row.changes.shape == (2, 3, 7)
+    script = _load_script(ROOT / "validation" / "after_effects.py")     # its figure, from these rows
+    script.plot(results, tmp_path / "rows.png", "fake runs")
+    assert (tmp_path / "rows.png").stat().st_size > 0
     with pytest.raises(ValueError, match="rows: expected names among"):
         coupling.run_targets(targets, BASE, tmp_path, calibration=True, rows=["imtbs600"], design=design,
                              **kw)
+
+
+def _load_script(path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_target_protocols():
@@ -174,13 +186,18 @@ def test_wrong_types_are_named():
 
 
 @pytest.mark.slow
-def test_a_tiny_real_run_pairs_sham_and_gives_finite_meps(client, tmp_path):
+def test_a_tiny_real_run_pairs_sham_and_gives_finite_meps(tmp_path):
+    """On a one-worker process cluster: gmsh (the head) must run in a process's main thread."""
+    from distributed import Client, LocalCluster
+
     base = coupling.RunConfig().with_values({"head.max_edge_mm": 12.0, "patch.n_neurons": 20,
                                              "patch.scenario": "healthy", "session.after_s": 0.05})
     design = replace(DESIGN, network_seeds=(0, 1), noise_seeds=(0,), probe_minutes=(0.0,), n_test=2,
                      rmt_trials=2, rmt_tolerance_pct=10.0)
-    effect = coupling.after_effect(base, coupling.rtms(20.0, 5), 100.0, design, tmp_path, client=client,
-                                   progress=False, compile_cache=False, log=None)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      silence_logs=50) as cluster, Client(cluster) as client:
+        effect = coupling.after_effect(base, coupling.rtms(20.0, 5), 100.0, design, tmp_path, client=client,
+                                       progress=False, log=None)
     assert effect.before.shape == effect.sham_before.shape == (2, 1)
     assert effect.after.shape == effect.sham_after.shape == (2, 1, 1)
     for values in (effect.before, effect.after, effect.sham_after, effect.rmt_percent_mso):

@@ -48,6 +48,25 @@ minutes later. With g = 1 the weight changes as under plain STDP; with b = 0 it 
 where it was. Without tau_tag_ms (the default) the gate acts on the conversion itself, as
 above (Izhikevich 2007), and the lasting change is g(b) times the eligibility.
 
+Consolidation threshold (capture_threshold theta_c, BDNF units; 0 by default, the rule
+above): capture takes the gate of the BDNF above theta_c,
+
+    dw/dt = e / tau_conversion - (1 - g_c(b)) h / tau_tag,      g_c(b) = g(max(b - theta_c, 0)),
+
+so BDNF below theta_c (basal BDNF, the little that spontaneous activity releases) captures
+nothing and an early change returns to where it was with tau_tag: the after-effect of one
+session fades (about 60 min after one iTBS or cTBS session in people: Huang et al. 2005,
+Neuron 45:201) and the spontaneous changes of a sham course do not accumulate as drift.
+BDNF above theta_c (the release of a strong session, or the summed releases of sessions
+spaced within the tag's lifetime) consolidates a share (spaced iTBS sessions give larger and
+longer effects: Nettekoven et al. 2014, J Neurosci 34:6849). Tagging and capture after Frey
+& Morris 1997 (Nature 385:533) and Redondo & Morris 2011 (Nat Rev Neurosci 12:17); in
+Clopath et al. 2008 protein synthesis, and hence consolidation, is triggered only above a
+threshold (there, on the tagged synapses). Putting the threshold on the BDNF level is this
+project's own assumption. The threshold acts on capture only: the conversion gate without
+a tag and the LTP boost use g(b). With scope="population" the threshold applies to the
+population's mean BDNF.
+
 Time stepping (documented approximations, all first order in the interval over the time
 constant): the calcium trace and the release are advanced every step; eligibility is
 converted and decays in ticks of tick_ms (10 ms by default: short against the 1 s
@@ -151,7 +170,9 @@ class ThreeFactorSTDP:
     eligibility is converted whole); ltp_boost: potentiation increments are scaled by
     1 + ltp_boost g(b); tick_ms: interval of the conversion (a multiple of the time step);
     tau_tag_ms: lifetime of the early phase under synaptic tagging and capture (None: no tag,
-    the gate acts on the conversion); tag_step_s: interval of the tag's decay and capture.
+    the gate acts on the conversion); tag_step_s: interval of the tag's decay and capture;
+    capture_threshold: BDNF (units of the half-saturation concentration) below which nothing
+    is captured, capture gated by g(max(b - capture_threshold, 0)) (>= 0; > 0 needs tau_tag_ms).
     Weight bounds are those of the STDP rule (soft bounds weigh the increments by the
     current weight; the weight is clipped at every conversion and tag step).
     """
@@ -164,6 +185,7 @@ class ThreeFactorSTDP:
     tick_ms: float = 10.0
     tau_tag_ms: float | None = None
     tag_step_s: float = 60.0
+    capture_threshold: float = 0.0
 
     def __post_init__(self):
         if not hasattr(self.stdp, "kernel") or isinstance(self.stdp, ThreeFactorSTDP):
@@ -177,8 +199,12 @@ class ThreeFactorSTDP:
         for name in ("tau_conversion_ms", "tau_tag_ms"):
             if getattr(self, name) is not None and not getattr(self, name) > 0:
                 raise ValueError(f"ThreeFactorSTDP.{name} must be > 0 or None, got {getattr(self, name)}")
-        if not self.ltp_boost >= 0:
-            raise ValueError(f"ThreeFactorSTDP.ltp_boost must be >= 0, got {self.ltp_boost}")
+        for name in ("ltp_boost", "capture_threshold"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"ThreeFactorSTDP.{name} must be >= 0, got {getattr(self, name)}")
+        if self.capture_threshold > 0 and self.tau_tag_ms is None:
+            raise ValueError(f"ThreeFactorSTDP.capture_threshold acts on capture, which needs tau_tag_ms: "
+                             f"set tau_tag_ms or leave capture_threshold at 0, got {self.capture_threshold}")
 
     def kernel(self) -> "ThreeFactorSTDP":
         """The rule the engine runs: this one."""
@@ -223,11 +249,13 @@ def fresh_bdnf_state(rule: ThreeFactorSTDP, n_pre: int, n_post: int, max_out: in
                      early=jnp.zeros((n_early, max_out), f32))
 
 
-def gate(rule: ThreeFactorSTDP, chain) -> jax.Array:
-    """g(b) per postsynaptic neuron, (n_post,)."""
+def gate(rule: ThreeFactorSTDP, chain, threshold: float = 0.0) -> jax.Array:
+    """g(max(b - threshold, 0)) per postsynaptic neuron, (n_post,): threshold 0 for the
+    conversion and the LTP boost, rule.capture_threshold for capture."""
     b = jnp.maximum(chain[-1], 0.0)
     if rule.bdnf.scope == "population":
         b = jnp.broadcast_to(jnp.mean(b), b.shape)
+    b = jnp.maximum(b - jnp.float32(threshold), 0.0)
     return b / (b + 1.0)
 
 
@@ -277,11 +305,12 @@ def convert(rule: ThreeFactorSTDP, post_of, w_min: float, w_max: float, weights,
 
 def tag_step(rule: ThreeFactorSTDP, post_of, w_min: float, w_max: float, weights, state: BDNFState):
     """One tag_step_s: the early phase decays, exactly for the exponential over the step; the
-    gate (at the step's end) keeps its share of the decayed part in the weight (captured into
-    the late phase) and the rest leaves it (clipped to [w_min, w_max]). Returns (weights, state)."""
+    capture gate g_c (at the step's end) keeps its share of the decayed part in the weight
+    (captured into the late phase) and the rest leaves it (clipped to [w_min, w_max]).
+    Returns (weights, state)."""
     f32 = jnp.float32
     decay = np.exp(-rule.tag_step_s * 1e3 / rule.tau_tag_ms)
-    g = jnp.take(gate(rule, state.chain), post_of, mode="fill", fill_value=0.0)
+    g = jnp.take(gate(rule, state.chain, rule.capture_threshold), post_of, mode="fill", fill_value=0.0)
     weights = jnp.clip(weights - f32(1.0 - decay) * (1.0 - g) * state.early, f32(w_min), f32(w_max))
     return weights, replace(state, early=state.early * f32(decay))
 
@@ -305,9 +334,11 @@ def rest_state(rule: ThreeFactorSTDP, state: BDNFState, weights: np.ndarray, pos
     constant (trapezoidal in g(b)) until it is below 1e-12 of its start, then the chain jumps
     over the rest of the interval. Under tagging and capture the eligibility is expressed
     whole at the start (its conversion takes seconds against gaps of minutes or more) and
-    the early phase decays and is captured with the integral of g(b(t)) exp(-t / tau_tag)
+    the early phase decays and is captured with the integral of g_c(b(t)) exp(-t / tau_tag)
     over the gap (substeps as above, up to 28 tau_tag), which is exact up to the trapezoidal
-    rule in g: every synapse's change over a gap has one sign, so clipping at the end is
+    rule in g_c (a substep in which b crosses capture_threshold is integrated over its part
+    above the threshold, b linear within it, so the kink of g_c keeps the trapezoidal rule's
+    order): every synapse's change over a gap has one sign, so clipping at the end is
     clipping at every instant. weights, post_of: (n_pre, max_out) ELL arrays. Returns the
     new weights (float32) and state."""
     bd = rule.bdnf
@@ -320,11 +351,15 @@ def rest_state(rule: ThreeFactorSTDP, state: BDNFState, weights: np.ndarray, pos
     col = np.where(valid, post_of, 0)
     scale = rule.tau_eligibility_ms / (rule.tau_conversion_ms or rule.tau_eligibility_ms)
 
-    def g_of(chain):
+    def excess(chain):   # b - capture_threshold per post neuron (the threshold is 0 without a tag)
         b = np.maximum(chain[-1], 0.0)
         if bd.scope == "population":
             b = np.full_like(b, b.mean())
-        return b / (b + 1.0)
+        return b - rule.capture_threshold
+
+    def g_c(a):
+        a = np.maximum(a, 0.0)
+        return a / (a + 1.0)
 
     def advance_chain(chain, h_s, propagator=None):
         p, q = propagator or bd.propagator(h_s)
@@ -340,17 +375,22 @@ def rest_state(rule: ThreeFactorSTDP, state: BDNFState, weights: np.ndarray, pos
         w, e = expressed, np.zeros_like(e)
         horizon = min(duration_s, 28.0 * tau) if np.any(early) else 0.0
     h = min(tau, bd.delay_s / bd.delay_stages, bd.tau_decay_s) / 20.0
-    # captured: per post neuron, integral of g(b(t)) exp(-t / tau) dt / tau over the gap
-    captured, g0, t, substep = np.zeros(chain.shape[1]), g_of(chain), 0.0, bd.propagator(h)
+    # captured: per post neuron, integral of g_c(b(t)) exp(-t / tau) dt / tau over the gap; a
+    # substep in which b crosses the threshold is integrated over its part above it (b linear)
+    captured, a0, t, substep = np.zeros(chain.shape[1]), excess(chain), 0.0, bd.propagator(h)
     while t < horizon:
         step = min(h, horizon - t)
         chain = advance_chain(chain, step, substep if step == h else None)
-        g1 = g_of(chain)
-        captured += 0.5 * (g0 + g1) * (np.exp(-t / tau) - np.exp(-(t + step) / tau))
-        g0, t = g1, t + step
+        a1 = excess(chain)
+        up, down = (a0 < 0) & (a1 > 0), (a0 > 0) & (a1 < 0)
+        at = step * np.where(up | down, a0, 0.0) / np.where(up | down, a0 - a1, 1.0)   # s into the substep
+        crossing = np.exp(-(t + at) / tau)
+        captured += 0.5 * (g_c(a0) + g_c(a1)) * (np.where(up, crossing, np.exp(-t / tau))
+                                                 - np.where(down, crossing, np.exp(-(t + step) / tau)))
+        a0, t = a1, t + step
     if duration_s > t:
         chain = advance_chain(chain, duration_s - t)
-        captured += g0 * (np.exp(-t / tau) - np.exp(-duration_s / tau))   # < 1e-12 of the whole
+        captured += g_c(a0) * (np.exp(-t / tau) - np.exp(-duration_s / tau))   # < 1e-12 of the whole
     gated = np.where(valid, captured[col], 0.0)
     left = np.exp(-duration_s / tau)
     if rule.tau_tag_ms is None:

@@ -2,11 +2,16 @@
 boost, release kinetics against the closed-form chain, Val66Met, population scope, and
 synaptic tagging and capture."""
 
+from dataclasses import replace
+
+import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.integrate
 
 import neurons
 from neurons import BDNF, Network, NeuronParams, PairSTDP, Population, Projection, ThreeFactorSTDP
+from neurons.bdnf import BDNFState, gate, tag_step
 
 QUIET = NeuronParams(v_threshold_mV=1e3)
 DT = 0.1
@@ -128,6 +133,12 @@ def test_bad_parameters_are_named():
         _run(rule, [], 1, 1.0)
     with pytest.raises(ValueError, match="tau_tag_ms"):
         ThreeFactorSTDP(PAIR, tau_tag_ms=0.0)
+    with pytest.raises(ValueError, match="capture_threshold must be >= 0"):
+        ThreeFactorSTDP(PAIR, tau_tag_ms=1e3, capture_threshold=-0.1)
+    with pytest.raises(ValueError, match="capture_threshold"):
+        ThreeFactorSTDP(PAIR, tau_tag_ms=1e3, capture_threshold=float("nan"))
+    with pytest.raises(ValueError, match="capture_threshold.*tau_tag_ms"):
+        ThreeFactorSTDP(PAIR, capture_threshold=0.5)
     assert BDNF.val66met().release_factor == 0.75
 
 
@@ -158,15 +169,17 @@ def test_tag_expresses_stdp_at_once_and_bdnf_captures_its_share(b0):
     assert np.all(np.abs(np.asarray(later.plastic[0].third.early)) < 1e-9)
 
 
-@pytest.mark.parametrize("tag_ms", [None, 800.0])
-def test_rest_matches_a_silent_simulation(tag_ms):
+@pytest.mark.parametrize("tag_ms, theta", [(None, 0.0), (800.0, 0.0), (800.0, 1.0)])
+def test_rest_matches_a_silent_simulation(tag_ms, theta):
     """Advancing the slow variables in closed form equals simulating the silence step by step,
     with and without a tag (a short eligibility, so that the rest's expression of it at once
-    is exact enough)."""
+    is exact enough), and with a capture threshold that the bursting neuron's BDNF (0.5 at
+    the start, 1.7 at its peak, 0.7 at the end) crosses up and down during the rest."""
     bd = BDNF(release_rate_per_s=5.0, delay_s=0.5, delay_stages=2, tau_decay_s=2.0, slow_step_s=0.001,
               basal_per_s=0.05)
     rule = ThreeFactorSTDP(PAIR, bd, tau_eligibility_ms=500.0) if tag_ms is None else \
-        ThreeFactorSTDP(PAIR, bd, tau_eligibility_ms=20.0, tau_tag_ms=tag_ms, tag_step_s=0.001)
+        ThreeFactorSTDP(PAIR, bd, tau_eligibility_ms=20.0, tau_tag_ms=tag_ms, tag_step_s=0.001,
+                        capture_threshold=theta)
     pre, post = Population("pre", 2, QUIET), Population("post", 2, QUIET)
     proj = Projection("p", "pre", "post", 2, 2, "exc", np.arange(2), np.arange(2), np.full(2, W0),
                       np.full(2, 1.0), plasticity=rule)
@@ -183,3 +196,107 @@ def test_rest_matches_a_silent_simulation(tag_ms):
     chain = lambda s: np.asarray(s.plastic[0].third.chain)
     np.testing.assert_allclose(chain(rested), chain(stepped), rtol=2e-3)
     np.testing.assert_array_equal(np.asarray(rested.plastic[0].pre), 0.0)
+
+
+def _tagged(rule, h0, b):
+    """Network of synapses pre i -> post i under `rule`, and a state whose weights carry an
+    early change h0 (W0 + h0, all early phase), with BDNF b per post neuron (delay stages empty)."""
+    n = len(h0)
+    pre, post = Population("pre", n, QUIET), Population("post", n, QUIET)
+    proj = Projection("p", "pre", "post", n, n, "exc", np.arange(n), np.arange(n), np.full(n, W0),
+                      np.full(n, 1.0), plasticity=rule)
+    net = Network((pre, post), (proj,), synapse="current")
+    state = neurons.initial_state(net, DT)
+    third = state.plastic[0].third
+    chain = np.zeros(third.chain.shape, np.float32)
+    chain[-1] = b
+    early = np.asarray(h0, np.float32)[:, None]
+    third = replace(third, early=jnp.asarray(early), chain=jnp.asarray(chain))
+    return net, replace(state, weights=(jnp.asarray(W0 + early),),
+                        plastic=(replace(state.plastic[0], third=third),))
+
+
+@pytest.mark.parametrize("scope", ["neuron", "population"])
+def test_zero_capture_threshold_is_the_plain_capture_gate(scope):
+    """capture_threshold = 0 gives the gate g(b) = b / (b + 1) of max(b, 0) (population: of
+    the mean) and today's tag step, bit for bit."""
+    rule = ThreeFactorSTDP(PAIR, BDNF(scope=scope), tau_tag_ms=500.0, tag_step_s=0.1, capture_threshold=0.0)
+    b = jnp.asarray([0.0, 0.37, -0.2, 5.0], jnp.float32)
+    chain = jnp.zeros((4, 4), jnp.float32).at[-1].set(b)
+    plain = jnp.maximum(b, 0.0)
+    if scope == "population":
+        plain = jnp.broadcast_to(jnp.mean(plain), plain.shape)
+    g = plain / (plain + 1.0)
+    np.testing.assert_array_equal(gate(rule, chain, rule.capture_threshold), g)
+    post_of = jnp.asarray([[0, 1], [2, 3], [1, 4]])                  # 4: padding
+    weights = jnp.asarray([[0.5, 0.2], [0.7, 0.1], [0.3, 0.0]], jnp.float32)
+    early = jnp.asarray([[0.01, -0.02], [0.03, 0.0], [-0.004, 0.0]], jnp.float32)
+    state = BDNFState(eligibility=jnp.zeros_like(early), calcium=jnp.zeros(4), release=jnp.zeros(4),
+                      chain=chain, early=early)
+    w, st = tag_step(rule, post_of, 0.0, 1.0, weights, state)
+    decay = np.exp(-100.0 / 500.0)
+    gs = jnp.take(g, post_of, mode="fill", fill_value=0.0)
+    expected = jnp.clip(weights - jnp.float32(1.0 - decay) * (1.0 - gs) * early, 0.0, 1.0)
+    np.testing.assert_array_equal(w, expected)
+    np.testing.assert_array_equal(st.early, early * jnp.float32(decay))
+
+
+@pytest.mark.parametrize("b", [0.0, 0.6, 3.0])
+def test_capture_threshold_lets_an_early_change_fade_below_it_and_keeps_g_above(b):
+    """With BDNF held at b (no release, a decay of 1e9 s) and threshold 1, an early change h0
+    lasts as h0 (exp(-t/tau_tag) + g(b - 1)^+ (1 - exp(-t/tau_tag))): below the threshold it
+    fades with tau_tag back to the starting weight; above it g(b - 1) of it stays. Stepping
+    and the rest's closed form agree."""
+    tau_tag, theta = 200.0, 1.0
+    rule = ThreeFactorSTDP(PAIR, BDNF(release_factor=0.0, tau_decay_s=1e9), tau_tag_ms=tau_tag,
+                           tag_step_s=0.001, capture_threshold=theta)
+    h0 = np.array([0.01, -0.02])
+    net, state = _tagged(rule, h0, b)
+    above = max(b - theta, 0.0)
+    g = above / (above + 1.0)
+    t = 600.0
+    left = np.exp(-t / tau_tag)
+    expected = h0 * (left + g * (1.0 - left))
+    stepped = neurons.simulate(net, t, DT, state=state, progress=False).final_state
+    rested = neurons.rest(net, state, t, DT)
+    for s in (stepped, rested):
+        np.testing.assert_allclose(np.asarray(s.weights[0])[:, 0] - W0, expected, rtol=1e-4, atol=2e-7)
+        np.testing.assert_allclose(np.asarray(s.plastic[0].third.early)[:, 0], h0 * left, rtol=1e-4)
+    # 600 float32 tag steps against one float64 closed form: a few float32 spacings at W0
+    np.testing.assert_allclose(np.asarray(rested.weights[0]), np.asarray(stepped.weights[0]), atol=1e-6)
+    later = np.asarray(neurons.rest(net, state, 30 * tau_tag, DT).weights[0])[:, 0]
+    np.testing.assert_allclose(later - W0, g * h0, rtol=1e-5, atol=1e-7)
+    if b <= theta:
+        assert np.all(later == np.float32(W0))
+
+
+@pytest.mark.parametrize("theta", [1.0, 2.9])
+def test_capture_threshold_integrates_the_gate_above_it_over_decaying_bdnf(theta):
+    """BDNF b0 exp(-t/tau_b) (no release) crosses the threshold at tau_b ln(b0/theta): an
+    early change h0 stands at h0 (exp(-T/tau_tag) + int_0^T g(b(t) - theta)^+ exp(-t/tau_tag)
+    dt/tau_tag) after T, the integral by quadrature. The rest integrates the gate in substeps
+    of tau_b/20 (trapezoidal, second order) over the part of each substep above the threshold:
+    with theta = 2.9 BDNF is above it for 17 ms, inside the first substep, where a trapezoid
+    across the kink would capture twice too much. Stepping takes the gate at each 1 ms tag
+    step's end (first order)."""
+    tau_b, tau_tag, b0 = 0.5, 1000.0, 3.0
+    bd = BDNF(release_factor=0.0, tau_decay_s=tau_b, delay_stages=1, slow_step_s=0.001)
+    rule = ThreeFactorSTDP(PAIR, bd, tau_tag_ms=tau_tag, tag_step_s=0.001, capture_threshold=theta)
+    h0 = np.array([0.2, -0.1])
+    net, state = _tagged(rule, h0, b0)
+
+    def captured(t_s):
+        def g(t):
+            a = max(b0 * np.exp(-t / tau_b) - theta, 0.0)
+            return a / (a + 1.0) * np.exp(-t * 1e3 / tau_tag) * 1e3 / tau_tag
+        return scipy.integrate.quad(g, 0.0, min(tau_b * np.log(b0 / theta), t_s), epsabs=1e-14)[0]
+
+    change = lambda s: np.asarray(s.weights[0], np.float64)[:, 0] - W0
+    stepped = neurons.simulate(net, 2000.0, DT, state=state, progress=False).final_state
+    rested = neurons.rest(net, state, 2000.0, DT)
+    kept = np.exp(-2.0) + captured(2.0)
+    np.testing.assert_allclose(change(stepped), h0 * kept, rtol=2e-3)
+    np.testing.assert_allclose(change(rested), h0 * kept, rtol=5e-4)
+    # after 40 tau_tag only the captured part is left
+    later = neurons.rest(net, state, 40 * tau_tag, DT)
+    np.testing.assert_allclose(change(later), h0 * captured(40.0), rtol=0.03)

@@ -1,9 +1,14 @@
 """One rTMS session on a cortical patch: motor threshold, MEP proxy before and after, plasticity.
 
 MEP proxy: the spikes of the output population (layer 5 pyramidal cells, "L5E") within
-`MEP_WINDOW_MS` after a test pulse minus those in the same window before it (the background),
+`MEP_WINDOW_MS` after a test pulse (the descending volley: the D wave and the I waves arrive
+within about 7 ms of the pulse, Di Lazzaro et al. 2012, J Physiol 590:4713) minus the background
+expected in that window from the population's spikes over the `BACKGROUND_MS` before the pulse,
 per neuron of the population, for test pulses given every `TEST_INTERVAL_MS` from a network
-state. Probing never changes the state it starts from.
+state. Probing measures the network without changing it: it runs with every weight frozen
+(neurons.frozen) and never changes the state it starts from. (Test pulses in the human studies
+come every 4-5 s so as not to change excitability; here they come every 0.5 s to save time, a
+rate at which the calcium rule would potentiate the afferent synapses within the probe.)
 Resting motor threshold (RMT): the lowest %MSO at which a single pulse evokes an MEP (a
 response of at least `MEP_CRITERION` of L5E) in half of the trials, found by bisection.
 
@@ -43,7 +48,8 @@ from .protocols import Protocol
 from .stimulus import NeuronField, neuron_field, stimulus_events
 
 OUTPUT = "L5E"
-MEP_WINDOW_MS = 25.0
+MEP_WINDOW_MS = 10.0
+BACKGROUND_MS = 100.0
 MEP_CRITERION = 0.05
 TEST_INTERVAL_MS = 500.0
 SETTLE_MS = 500.0
@@ -73,19 +79,23 @@ class MEP:
 def probe_mep(patch: CorticalPatch, field: NeuronField, state, percent_mso: float, *, n_trials: int = 10,
               dt_ms: float = 0.1, seed: int = 0, output: str = OUTPUT) -> MEP:
     """MEP proxy of `n_trials` test pulses at percent_mso, every TEST_INTERVAL_MS from `state`
-    (None: a settled fresh network). Spikes of `output` within MEP_WINDOW_MS after each pulse
-    (its own D wave included) minus those within MEP_WINDOW_MS before it, per neuron."""
+    (None: a settled fresh network), with the weights frozen (neurons.frozen). Spikes of
+    `output` within MEP_WINDOW_MS after each pulse (its own D wave included) minus the
+    background expected in that window from its spikes over the BACKGROUND_MS before the pulse,
+    per neuron."""
     if output not in patch.populations:
         raise ValueError(f"probe_mep: no population {output!r} in the patch {patch.populations}")
     if state is None:
         state = settle(patch, dt_ms=dt_ms, seed=seed)
     times = TEST_INTERVAL_MS * (np.arange(n_trials) + 0.5)
     events = stimulus_events(patch, field, times, np.ones(n_trials), percent_mso, dt_ms=dt_ms)
-    res = neurons.simulate(patch.network, TEST_INTERVAL_MS * n_trials, dt_ms, seed=seed, state=state,
+    network, state = neurons.frozen(patch.network, state)
+    res = neurons.simulate(network, TEST_INTERVAL_MS * n_trials, dt_ms, seed=seed, state=state,
                            forced_spikes=events, progress=False)
     spikes = res.spikes[output].times_ms
-    in_window = lambda start: np.sum((spikes >= start) & (spikes < start + MEP_WINDOW_MS))
-    counts = [in_window(t) - in_window(t - MEP_WINDOW_MS) for t in times]
+    count = lambda start, length: np.sum((spikes >= start) & (spikes < start + length))
+    counts = [count(t, MEP_WINDOW_MS) - count(t - BACKGROUND_MS, BACKGROUND_MS) * MEP_WINDOW_MS / BACKGROUND_MS
+              for t in times]
     n = patch.network.population(output).n
     return MEP(np.asarray(counts, np.float64) / n)
 

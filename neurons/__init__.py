@@ -16,7 +16,7 @@ from .network import Network, NeuronParams, PoissonInput, Population
 from .plasticity import PairSTDP, TripletSTDP
 from .rest import rest
 from .result import SimulationResult, Traces
-from .simulate import initial_state, simulate
+from .simulate import frozen, initial_state, simulate
 from .spikes import SpikeTrains
 
 __all__ = [
@@ -25,7 +25,7 @@ __all__ = [
     "Network",
     "NetworkState", "NeuronParams", "PairSTDP", "PoissonInput", "Population", "Projection",
     "SimulationResult", "SpikeTrains", "ThreeFactorSTDP", "Traces", "TripletSTDP", "brunel", "coba",
-    "connect", "cuba", "initial_state", "potjans_diesmann", "read_sonata_spikes", "read_weight_snapshots",
+    "connect", "cuba", "frozen", "initial_state", "potjans_diesmann", "read_sonata_spikes", "read_weight_snapshots",
     "rest", "simulate", "song_stdp",
     "write_sonata_network", "write_sonata_spikes",
 ]

@@ -140,6 +140,21 @@ def initial_state(net: Network, dt_ms: float = 0.1) -> NetworkState:
     return fresh_state(_v_init(net), weights, cfg.ring_slots, plastic)
 
 
+def frozen(net: Network, state: NetworkState) -> tuple[Network, NetworkState]:
+    """(network, state) for measuring `net` without changing it: a copy of `net` whose
+    projections are all static, and `state` (a state of `net`) as a state of that copy, every
+    weight as it stands in `state` (plasticity traces dropped). A run of the copy from it
+    transmits with those weights and never changes them; its spikes are those of `net` with
+    every plasticity rule switched off."""
+    if not isinstance(state, NetworkState):
+        raise TypeError(f"frozen: state must be a NetworkState (a result's final_state), got {type(state)}")
+    if len(state.weights) != len(net.projections):
+        raise ValueError(f"frozen: state has {len(state.weights)} weight arrays, the network "
+                         f"{len(net.projections)} projections: it is not a state of this network")
+    static = replace(net, projections=tuple(replace(p, plasticity=None) for p in net.projections))
+    return static, replace(state, plastic=())
+
+
 def _v_init(net: Network) -> np.ndarray:
     return np.concatenate([np.broadcast_to(np.asarray(p.v_init_mV, np.float64), (p.n,))
                            for p in net.populations])

@@ -176,6 +176,31 @@ def test_plastic_runs_are_deterministic_and_chunk_independent():
         np.testing.assert_array_equal(second.weights(name), ref.weights(name))
 
 
+def test_a_frozen_run_transmits_with_the_weights_of_its_state_and_never_changes_them():
+    from dataclasses import replace
+
+    net = _plastic_recurrent()
+    first = neurons.simulate(net, 20.0, seed=4, progress=False)
+    learnt = {p.name: first.weights(p.name) for p in net.projections}
+    assert not np.array_equal(learnt[net.projections[0].name], net.projections[0].weight)
+    static, state = neurons.frozen(net, first.final_state)
+    assert all(p.plasticity is None for p in static.projections) and state.plastic == ()
+    measured = neurons.simulate(static, 40.0, seed=5, state=state, progress=False)
+    for name, w in learnt.items():
+        np.testing.assert_array_equal(measured.weights(name), w)
+    built = Network(net.populations, tuple(replace(p, weight=learnt[p.name], plasticity=None)
+                                           for p in net.projections), synapse="conductance")
+    reference = neurons.simulate(built, 40.0, seed=5, state=replace(first.final_state, plastic=()),
+                                 progress=False)
+    assert len(reference.spikes["exc"]) > 20
+    np.testing.assert_array_equal(measured.spikes["exc"].times_ms, reference.spikes["exc"].times_ms)
+    plastic = neurons.simulate(net, 40.0, seed=5, state=first.final_state, progress=False)
+    assert not np.array_equal(plastic.weights(net.projections[0].name), learnt[net.projections[0].name])
+    with pytest.raises(ValueError, match="not a state of this network"):
+        neurons.frozen(Network(net.populations, net.projections[:1], synapse="conductance"),
+                       first.final_state)
+
+
 def test_spikes_beyond_the_buffers_are_re_run_and_all_update_the_weights():
     n = 12  # 12 pre spikes in one step, then 12 post spikes, with buffers of 4
     rule = PairSTDP(**PAIR)

@@ -44,12 +44,18 @@ from .protocols import US_PER_MS, to_us
 MOTOR_THRESHOLD_FIELD_V_PER_M = 60.0
 """Macroscopic |E| at resting motor threshold: middle of 50-70 V/m (Weise et al. 2025)."""
 
-MICRO_MACRO_SCALE = 175.0 / MOTOR_THRESHOLD_FIELD_V_PER_M
+MICRO_MACRO_SCALE = 1.8
 """Microscopic / macroscopic field factor (Weise et al. 2025 derive one such factor from tissue
-microstructure; its value here is our calibration): it maps the macroscopic field at motor
-threshold (60 V/m) onto 175 V/m, the lowest simulated single-cell thresholds (the median L5 PC
-of DEFAULT_CELL_CLASSES), so that half of the L5 pyramidal cells with the best orientation
-fire at motor threshold. About 2.92."""
+microstructure; its value here is our calibration). Set so that the emergent median |E| at the
+output neurons at the resting motor threshold of the default patch (template head, hand knob,
+posterior-anterior current; validation/recruitment.py) lies in the 50-70 V/m that whole-head
+models give at motor threshold (MOTOR_THRESHOLD_FIELD_V_PER_M). With it the I waves of the
+afferents make the MEP at threshold and the direct activation of L5 pyramidal cells (the D
+wave) begins above it, near 1.3x RMT, as with posterior-anterior currents (Di Lazzaro et al.
+2012). The single-cell medians of DEFAULT_CELL_CLASSES (175-350 V/m) then correspond to
+97-194 V/m of macroscopic field at the best orientation: this factor is below the 175/60 (2.9)
+that would put the median L5 PC at threshold at 60 V/m (the value used before the field at
+threshold was measured; the MEP then arose at 25-37 V/m)."""
 
 I_WAVE_INTERVAL_MS = 1.4
 """Interval between the D wave and successive I waves, ms (I-wave periodicity about 1.4-1.5 ms)."""

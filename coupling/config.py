@@ -79,7 +79,7 @@ class _Table:
 @dataclass(frozen=True)
 class HeadConfig(_Table):
     TABLE = "head"
-    model: str = setting("sphere", text(),
+    model: str = setting("template", text(),
                          "\"sphere\", \"template\", a .msh file or a SimNIBS m2m_<id> folder")
     max_edge_mm: float = setting(
         6.0, Number(0, 12, open_low=True), "largest tetrahedron edge of a built-in head, mm; at most "
@@ -90,9 +90,11 @@ class HeadConfig(_Table):
 class CoilConfig(_Table):
     TABLE = "coil"
     name: str = setting("fig8-70", text(), "\"fig8-70\", \"circular\", or a .ccd/.tcd file")
-    centre: Any = setting("F3", _point_or_label, "scalp point under the coil centre: label or [x, y, z] mm")
-    handle: Any = setting("", optional(_point_or_label),
-                          "where the handle points: label or [x, y, z] mm (empty: posterior)")
+    centre: Any = setting("C3", _point_or_label, "scalp point under the coil centre: label or [x, y, z] mm "
+                          "(C3: over the left hand knob)")
+    handle: Any = setting("CP5", optional(_point_or_label),
+                          "where the handle points: label or [x, y, z] mm (empty: posterior; CP5 from C3: "
+                          "45 degrees posterolateral, posterior-anterior current in the cortex)")
     distance_mm: float = setting(4.0, Number(0, 50), "coil bottom to scalp, mm")
 
 
@@ -102,7 +104,7 @@ class PatchConfig(_Table):
     radius_mm: float = setting(
         8.0, Number(0, 30, open_low=True),
         "radius of the cortical patch around the target, mm (it must stay under the coil)")
-    n_neurons: int = setting(150, Number(20, 100_000, integer=True),
+    n_neurons: int = setting(500, Number(20, 100_000, integer=True),
                              "neurons in the patch (L2/3, L5, interneurons, afferents); it needs about 5 n^2 "
                              "bytes of memory")
     seed: int = setting(0, SEED, "seed of positions, connectivity and thresholds")

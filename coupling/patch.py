@@ -20,7 +20,7 @@ sources or as assumptions in `PatchModel`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -50,12 +50,20 @@ DEFAULT_LAYERS = (
     Layer("L23I", 0.08, 0.25, "basket", False),
     Layer("L5E", 0.32, 0.65, "L5 PC", True),
     Layer("L5I", 0.08, 0.65, "basket", False),
-    Layer("AFF", 0.20, 0.5, "I-wave afferent", True, waves=3),
+    Layer("AFF", 0.40, 0.5, "I-wave afferent", True, waves=3),
 )
 """Layer 2/3 at a quarter and layer 5 at two thirds of the cortical depth; 80 % excitatory
 within each layer (Potjans & Diesmann 2014); afferents (the axons of the I-wave circuits,
 the elements with the lowest thresholds) fire three volleys (I1-I3 at 1.4 ms intervals, Di
-Lazzaro et al. 2012) and drive L2/3 and L5 but receive no input of the patch."""
+Lazzaro et al. 2012) and drive L2/3 and L5 but receive no input of the patch. The afferents
+are a third of the patch's neurons (the project's choice: they are axons, cheap to simulate),
+so that their recruitment is graded: in the default 500-neuron patch a pulse at 80 % RMT
+activates tens of them (validation/recruitment.py)."""
+
+
+WEIGHT_UNIT_FIELDS = ("w_min", "w_max", "gamma_p_per_s", "gamma_d_per_s", "A_plus", "A_minus", "A2_plus",
+                      "A3_plus", "A2_minus", "A3_minus")
+"""Fields of the plasticity rules in weight units (PairSTDP, TripletSTDP, CalciumRule)."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +76,9 @@ class PatchModel:
     sampled neurons with lateral spread sigma_mm (assumed: the patch samples the cortex
     sparsely, so the spread is wider than a column's 0.3 mm); weights w_exc_nS, w_inh_nS and
     the afferents' w_aff_nS (excitatory-to-excitatory weights are w_exc_nS times
-    ee_weight_factor, see coupling.scenario); delays 1.5 ms excitatory, 0.8 ms inhibitory (Potjans &
+    ee_weight_factor, see coupling.scenario; w_aff_nS = 0.2 is the project's choice, weak enough
+    that an MEP needs the volleys of a few tens of afferents, so that the MEP rises with their
+    graded recruitment, validation/recruitment.py); delays 1.5 ms excitatory, 0.8 ms inhibitory (Potjans &
     Diesmann). Background: n_background Poisson sources at background_Hz with weight
     w_background_nS onto every neuron; the afferents fire at afferent_Hz. plasticity: rule
     of the excitatory-to-excitatory synapses, and of the afferents' synapses onto excitatory
@@ -92,7 +102,10 @@ class PatchModel:
     changing the weights much. In the 150-neuron patch imTBS depresses, where the single
     synapse breaks even (benchmarks/RESULTS.md).
     Plastic afferent synapses: TBS changes the I-wave circuits' input to corticospinal cells
-    (cTBS suppresses the I1 wave: Di Lazzaro et al. 2005, J Physiol 565:945).
+    (cTBS suppresses the I1 wave: Di Lazzaro et al. 2005, J Physiol 565:945). They follow the
+    same rule scaled to their weight (`afferent_rule`: bounds and rates times w_aff_nS /
+    w_exc_nS), so that an afferent synapse changes by the same fraction of its weight as an
+    excitatory-to-excitatory one in the same calcium (the project's assumption).
     Activity-dependent BDNF release at 0.2 per s per unit of spike calcium above threshold
     (neurons.BDNF; our calibration; theta bursts raise BDNF secretion: Aicardi et al. 2004,
     PNAS 101:15788): a 600-pulse iTBS session at 120 % RMT about doubles the BDNF of a
@@ -103,7 +116,12 @@ class PatchModel:
     and lasts in the share that BDNF captures while its tag lives (tau_tag 1 h: early LTP of a
     weak tetanus decays within about 3 h, and its tag captures proteins made up to 1-2 h
     later; Frey & Morris 1997, Nature 385:533), so the BDNF a session releases acts on the
-    session's own changes.
+    session's own changes. Capture needs BDNF above capture_threshold = 1.25 (neurons.bdnf;
+    the project's assumption): above the healthy basal level (1) and what the spontaneous
+    activity of a sham session adds, so that the early change of a single session fades within
+    a few hours unless the BDNF of strong or spaced stimulation consolidates it (single-session
+    after-effects last about an hour: Huang et al. 2005; spaced sessions accumulate:
+    Nettekoven et al. 2014, J Neurosci 34:6849).
     """
 
     layers: tuple[Layer, ...] = DEFAULT_LAYERS
@@ -112,7 +130,7 @@ class PatchModel:
     sigma_mm: float = 3.0
     w_exc_nS: float = 1.0
     w_inh_nS: float = 4.0
-    w_aff_nS: float = 1.5
+    w_aff_nS: float = 0.2
     ee_weight_factor: float = 1.0
     delay_exc_ms: float = 1.5
     delay_inh_ms: float = 0.8
@@ -127,7 +145,7 @@ class PatchModel:
         neurons.CalciumRule(gamma_p_per_s=4.4, gamma_d_per_s=0.4, theta_p=3.0, theta_d=2.75, C_post=0.5,
                             C_pre_slow=0.3, tau_slow_ms=200.0, sliding_tau_ms=15000.0, sliding_rate_Hz=10.0,
                             w_max=3.0),
-        neurons.BDNF(release_rate_per_s=0.2), tau_tag_ms=3.6e6))
+        neurons.BDNF(release_rate_per_s=0.2), tau_tag_ms=3.6e6, capture_threshold=1.25))
     thickness_mm: float = 2.5
     plastic_afferents: bool = True
 
@@ -146,6 +164,19 @@ class PatchModel:
                      "ee_weight_factor"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"PatchModel.{name} must be > 0, got {getattr(self, name)}")
+
+    def afferent_rule(self):
+        """The rule of the plastic afferent synapses: `plasticity` with its weight bounds and
+        amplitudes or rates (weight units) scaled by w_aff_nS / w_exc_nS (None if plasticity
+        is None)."""
+        rule = self.plasticity
+        if rule is None:
+            return None
+        inner = rule.stdp if isinstance(rule, neurons.ThreeFactorSTDP) else rule
+        factor = self.w_aff_nS / self.w_exc_nS
+        inner = replace(inner, **{name: getattr(inner, name) * factor for name in WEIGHT_UNIT_FIELDS
+                                  if hasattr(inner, name)})
+        return replace(rule, stdp=inner) if isinstance(rule, neurons.ThreeFactorSTDP) else inner
 
 
 @dataclass(frozen=True, eq=False)
@@ -231,7 +262,8 @@ def _projections(model: PatchModel, populations, rng) -> list:
                 out.append(neurons.connect(
                     pre, post, neurons.DistanceDependent(p0, model.sigma_mm), weight=weight,
                     delay_ms=model.delay_exc_ms if kind == "exc" else model.delay_inh_ms, receptor=receptor,
-                    seed=int(rng.integers(2**63)), plasticity=model.plasticity if plastic else None))
+                    seed=int(rng.integers(2**63)),
+                    plasticity=None if not plastic else model.afferent_rule() if afferent else model.plasticity))
     return out
 
 

@@ -16,7 +16,11 @@ def test_tmsim_session_writes_a_complete_results_folder(tmp_path):
     config = tmp_path / "run.toml"
     config.write_text(f"""
 [head]
+model = "sphere"
 max_edge_mm = 8.0
+[coil]
+centre = "F3"
+handle = ""
 [patch]
 n_neurons = 60
 radius_mm = 6.0
@@ -59,7 +63,11 @@ def test_tmsim_run_writes_the_course_folder(tmp_path):
     config = tmp_path / "run.toml"
     config.write_text(f"""
 [head]
+model = "sphere"
 max_edge_mm = 8.0
+[coil]
+centre = "F3"
+handle = ""
 [patch]
 n_neurons = 60
 radius_mm = 6.0

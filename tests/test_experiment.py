@@ -190,7 +190,8 @@ def test_a_tiny_real_run_pairs_sham_and_gives_finite_meps(tmp_path):
     """On a one-worker process cluster: gmsh (the head) must run in a process's main thread."""
     from distributed import Client, LocalCluster
 
-    base = coupling.RunConfig().with_values({"head.max_edge_mm": 12.0, "patch.n_neurons": 20,
+    base = coupling.RunConfig().with_values({"head.model": "sphere", "coil.centre": "F3", "coil.handle": "",
+                                             "head.max_edge_mm": 12.0, "patch.n_neurons": 20,
                                              "patch.scenario": "healthy", "session.after_s": 0.05})
     design = replace(DESIGN, network_seeds=(0, 1), noise_seeds=(0,), probe_minutes=(0.0,), n_test=2,
                      rmt_trials=2, rmt_tolerance_pct=10.0)

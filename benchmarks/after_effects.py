@@ -62,7 +62,8 @@ def main():
     args = parser.parse_args()
     size = SIZES[args.size]
     config = coupling.RunConfig().with_values({
-        "coil.centre": "F3", "patch.n_neurons": size["n_neurons"], "patch.seed": args.seed,
+        "head.model": "sphere", "coil.centre": "F3", "coil.handle": "",
+        "patch.n_neurons": size["n_neurons"], "patch.seed": args.seed,
         "patch.scenario": "healthy", "protocol.test_intensity": "120% RMT",
         "session.probe_minutes": list(PROBE_MINUTES), "session.after_s": size["after_s"],
         "session.n_test": size["n_test"]})

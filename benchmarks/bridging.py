@@ -56,6 +56,7 @@ def run_scenario(scenario: str, seeds: int, trains: int, settle_s: float, itbs_p
     import coupling
 
     config = coupling.RunConfig().with_values({
+        "head.model": "sphere", "coil.centre": "F3", "coil.handle": "", "patch.n_neurons": 150,
         "patch.scenario": scenario, "session.probe_minutes": list(PROBE_MINUTES)})
     t0 = time.perf_counter()
     run = coupling.prepare_run(config)

@@ -68,7 +68,8 @@ def main():
     parser.add_argument("--after-s", type=float, default=10.0)
     args = parser.parse_args()
     env = environment(["numpy"], ("neurons", "coupling"))
-    config = coupling.RunConfig().with_values({"coil.centre": "F3", "protocol.intensity": "60% MSO",
+    config = coupling.RunConfig().with_values({"head.model": "sphere", "coil.centre": "F3", "coil.handle": "",
+                                               "protocol.intensity": "60% MSO",
                                                 "protocol.test_intensity": "60% MSO"})
     prepared = coupling.prepare_run(config)
     head, coil, fem = prepared.mesh, prepared.coil, prepared.fem

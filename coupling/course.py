@@ -19,7 +19,8 @@ Equations and time constants (defaults of coupling.PatchModel and neurons.bdnf):
                                theta_p slides with the presynaptic rate   tau = 15 s      neurons.calcium
     eligibility                de/dt = -e/tau_e + plasticity increments   tau_e = 1 s     Izhikevich 2007
     early phase (tag)          dh/dt = e/tau_e - h/tau_tag                tau_tag = 1 h   Frey & Morris 1997
-    capture (late phase)       dw/dt = e/tau_e - (1 - g(b)) h/tau_tag, g(b) = b/(b+1) Clopath 2008
+    capture (late phase)       dw/dt = e/tau_e - (1 - g(b - theta_c)) h/tau_tag, g(x) = x+/(x+ + 1),
+                               theta_c = 1.25 (BDNF above it captures)   Clopath 2008
     spike calcium trace        dc/dt = -c/tau_ca + spikes, release above 2  tau_ca = 100 ms  Edelmann 2015
     BDNF delay and decay       3-stage chain, mean delay 3 min; db/dt = x_3/tau_s - b/tau_b
                                                                           tau_b = 30 min  Solinas 2019
@@ -31,9 +32,9 @@ Morris 1997, Nature 385:533; Clopath et al. 2008, PLoS Comput Biol 4:e1000248; E
 al. 2015, Neuron 86:1041; Solinas et al. 2019, PLoS Comput Biol 15:e1006975; Turrigiano et
 al. 1998, Nature 391:892; Turrigiano 2008, Cell 135:422.) Over a gap, BDNF follows its
 exact linear propagator with the basal release, the eligibility left at the end of a
-session is expressed, the early phase decays and BDNF captures its share, integrated over
-the gap's BDNF (neurons.bdnf.rest_state; an hour's tag outlives a 50-minute gap in part,
-so the next session acts on what is left), and scaling uses
+session is expressed, the early phase decays and BDNF above the capture threshold captures
+its share, integrated over the gap's BDNF (neurons.bdnf.rest_state; an hour's tag outlives a
+50-minute gap in part, so the next session acts on what is left), and scaling uses
 the rate of each neuron in the last spiking window (the after_s window of the previous
 session) held fixed, against its rate in an after_s window of the settled patch before the
 course. Scaling is off by default: a rate measured over seconds is held over gaps of up to

@@ -262,9 +262,15 @@ def _projections(model: PatchModel, populations, rng) -> list:
                 out.append(neurons.connect(
                     pre, post, neurons.DistanceDependent(p0, model.sigma_mm), weight=weight,
                     delay_ms=model.delay_exc_ms if kind == "exc" else model.delay_inh_ms, receptor=receptor,
-                    seed=int(rng.integers(2**63)),
-                    plasticity=None if not plastic else model.afferent_rule() if afferent else model.plasticity))
+                    seed=int(rng.integers(2**63)), plasticity=_rule(model, plastic, afferent)))
     return out
+
+
+def _rule(model: PatchModel, plastic: bool, afferent: bool):
+    """The plasticity rule of a projection (None: static)."""
+    if not plastic:
+        return None
+    return model.afferent_rule() if afferent else model.plasticity
 
 
 def _gaussian_sum(pre_mm: np.ndarray, post_mm: np.ndarray, sigma_mm: float) -> float:

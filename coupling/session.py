@@ -94,8 +94,8 @@ def probe_mep(patch: CorticalPatch, field: NeuronField, state, percent_mso: floa
                            forced_spikes=events, progress=False)
     spikes = res.spikes[output].times_ms
     count = lambda start, length: np.sum((spikes >= start) & (spikes < start + length))
-    counts = [count(t, MEP_WINDOW_MS) - count(t - BACKGROUND_MS, BACKGROUND_MS) * MEP_WINDOW_MS / BACKGROUND_MS
-              for t in times]
+    share = MEP_WINDOW_MS / BACKGROUND_MS
+    counts = [count(t, MEP_WINDOW_MS) - count(t - BACKGROUND_MS, BACKGROUND_MS) * share for t in times]
     n = patch.network.population(output).n
     return MEP(np.asarray(counts, np.float64) / n)
 

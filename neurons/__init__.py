@@ -25,7 +25,8 @@ __all__ = [
     "Network",
     "NetworkState", "NeuronParams", "PairSTDP", "PoissonInput", "Population", "Projection",
     "SimulationResult", "SpikeTrains", "ThreeFactorSTDP", "Traces", "TripletSTDP", "brunel", "coba",
-    "connect", "cuba", "frozen", "initial_state", "potjans_diesmann", "read_sonata_spikes", "read_weight_snapshots",
+    "connect", "cuba", "frozen", "initial_state", "potjans_diesmann", "read_sonata_spikes",
+    "read_weight_snapshots",
     "rest", "simulate", "song_stdp",
     "write_sonata_network", "write_sonata_spikes",
 ]

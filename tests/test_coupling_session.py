@@ -73,6 +73,17 @@ def test_recruitment_never_falls_with_intensity(setup):
     assert first(l5) < first(l23)
 
 
+def test_mep_proxy_has_no_background_without_a_field_and_rises_with_intensity(setup):
+    """Without activated neurons the proxy's expectation is 0 (its background comes from the
+    100 ms before each pulse); it then rises with intensity, as a recruitment curve does."""
+    _, _, _, _, patch, field = setup
+    state = settle(patch, seed=2)
+    quiet = probe_mep(patch, field, state, 0.0, n_trials=30, seed=3).responses
+    assert abs(quiet.mean()) < 3.0 * quiet.std(ddof=1) / np.sqrt(quiet.size) + 1e-12
+    means = [probe_mep(patch, field, state, pct, n_trials=6, seed=3).mean for pct in (30.0, 60.0, 100.0)]
+    assert means[0] < means[1] < means[2] and means[2] > 0.3
+
+
 def test_pulses_land_on_their_steps_with_d_and_i_waves(setup):
     _, _, _, _, patch, field = setup
     protocol = rtms(20.0, 3)                        # pulses at 0, 50, 100 ms

@@ -42,7 +42,8 @@ def _write(tmp_path, text, name="bad.toml"):
     ("[coil]\ndistance_mm = nan\n", r"coil\.distance_mm: must lie in \[0, 50\]"),
     ("[coil]\ncentre = [0, inf, 95]\n", r"coil\.centre: .*finite"),
     ("[head]\nmax_edge_mm = inf\n", r"head\.max_edge_mm: must be > 0 and <= 12"),
-    ("[head]\nmodel = \"sphere\"\nmax_edge_mm = 0.3\n", r"head\.max_edge_mm = 0\.3 gives about 8e\+08 tetrahedra.*least 1\.4 mm"),
+    ("[head]\nmodel = \"sphere\"\nmax_edge_mm = 0.3\n",
+     r"head\.max_edge_mm = 0\.3 gives about 8e\+08 tetrahedra.*least 1\.4 mm"),
     ("[head]\nmodel = 'template'\nmax_edge_mm = 1.0\n", r"head\.max_edge_mm = 1\.0 .*at least 1\.5 mm"),
     # sessions 50 min apart, each 192 s of iTBS + 3000 s: the second starts before the first ends
     ("[session]\nafter_s = 3000\n", r"session\.after_s = 3000 .*course\.interval_min.*session 1 at 590\.0"),

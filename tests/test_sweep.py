@@ -22,7 +22,8 @@ from coupling import sweep as sw  # noqa: E402
 from coupling.cli import main  # noqa: E402
 from coupling.report import bootstrap_ci, report  # noqa: E402
 
-TINY = {"head.model": "sphere", "coil.centre": "F3", "coil.handle": "", "head.max_edge_mm": 12.0, "patch.n_neurons": 20, "protocol.name": "single",
+TINY = {"head.model": "sphere", "coil.centre": "F3", "coil.handle": "", "head.max_edge_mm": 12.0,
+        "patch.n_neurons": 20, "protocol.name": "single",
         "protocol.intensity": "60% MSO", "protocol.test_intensity": "60% MSO", "session.after_s": 0.05,
         "session.n_test": 1, "session.probe_minutes": [0.0]}
 

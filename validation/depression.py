@@ -14,7 +14,8 @@ for every run) at 120 % of the depressed patch's resting motor threshold, the cl
 intensity of both protocols (10 Hz: O'Reardon et al. 2007, Biol Psychiatry 62:1208; iTBS:
 Blumberger et al. 2018, Lancet 391:1683). 10 Hz runs once a day; iTBS (and its sham) on an
 accelerated calendar, sessions 50 min apart as in SAINT (Cole et al. 2020, Am J Psychiatry
-177:716). The BDNF a session releases (3 min delay, 30 min decay) is captured by that
+177:716). The BDNF a session releases (3 min delay, 30 min decay), where it rises above the
+capture threshold (coupling.PatchModel), is captured by that
 session's tagged changes (1 h tag, coupling.PatchModel) and, 50 min later, by the next
 session's as well, which is where the reduced release of Val66Met shows. Sizes:
 --size small (CPU, minutes): 150 neurons; 10 Hz on two days as 15 trains of 40 pulses (600
@@ -75,7 +76,8 @@ def main():
     args = parser.parse_args()
     size = SIZES[args.size]
     config = coupling.RunConfig().with_values({
-        "coil.centre": "F3", "patch.n_neurons": size["n_neurons"], "patch.scenario": "depressed",
+        "head.model": "sphere", "coil.centre": "F3", "coil.handle": "",
+        "patch.n_neurons": size["n_neurons"], "patch.scenario": "depressed",
         "protocol.intensity": f"{CLINICAL_PERCENT_RMT:g}% RMT",
         "protocol.test_intensity": f"{CLINICAL_PERCENT_RMT:g}% RMT",
         "session.after_s": size["after_s"], "session.n_test": size["n_test"]})

@@ -46,9 +46,11 @@ PERCENT_RMT = (60, 80, 90, 100, 110, 120, 135, 150, 170, 200)
 
 def activated_counts(prepared, percent_mso: float) -> dict:
     """Neurons of each population that one pulse at percent_mso activates directly."""
-    events = coupling.stimulus_events(prepared.patch, prepared.field, np.array([1.0]), np.ones(1), percent_mso)
+    events = coupling.stimulus_events(prepared.patch, prepared.field, np.array([1.0]), np.ones(1),
+                                      percent_mso)
     first = events.wave == 0
-    return {name: int(np.sum(events.population_index[first] == i)) for i, name in enumerate(events.populations)}
+    return {name: int(np.sum(events.population_index[first] == i))
+            for i, name in enumerate(events.populations)}
 
 
 def measure(seed: int, trials: int, scenario: str) -> dict:
@@ -88,7 +90,8 @@ def plot(results: list, path: Path):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="network seeds")
     parser.add_argument("--trials", type=int, default=20, help="test pulses per intensity")
     parser.add_argument("--scenario", default="healthy", choices=coupling.SCENARIOS,
@@ -105,7 +108,8 @@ def main():
         afferents_at_80_percent_rmt=[at(r, 80)["activated"]["AFF"] for r in results],
         cv_at_120_percent_rmt=[at(r, 120)["cv"] for r in results])
     record = dict(config=coupling.RunConfig().to_dict(),
-                  seeds=args.seeds, trials=args.trials, scenario=args.scenario, summary=summary, results=results,
+                  seeds=args.seeds, trials=args.trials, scenario=args.scenario, summary=summary,
+                  results=results,
                   wall_s=time.perf_counter() - start,
                   environment=environment(["numpy"], ("coupling", "neurons", "efield")))
     args.out.mkdir(parents=True, exist_ok=True)

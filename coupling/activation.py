@@ -49,13 +49,15 @@ MICRO_MACRO_SCALE = 1.8
 microstructure; its value here is our calibration). Set so that the emergent median |E| at the
 output neurons at the resting motor threshold of the default patch (template head, hand knob,
 posterior-anterior current; validation/recruitment.py) lies in the 50-70 V/m that whole-head
-models give at motor threshold (MOTOR_THRESHOLD_FIELD_V_PER_M). With it the I waves of the
-afferents make the MEP at threshold and the direct activation of L5 pyramidal cells (the D
-wave) begins above it, near 1.3x RMT, as with posterior-anterior currents (Di Lazzaro et al.
-2012). The single-cell medians of DEFAULT_CELL_CLASSES (175-350 V/m) then correspond to
-97-194 V/m of macroscopic field at the best orientation: this factor is below the 175/60 (2.9)
-that would put the median L5 PC at threshold at 60 V/m (the value used before the field at
-threshold was measured; the MEP then arose at 25-37 V/m)."""
+models give at motor threshold (MOTOR_THRESHOLD_FIELD_V_PER_M). Activation depends on
+scale * E only, so the factor sets the %MSO and field values of a threshold, not what a
+protocol dosed in % RMT does: that the afferents' I waves make the MEP at threshold and the
+direct activation of L5 pyramidal cells (the D wave) joins above it comes from the class
+medians, the afferents' weight and their share of the patch. The single-cell medians of
+DEFAULT_CELL_CLASSES (175-350 V/m) then correspond to 97-194 V/m of macroscopic field at the
+best orientation: this factor is below the 175/60 (2.9) that would put the median L5 PC at
+threshold at 60 V/m (the value used before the field at threshold was measured; the MEP then
+arose at 25-37 V/m), so it departs from the single-cell thresholds of Weise et al. 2025."""
 
 I_WAVE_INTERVAL_MS = 1.4
 """Interval between the D wave and successive I waves, ms (I-wave periodicity about 1.4-1.5 ms)."""

@@ -68,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
                          "sphere, labels take MNE's spherical 10-05 positions")
     ef.add_argument("--handle", type=_xyz_or_label, metavar="X,Y,Z|LABEL",
                     help="point the coil handle points to, mm, or an EEG label (SimNIBS pos_ydir; "
-                         "default posterior, as coil.handle of a run)")
+                         f"default {COIL.handle} with the default centre, as coil.handle of a run; "
+                         "posterior with any other centre)")
     ef.add_argument("--matsimnibs", type=Path, metavar="PATH",
                     help="4x4 coil pose (text or .npy) instead of --centre/--handle/--distance")
     _add_coil_drive_options(ef)
@@ -104,7 +105,8 @@ def _head_options(parser):
     """--head/--mesh, --max-edge and --conductivity, shared by `tmsim efield` and `tmsim target`."""
     head = parser.add_mutually_exclusive_group()
     head.add_argument("--head", choices=["sphere", "template"], default="sphere",
-                      help="built-in head model: sphere (radii 80/85/90/95 mm, the default) or "
+                      help="built-in head model: sphere (radii 80/85/90/95 mm, the default here; a "
+                           "run's default is the template) or "
                            "template (five tissues from fsaverage; built on first use, then cached "
                            "in $TMSIM_CACHE_DIR or ~/.cache/tmsim)")
     head.add_argument("--mesh", type=Path, help="head mesh file (.msh, e.g. from SimNIBS charm)")
@@ -447,7 +449,8 @@ def _placement(args, mesh):
     if args.centre is None and args.mesh is not None:
         raise ValueError("--centre (or --matsimnibs) is required with --mesh")
     centre = _resolve(mesh, COIL.centre if args.centre is None else args.centre, "--centre")
-    return efield.Placement.on_scalp(mesh, centre, _resolve(mesh, args.handle, "--handle"),
+    handle = (COIL.handle or None) if args.centre is None and args.handle is None else args.handle
+    return efield.Placement.on_scalp(mesh, centre, _resolve(mesh, handle, "--handle"),
                                      distance_mm=args.distance)
 
 

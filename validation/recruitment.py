@@ -4,7 +4,8 @@ For network seeds of the default `tmsim run` configuration (the template head, t
 hand knob at C3 with the handle 45 degrees posterolateral: posterior-anterior current), with a
 healthy patch by default (the scenario of the after-effects validation), this
 measures what the after-effects issue asks of a patch before any after-effect is measured
-(aims, reported as they come, not tuned after the fact):
+(aims, reported as they come; the one constant set on these measurements is
+coupling.MICRO_MACRO_SCALE, on the field at RMT, which rescales %MSO and V/m and nothing else):
 
 - the emergent median |E| at the output neurons (L5E) at the resting motor threshold (RMT), to
   compare with the 50-70 V/m of whole-head models at motor threshold (Weise et al. 2025, Brain

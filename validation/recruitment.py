@@ -76,7 +76,7 @@ def measure(seed: int, trials: int, scenario: str) -> dict:
                 sizes={p.name: p.n for p in prepared.patch.network.populations}, curve=curve)
 
 
-def plot(results: list, path: Path):
+def plot(results: list, scenario: str, path: Path):
     fig = figure(figsize=(6.0, 4.0))
     ax = fig.add_subplot(1, 1, 1)
     for r in results:
@@ -86,7 +86,7 @@ def plot(results: list, path: Path):
     ax.axhline(MEP_CRITERION, color="grey", ls=":", label="MEP criterion")
     ax.axvspan(150, 170, color="grey", alpha=0.15, label="human plateau (Devanne 1997)")
     ax.set(xlabel="intensity (% RMT)", ylabel="MEP proxy (L5 spikes per neuron)",
-           title="Recruitment curve of the default patch (mean +- SD over test pulses)")
+           title=f"Recruitment curve of the default patch, {scenario} (mean +- SD over test pulses)")
     ax.legend(fontsize=7)
     save_figure(fig, path)
 
@@ -117,7 +117,7 @@ def main():
                   environment=environment(["numpy"], ("coupling", "neurons", "efield")))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "recruitment.json").write_text(json.dumps(record, indent=1) + "\n")
-    plot(results, args.out / "recruitment.png")
+    plot(results, args.scenario, args.out / "recruitment.png")
     print(json.dumps(summary, indent=1))
 
 

@@ -44,6 +44,20 @@ def test_neurons_sit_at_their_layer_depth_with_radial_column_axes(setup):
         assert np.all(field.tags[layer.name] == 2)
 
 
+def test_afferent_synapses_carry_the_rule_scaled_to_their_weight(setup):
+    patch = setup[4]
+    model = PatchModel()
+    rule, scaled = model.plasticity, model.afferent_rule()
+    factor = model.w_aff_nS / model.w_exc_nS
+    for name in ("w_min", "w_max", "gamma_p_per_s", "gamma_d_per_s"):
+        assert getattr(scaled.stdp, name) == getattr(rule.stdp, name) * factor
+    assert (scaled.stdp.theta_p, scaled.stdp.theta_d, scaled.bdnf) == (rule.stdp.theta_p, rule.stdp.theta_d,
+                                                                       rule.bdnf)
+    plastic = {p.pre: p.plasticity for p in patch.network.projections if p.post == "L5E" and p.plasticity}
+    assert plastic["AFF"] == scaled and plastic["L5E"] == rule
+    assert PatchModel(plasticity=None).afferent_rule() is None
+
+
 def test_field_at_the_neurons_matches_the_analytic_sphere_solution(setup):
     _, coil, pos, _, patch, field = setup
     points = np.concatenate(list(patch.positions_mm.values()))

@@ -114,7 +114,6 @@ class EngineConfig:
 
 
 _PADDING = 1 << 30  # ring offset of ELL padding: beyond the ring even after wrapping
-_GENERATOR_STREAM = 1 << 20  # fold_in offset of the generator draws (the Poisson inputs use 0, 1, ...)
 
 
 def poisson_cdf(mean_count: float) -> tuple:
@@ -142,14 +141,14 @@ def fresh_state(v_init, weights, ring_slots: int, plastic=()) -> NetworkState:
 def _step(cfg: EngineConfig, c: NeuronConstants, projections, inputs: StaticInputs, state, x):
     injected, forced = x
     n, slots = cfg.n_neurons, cfg.ring_slots
-    key = jax.random.fold_in(inputs.key, state.step)
+    uniforms = _uniforms(cfg, inputs.key, state.step)
 
     slot = state.step % slots
     syn = state.syn + state.ring[slot]
     ring = state.ring.at[slot].set(0.0)
-    for i, (offset, size, cdf, weight, receptor) in enumerate(cfg.poisson):
-        u = jax.random.uniform(jax.random.fold_in(key, i), (size,), dtype=jnp.float32)
-        n_events = jnp.searchsorted(jnp.asarray(cdf, dtype=jnp.float32), u, side="right")
+    for (offset, size, cdf, weight, receptor), u in zip(cfg.poisson, uniforms):
+        # the count is the number of CDF entries <= u (searchsorted, side="right", in one fusion)
+        n_events = jnp.sum(jnp.asarray(cdf, dtype=jnp.float32)[None, :] <= u[:, None], axis=1)
         syn = syn.at[receptor, offset:offset + size].add(n_events.astype(jnp.float32) * jnp.float32(weight))
     rec = inputs.record_ids
     trace = (state.v[rec], syn[:, rec].T, state.w[rec])
@@ -161,8 +160,7 @@ def _step(cfg: EngineConfig, c: NeuronConstants, projections, inputs: StaticInpu
     v = jnp.where(clamped, c.v_reset, v)
 
     spiked = (v >= c.v_spike) & ~clamped
-    for i, (offset, size, p) in enumerate(cfg.generators):
-        u = jax.random.uniform(jax.random.fold_in(key, _GENERATOR_STREAM + i), (size,), dtype=jnp.float32)
+    for (offset, size, p), u in zip(cfg.generators, uniforms[len(cfg.poisson):]):
         spiked = spiked.at[offset:offset + size].set(u < jnp.float32(p))
     spiked = spiked | jnp.zeros(n, bool).at[forced].set(True, mode="drop")
     v = jnp.where(spiked, c.v_reset, v)
@@ -199,6 +197,17 @@ def _step(cfg: EngineConfig, c: NeuronConstants, projections, inputs: StaticInpu
     new_state = NetworkState(step=state.step + 1, v=v, syn=syn, w=w, refractory=refractory, ring=ring,
                              weights=tuple(weights), overflow=overflow, plastic=tuple(plastic))
     return new_state, record
+
+
+def _uniforms(cfg: EngineConfig, key, step) -> list:
+    """The step's uniform variates in [0, 1), float32: one array per Poisson input (its
+    population's size), then one per generator population, all from a single draw keyed by
+    (key, step), so a run continued from a state draws what an uninterrupted one would."""
+    sizes = [size for _, size, *_ in cfg.poisson] + [size for _, size, _ in cfg.generators]
+    if not sizes:
+        return []
+    u = jax.random.uniform(jax.random.fold_in(key, step), (sum(sizes),), dtype=jnp.float32)
+    return jnp.split(u, np.cumsum(sizes)[:-1].tolist())
 
 
 def _ring_index(offsets, base, ring_size: int):

@@ -16,11 +16,15 @@ More than K_p spikes in a step sets `overflow`; the host then discards the chunk
 re-runs it from its start state with a larger K_p, so no spike is lost (without plastic
 blocks the remaining steps of the chunk do nothing).
 
-Poisson generator populations (Population.rate_Hz) replace their threshold crossing by an
-independent draw per neuron and step (probability rate dt). Plastic projections are then
-updated, in projection order, from the same spike buffers (pre spikes: their ELL rows; post
-spikes: their incoming synapses through the reverse index); see neurons.plasticity for the
-order within a step. Transmission in step k uses the weights from before step k's update.
+The randomness (Poisson input counts, drawn by inverting their CDF, and generator spikes) comes
+from uniforms drawn for the whole chunk before the scan, in one vectorised kernel: counter-based
+(neurons.counter_rng), variate i of step k a function of (key, k, i) only, so that chunking and
+resuming do not change a run. Poisson generator populations (Population.rate_Hz) replace their
+threshold crossing by an independent draw per neuron and step (probability rate dt). Plastic
+projections are then updated, in projection order, from the same spike buffers (pre spikes:
+their ELL rows; post spikes: their incoming synapses through the reverse index); see
+neurons.plasticity for the order within a step. Transmission in step k uses the weights from
+before step k's update.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .connectivity import RECEPTORS
+from .counter_rng import step_uniforms
 from .dynamics import NeuronConstants, integrate
 from .plasticity import fresh_plastic_state, periodic_update, update
 
@@ -139,9 +144,9 @@ def fresh_state(v_init, weights, ring_slots: int, plastic=()) -> NetworkState:
 
 
 def _step(cfg: EngineConfig, c: NeuronConstants, projections, inputs: StaticInputs, state, x):
-    injected, forced = x
+    injected, forced, u = x
     n, slots = cfg.n_neurons, cfg.ring_slots
-    uniforms = _uniforms(cfg, inputs.key, state.step)
+    uniforms = _split_uniforms(cfg, u)
 
     slot = state.step % slots
     syn = state.syn + state.ring[slot]
@@ -199,15 +204,16 @@ def _step(cfg: EngineConfig, c: NeuronConstants, projections, inputs: StaticInpu
     return new_state, record
 
 
-def _uniforms(cfg: EngineConfig, key, step) -> list:
-    """The step's uniform variates in [0, 1), float32: one array per Poisson input (its
-    population's size), then one per generator population, all from a single draw keyed by
-    (key, step), so a run continued from a state draws what an uninterrupted one would."""
+def _uniform_count(cfg: EngineConfig) -> int:
+    """Uniform variates per step: one per neuron of each Poisson input and generator population."""
+    return sum(size for _, size, *_ in cfg.poisson) + sum(size for _, size, _ in cfg.generators)
+
+
+def _split_uniforms(cfg: EngineConfig, u) -> list:
+    """The step's variates u (_uniform_count,) split: one array per Poisson input (its
+    population's size), then one per generator population."""
     sizes = [size for _, size, *_ in cfg.poisson] + [size for _, size, _ in cfg.generators]
-    if not sizes:
-        return []
-    u = jax.random.uniform(jax.random.fold_in(key, step), (sum(sizes),), dtype=jnp.float32)
-    return jnp.split(u, np.cumsum(sizes)[:-1].tolist())
+    return jnp.split(u, np.cumsum(sizes)[:-1].tolist()) if sizes else []
 
 
 def _ring_index(offsets, base, ring_size: int):
@@ -336,7 +342,13 @@ def run_chunk(cfg: EngineConfig, constants: NeuronConstants, projections, inputs
     order as a condition in every step, without the copy of the weights that XLA makes for the
     branch that does nothing. The chunk must then start at a multiple of the largest block."""
     step = partial(_step, cfg, constants, projections, inputs)
-    x0 = jax.tree_util.tree_map(lambda a: a[0], (injected, forced))
+    # the chunk's random numbers in one vectorised kernel: counter-based, so step k's variates
+    # depend only on (key, k) and a run continued from a state draws what an uninterrupted one would
+    steps = state.step + jnp.arange(injected.shape[0], dtype=jnp.int32)
+    variates = jnp.arange(_uniform_count(cfg), dtype=jnp.int32)
+    uniforms = step_uniforms(inputs.key, steps[:, None], variates[None, :])
+    xs = (injected, forced, uniforms)
+    x0 = jax.tree_util.tree_map(lambda a: a[0], xs)
     record_shapes = jax.eval_shape(step, state, x0)[1]
 
     def skip(state, x):  # after an overflow the chunk will be re-run: stop working
@@ -361,8 +373,8 @@ def run_chunk(cfg: EngineConfig, constants: NeuronConstants, projections, inputs
         return run
 
     if not cfg.blocks:
-        return jax.lax.scan(guarded, state, (injected, forced))
-    return _scan_blocks(block(len(cfg.blocks) - 1), state, (injected, forced), cfg.blocks[-1])
+        return jax.lax.scan(guarded, state, xs)
+    return _scan_blocks(block(len(cfg.blocks) - 1), state, xs, cfg.blocks[-1])
 
 
 def _scan_blocks(body, state, xs, length: int):

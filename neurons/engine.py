@@ -1,14 +1,16 @@
 """The jitted chunk: `lax.scan` of one time step over a chunk of steps.
 
-Step k covers [t_k, t_k + dt], t_k = k dt, and does, in order: add the synaptic events due at
-t_k (delay ring slot k mod D) and the external Poisson input to the synaptic variables;
-sample the recorded traces (state at t_k); count down refractoriness; integrate v, synapses
-and adaptation to t_k + dt (refractory neurons held at v_reset); detect spikes (threshold at
-t_k + dt, or forced) and reset; a spike carries the label t_k, as in Brian2. The indices of the
+Step k covers [t_k, t_k + dt], t_k = k dt, and does, in order: add the external Poisson input
+to the synaptic variables (which hold the synaptic events due at t_k, delay ring slot k mod D,
+added at the end of step k - 1); sample the recorded traces (state at t_k); count down
+refractoriness; integrate v, synapses and adaptation to t_k + dt (refractory neurons held at
+v_reset); detect spikes (threshold at t_k + dt, or forced) and reset; a spike carries the
+label t_k, as in Brian2. The indices of the
 neurons that spiked are gathered, per population, into a fixed buffer of K_p (`_compact`, the
 equivalent of `jnp.nonzero(size=K_p)` through 32-bit words and popcounts) and their outgoing
 ELL rows, for all projections of that population, scatter-added into ring slot
-(k + delay) mod D, so a spike at t_k reaches its targets at exactly t_k + delay. Transmission
+(k + delay) mod D, so a spike at t_k reaches its targets at exactly t_k + delay; last, slot
+k + 1 mod D is added to the synaptic variables and cleared. Transmission
 (EngineConfig.propagation) is "loop" on the CPU: a `fori_loop` over the actual spikes, one
 ELL row each, so that the work follows the activity rather than K_p; "gather" elsewhere: one
 gather and scatter of all K_p rows. Both add in the same order (spike, projection, synapse).
@@ -46,10 +48,11 @@ from .plasticity import fresh_plastic_state, periodic_update, update
 @dataclass(frozen=True)
 class NetworkState:
     """Everything that changes during a run. step: index of the next step (int32);
-    v (N,) mV; syn (2, N) pA or nS (exc, inh); w (N,) pA; refractory (N,) steps left;
-    ring (D, 2, N) events due per future step; weights: one (n_pre, max_out) array per
-    projection (pA or nS); overflow: a step had more spikes than the gather buffer;
-    plastic: one PlasticState (traces) per plastic projection, in projection order."""
+    v (N,) mV; syn (2, N) pA or nS (exc, inh), the events due at `step` included; w (N,) pA;
+    refractory (N,) steps left; ring (D, 2, N) events due at later steps, by step mod D;
+    weights: one (n_pre, max_out) array per projection (pA or nS); overflow: a step had more
+    spikes than the gather buffer; plastic: one PlasticState (traces) per plastic projection,
+    in projection order."""
 
     step: jax.Array
     v: jax.Array
@@ -122,12 +125,14 @@ _PADDING = 1 << 30  # ring offset of ELL padding: beyond the ring even after wra
 
 
 def poisson_cdf(mean_count: float) -> tuple:
-    """CDF P(X <= k) of a Poisson count with mean mean_count, k = 0 ... kmax far in the tail;
-    inverted with a float32 uniform, the counts are exact up to its 2**-24 resolution."""
+    """CDF P(X <= k) of a Poisson count with mean mean_count, k = 0, 1, ... while it is below 1
+    in float32: inverted with a float32 uniform u < 1 (the count is the number of entries <= u),
+    the counts are exact up to its resolution, and an entry that rounds to 1 could never count."""
     kmax = int(np.ceil(mean_count + 14.0 * np.sqrt(mean_count) + 14.0))
     k = np.arange(kmax + 1)
     log_pmf = k * np.log(max(mean_count, 1e-300)) - mean_count - np.cumsum(np.log(np.maximum(k, 1)))
-    return tuple(float(x) for x in np.minimum(np.cumsum(np.exp(log_pmf)), 1.0))
+    cdf = np.minimum(np.cumsum(np.exp(log_pmf)), 1.0)
+    return tuple(float(x) for x in cdf[cdf.astype(np.float32) < np.float32(1.0)])
 
 
 def fresh_state(v_init, weights, ring_slots: int, plastic=()) -> NetworkState:
@@ -149,8 +154,7 @@ def _step(cfg: EngineConfig, c: NeuronConstants, projections, inputs: StaticInpu
     uniforms = _split_uniforms(cfg, u)
 
     slot = state.step % slots
-    syn = state.syn + state.ring[slot]
-    ring = state.ring.at[slot].set(0.0)
+    syn, ring = state.syn, state.ring        # syn holds the events due now (added a step ago)
     for (offset, size, cdf, weight, receptor), u in zip(cfg.poisson, uniforms):
         # the count is the number of CDF entries <= u (searchsorted, side="right", in one fusion)
         n_events = jnp.sum(jnp.asarray(cdf, dtype=jnp.float32)[None, :] <= u[:, None], axis=1)
@@ -189,6 +193,11 @@ def _step(cfg: EngineConfig, c: NeuronConstants, projections, inputs: StaticInpu
         else:
             ring_flat = _transmit_gather(ring_flat, offsets, ell_weights, spike_ids[pre], size, base)
     ring = ring_flat.reshape(slots, len(RECEPTORS), n)
+    # the events due at the next step join the synaptic variables now, which leaves the ring to
+    # the transmission in place (read first and written later, XLA copied it three times a step)
+    upcoming = (state.step + 1) % slots
+    syn = syn + ring[upcoming]
+    ring = ring.at[upcoming].set(0.0)
 
     weights, plastic = list(state.weights), []
     for (index, post, rule), traces in zip(cfg.plasticity, state.plastic):

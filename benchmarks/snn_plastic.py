@@ -1,0 +1,125 @@
+"""What plasticity costs on the default cortical patch: static, pair STDP, the calcium rule,
+and the calcium rule inside the BDNF three-factor rule (the patch's default), one core.
+
+The patch (`coupling.cortical_patch`, the `coupling.PatchModel` defaults: L2/3 and L5
+excitatory and inhibitory cells, afferents at 2 Hz, Poisson background) under the top of the
+four-shell sphere head, at each of `--sizes` neurons, run for `--spontaneous-s` of spontaneous
+activity and then one iTBS train block (`--block-s`, default 10 s: a 2 s train of 10 bursts of
+3 pulses at 50 Hz every 200 ms, then 8 s without): each pulse forces a spike in a fixed 30 %
+of the afferents and 2 % of the L5 excitatory cells (a stand-in for the activation by the
+E-field, which this benchmark leaves out). dt 0.1 ms. For each rule: one run with JIT
+compilation, then `--repeats` more without (the fastest kept); real-time factor = wall /
+simulated time. The plastic rules are the patch's own, on the excitatory-to-excitatory and
+afferent synapses (`PatchModel.afferent_rule`); pair STDP: soft-bounded at 3 nS, A_plus 1 %
+and A_minus 1.05 % of w_max, tau 20 ms.
+
+    python benchmarks/snn_plastic.py [--sizes 1000 10000] [--repeats 2] [--cores 1]
+
+Writes benchmarks/results/snn_plastic_<device>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+TOP = np.array([0.0, 0.0, 95.0])
+
+
+def rules() -> dict:
+    """Rule name -> the PatchModel with that rule on its plastic synapses (None: static)."""
+    import coupling
+    import neurons
+
+    default = coupling.PatchModel()
+    calcium = default.plasticity.stdp
+    pair = neurons.PairSTDP(A_plus=0.01 * calcium.w_max, A_minus=0.0105 * calcium.w_max, tau_plus_ms=20.0,
+                            tau_minus_ms=20.0, w_min=0.0, w_max=calcium.w_max, bounds="soft")
+    return {"static": replace(default, plasticity=None), "pair_stdp": replace(default, plasticity=pair),
+            "calcium": replace(default, plasticity=calcium), "calcium_bdnf": default}
+
+
+def itbs_block(patch, start_ms: float, seed: int = 0) -> list:
+    """Forced spikes (time_ms, population, id) of one iTBS train from start_ms."""
+    rng = np.random.default_rng(seed)
+    sizes = {pop: patch.network.population(pop).n for pop in ("AFF", "L5E")}
+    chosen = {pop: rng.choice(sizes[pop], max(1, round(share * sizes[pop])), replace=False)
+              for pop, share in (("AFF", 0.30), ("L5E", 0.02))}
+    pulses = [start_ms + 200.0 * burst + 20.0 * k for burst in range(10) for k in range(3)]
+    return [(t, pop, int(i)) for t in pulses for pop, ids in chosen.items() for i in ids]
+
+
+def time_rule(patch, duration_ms: float, forced: list, repeats: int) -> dict:
+    """Wall time of the first run (with compilation) and the fastest of `repeats` more."""
+    import jax
+    import neurons
+
+    times = []
+    for _ in range(1 + repeats):
+        t0 = time.perf_counter()
+        res = neurons.simulate(patch.network, duration_ms, 0.1, seed=0, forced_spikes=forced, progress=False)
+        jax.block_until_ready(res.final_state.v)
+        times.append(time.perf_counter() - t0)
+    best = min(times[1:]) if repeats else times[0]
+    out = {"with_compilation_s": times[0], "without_compilation_s": best,
+           "real_time_factor": best / (duration_ms * 1e-3),
+           "rates_Hz": {p.name: res.mean_rate_Hz(p.name) for p in patch.network.populations}}
+    for name, (_, mean) in res.weight_mean.items():
+        out.setdefault("mean_weight_start_end_nS", {})[name] = [float(mean[0]), float(mean[-1])]
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--spontaneous-s", type=float, default=10.0)
+    parser.add_argument("--block-s", type=float, default=10.0, help="the iTBS train block, at least 2 s")
+    parser.add_argument("--repeats", type=int, default=2, help="timed runs without compilation")
+    parser.add_argument("--cores", type=int, default=1, help="cores for the process (0: all)")
+    parser.add_argument("--rules", nargs="+", default=["static", "pair_stdp", "calcium", "calcium_bdnf"])
+    args = parser.parse_args()
+    if args.block_s < 2.0:
+        parser.error(f"--block-s must be at least 2 (the train lasts 2 s), got {args.block_s}")
+    if args.cores > 0:                    # before JAX starts its CPU client
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:args.cores])
+    import efield
+    import coupling
+    from machine import device_label, environment
+
+    env = environment(("jaxlib", "numpy"), ("neurons", "coupling"))
+    models = rules()
+    unknown = sorted(set(args.rules) - set(models))
+    if unknown:
+        parser.error(f"--rules: unknown {unknown}; known: {sorted(models)}")
+    head = efield.sphere_head(radii_mm=(80.0, 85.0, 90.0, 95.0), max_edge_mm=6.0)
+    duration_ms = 1e3 * (args.spontaneous_s + args.block_s)
+    results = {"environment": env, "settings": vars(args), "sizes": {}}
+    for n in args.sizes:
+        per_size = results["sizes"][str(n)] = {}
+        for name in args.rules:
+            patch = coupling.cortical_patch(head, TOP, radius_mm=8.0, n_neurons=n, model=models[name], seed=0)
+            forced = itbs_block(patch, 1e3 * args.spontaneous_s)
+            per_size[name] = time_rule(patch, duration_ms, forced, args.repeats)
+            per_size[name]["synapses"] = int(sum(p.n_synapses for p in patch.network.projections))
+            shown = {k: v for k, v in per_size[name].items() if k != "mean_weight_start_end_nS"}
+            print(n, name, shown, flush=True)
+        if "static" in per_size:
+            for name in args.rules:
+                per_size[name]["over_static"] = (per_size[name]["without_compilation_s"]
+                                                 / per_size["static"]["without_compilation_s"])
+    out = HERE / "results" / f"snn_plastic_{device_label(env)}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print("wrote", out)
+
+
+if __name__ == "__main__":
+    main()

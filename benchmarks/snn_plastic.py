@@ -86,8 +86,13 @@ def main():
     parser.add_argument("--cores", type=int, default=1, help="cores for the process (0: all)")
     parser.add_argument("--rules", nargs="+", default=["static", "pair_stdp", "calcium", "calcium_bdnf"])
     args = parser.parse_args()
-    if args.block_s < 2.0:
-        parser.error(f"--block-s must be at least 2 (the train lasts 2 s), got {args.block_s}")
+    if not 2.0 <= args.block_s < float("inf"):
+        parser.error(f"--block-s must be at least 2 (the train lasts 2 s) and finite, got {args.block_s}")
+    if not 0.0 <= args.spontaneous_s < float("inf"):
+        parser.error(f"--spontaneous-s must be >= 0 and finite, got {args.spontaneous_s}")
+    if min(args.sizes) < 10 or args.repeats < 0 or args.cores < 0:
+        parser.error(f"--sizes must be >= 10 (got {args.sizes}), --repeats and --cores >= 0 "
+                     f"(got {args.repeats}, {args.cores})")
     if args.cores > 0:                    # before JAX starts its CPU client
         os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:args.cores])
     import efield

@@ -68,9 +68,9 @@ def simulate(net: Network, duration_ms: float, dt_ms: float = 0.1, seed: int = 0
     larger buffers over chunk_steps // 8 steps, then the run goes on with the default size.
     A chunk runs in a program compiled before (by this or an earlier run of the process) whose
     buffers are large enough, at most 4 times what it needs, rather than compiling its own.
-    chunk_steps: steps per jitted chunk (bounds the memory of the per-step monitors); the
-    randomness of a step depends only on (seed, step), so results do not depend on
-    chunking.
+    chunk_steps: steps per jitted chunk (bounds the memory of the per-step monitors and of the
+    chunk's random numbers, 4 bytes per step for each neuron with Poisson input or rate); the
+    randomness of a step depends only on (seed, step), so results do not depend on chunking.
 
     Plastic projections (connect(..., plasticity=...)) update their weights every step (see
     neurons.plasticity); result.weight_mean holds the mean weight of each plastic projection

@@ -17,7 +17,9 @@ import numpy as np
 import neurons
 from tmsim_io import atomic_output
 
-FORMAT = "tmsim-course-checkpoint-1"
+FORMAT = "tmsim-course-checkpoint-2"
+"""2: the network state's synaptic variables hold the events due at its step, and the engine's
+random streams changed (commits 55dc7bc, 9f9fc1a); a format-1 file would not resume exactly."""
 
 
 def save_checkpoint(path, state: neurons.NetworkState, meta: dict, arrays: dict) -> Path:

@@ -4,16 +4,17 @@
 Each row's protocol and its sham run on the design's network seeds x noise seeds, paired by
 seed; the resting motor threshold is measured once per patch (network seed and scenario) and
 shared by its runs; MEP probes, test pulses, time step and bridging are the design's. The
-patch is not fixed by the targets file; this script's choice, recorded in the JSON: the
-built-in sphere head (6 mm), the 70 mm figure-8 over C3 (motor cortex), an 8 mm patch of
---n-neurons neurons (1000), 10 s of spiking after the last pulse.
+patch is the one the targets file's revision names and validation/recruitment.py measured:
+the default of `tmsim run` (coupling.RunConfig: template head, 70 mm figure-8 over the hand
+knob at C3, handle towards CP5, an 8 mm patch of --n-neurons neurons, 500), with 10 s of
+spiking after the last pulse; the base configuration is recorded in the JSON.
 
     python validation/after_effects.py                 # all rows on network_seeds (hours)
     python validation/after_effects.py --calibration   # calibration rows on calibration_network_seeds
     python validation/after_effects.py --small --rows ctbs300 --out /tmp/ae --results /tmp/ae
                                                        # smoke run: NOT the pre-registered design
 
---small shrinks everything (40 neurons, 12 mm head, the first 2 network seeds and 1 noise
+--small shrinks everything (40 neurons on the 12 mm sphere head, the first 2 network seeds and 1 noise
 seed, probes at 0 and 5 min, 2 test pulses, a 4-trial RMT to 5 %, 1000 resamples); its JSON
 says pre_registered = false. The runs go through the sweeps engine on Dask (--workers, or
 --scheduler for a running cluster) into --out (default results/after_effects[_calibration]
@@ -42,9 +43,8 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 from machine import environment  # noqa: E402
 
-BASE = {"head.model": "sphere", "head.max_edge_mm": 6.0, "coil.name": "fig8-70", "coil.centre": "C3",
-        "patch.radius_mm": 8.0, "session.after_s": 10.0}
-SMALL = dict(base={"head.max_edge_mm": 12.0, "patch.n_neurons": 40, "session.after_s": 0.05},
+BASE = {"session.after_s": 10.0}
+SMALL = dict(base={"head.model": "sphere", "head.max_edge_mm": 12.0, "patch.n_neurons": 40, "session.after_s": 0.05},
              network_seeds=2, noise_seeds=1, design=dict(probe_minutes=(0.0, 5.0), n_test=2, rmt_trials=4,
                                                          rmt_tolerance_pct=5.0, resamples=1000))
 CALIBRATION_ROWS_TO_PASS = "all"
@@ -60,7 +60,8 @@ def main():
                         help="the calibration rows on calibration_network_seeds only")
     parser.add_argument("--rows", default="", help="comma-separated row names (default: all of the set)")
     parser.add_argument("--small", action="store_true", help="a smoke run, not the pre-registered design")
-    parser.add_argument("--n-neurons", type=int, default=1000, help="neurons in the patch (20 to 100000)")
+    parser.add_argument("--n-neurons", type=int, default=coupling.RunConfig().patch.n_neurons,
+                        help="neurons in the patch (20 to 100000; default: tmsim run's)")
     parser.add_argument("--workers", type=int, default=None,
                         help="local Dask workers (default: one per core)")
     parser.add_argument("--scheduler", default=None,

@@ -8,6 +8,8 @@ Shapes: network seeds x noise seeds (x probes). The definitions are the targets 
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,7 +61,8 @@ def judge(changes: np.ndarray, probe_minutes, target: Target, design: Design,
     reference = (changes, target) of the row it is compared to, on the same network seeds:
     its value is 100 x (value / reference value - 1), both from the same resampled seeds, and
     it passes only if the reference's CI excludes 0. A null row (human change 0) passes when
-    its whole CI lies in the band, any other when its value does."""
+    its whole CI lies in the band, any other when its value does. With one network seed the
+    CI is (NaN, NaN): there is no spread over seeds to resample."""
     changes = _finite(changes, "changes")
     if changes.ndim != 3 or changes.shape[2] != len(probe_minutes):
         raise ValueError(f"judge: changes must be (network seeds, noise seeds, probes) with one probe per "
@@ -90,6 +93,9 @@ def judge(changes: np.ndarray, probe_minutes, target: Target, design: Design,
 
 def _ci(statistic, seeds: np.ndarray, design: Design) -> tuple:
     from scipy.stats import bootstrap
+
+    if len(seeds) < 2:
+        return math.nan, math.nan
 
     result = bootstrap((seeds,), lambda s: statistic(s.astype(int)), vectorized=False,
                        n_resamples=design.resamples, confidence_level=design.confidence,

@@ -58,6 +58,14 @@ def test_the_ci_of_many_seeds_is_the_normal_one():
     assert result.passed                                        # 35 lies in [20.5, 50.5]
 
 
+def test_one_network_seed_has_no_ci_and_a_null_row_cannot_pass():
+    changes = np.full((1, 2, 5), 30.0)
+    result = judge(changes, PROBES, ROW, DESIGN)
+    assert result.value == pytest.approx(30.0) and all(np.isnan(result.ci)) and result.passed
+    null = replace(ROW, human_change_pct=0.0, band_pct=(-10.0, 10.0))
+    assert not judge(np.zeros((1, 2, 5)), PROBES, null, DESIGN).passed
+
+
 def test_pass_rule_mean_in_band_and_null_rows_need_the_whole_ci():
     rng = np.random.default_rng(2)
     spread = rng.normal(0.0, 1.0, 10)

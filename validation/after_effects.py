@@ -44,7 +44,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from machine import environment  # noqa: E402
 
 BASE = {"session.after_s": 10.0}
-SMALL = dict(base={"head.model": "sphere", "head.max_edge_mm": 12.0, "patch.n_neurons": 40, "session.after_s": 0.05},
+SMALL = dict(base={"head.model": "sphere", "head.max_edge_mm": 12.0, "patch.n_neurons": 40,
+                   "session.after_s": 0.05},
              network_seeds=2, noise_seeds=1, design=dict(probe_minutes=(0.0, 5.0), n_test=2, rmt_trials=4,
                                                          rmt_tolerance_pct=5.0, resamples=1000))
 CALIBRATION_ROWS_TO_PASS = "all"

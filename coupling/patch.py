@@ -76,10 +76,14 @@ class PatchModel:
     sampled neurons with lateral spread sigma_mm (assumed: the patch samples the cortex
     sparsely, so the spread is wider than a column's 0.3 mm); weights w_exc_nS, w_inh_nS and
     the afferents' w_aff_nS (excitatory-to-excitatory weights are w_exc_nS times
-    ee_weight_factor, see coupling.scenario; w_aff_nS = 0.1 is the project's choice, weak enough
-    that an MEP needs the volleys of about 40 afferents, so that the MEP rises with their graded
-    recruitment and a pulse at 80 % RMT still recruits 20 or more, validation/recruitment.py;
-    0.2 nS gave 6-16); delays 1.5 ms excitatory, 0.8 ms inhibitory (Potjans &
+    ee_weight_factor, see coupling.scenario). w_aff_nS = 0.2 is the project's choice, made with
+    the afferents' activation thresholds (coupling.activation) on validation/mep_sources.py
+    (network seeds 900-902): the MEP at the test intensity (150 % RMT) is then mostly the I
+    waves' trans-synaptic output (51-78 %) and moves with the afferent weights (d ln MEP /
+    d ln w 1.2-2.2), while a pulse at 80 % RMT still recruits 25-43 afferents. With 0.1 nS and
+    the former thresholds the MEP was the D wave alone (direct activation of L5 cells; without
+    it no L5 spike above background), and no plastic weight could move it much (d ln MEP /
+    d ln w 0.1-0.2 for the afferents). Delays 1.5 ms excitatory, 0.8 ms inhibitory (Potjans &
     Diesmann). Background: n_background Poisson sources at background_Hz with weight
     w_background_nS onto every neuron; the afferents fire at afferent_Hz. plasticity: rule
     of the excitatory-to-excitatory synapses, and of the afferents' synapses onto excitatory
@@ -136,7 +140,7 @@ class PatchModel:
     sigma_mm: float = 3.0
     w_exc_nS: float = 1.0
     w_inh_nS: float = 4.0
-    w_aff_nS: float = 0.1
+    w_aff_nS: float = 0.2
     ee_weight_factor: float = 1.0
     delay_exc_ms: float = 1.5
     delay_inh_ms: float = 0.8

@@ -19,7 +19,7 @@ def _within_binomial(fraction, p, n, k=5.0):
 def test_recruitment_over_stimulator_output_is_monotonic_and_the_lognormal_cdf():
     thresholds = L5.draw_thresholds(N, seed=1)
     percent_mso = np.linspace(0, 100, 101)
-    E_1A_per_us = 1.5  # V/m at the neurons per 1e6 A/s, illustrative
+    E_1A_per_us = 2.0  # V/m at the neurons per 1e6 A/s, illustrative
     E = np.array([C.field_at_didt(E_1A_per_us, C.didt_from_mso(m, 1.5e8)) for m in percent_mso])
     fraction = np.array([C.activated(e, thresholds).mean() for e in E])
     assert np.all(np.diff(fraction) >= 0)

@@ -75,6 +75,7 @@ scenario = "depressed_val66met"
 [protocol]
 name = "{schedule}"
 intensity = "70% MSO"
+test_intensity = "90% MSO"
 [session]
 after_s = 0.2
 n_test = 2

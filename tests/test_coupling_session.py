@@ -82,8 +82,10 @@ def test_recruitment_never_falls_with_intensity(setup):
     assert np.all(np.diff(counts, axis=0) >= 0)
     assert counts[0].sum() == 0 and counts[-1].sum() > counts[10].sum() > 0
     l5, l23 = patch.populations.index("L5E"), patch.populations.index("L23E")
-    # layer 5 pyramidal cells are recruited first (lowest thresholds)
-    first = lambda k: int(np.argmax(counts[:, k] > 0.1 * patch.network.population(patch.populations[k]).n))
+    # layer 5 pyramidal cells are recruited first (lowest thresholds); len(counts): never
+    def first(k):
+        above = counts[:, k] > 0.1 * patch.network.population(patch.populations[k]).n
+        return int(np.argmax(above)) if above.any() else len(counts)
     assert first(l5) < first(l23)
 
 

@@ -129,10 +129,11 @@ def main():
     parser.add_argument("--weight-factor", type=float, default=1.2, help="factor on the weights (> 0, != 1)")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="results folder")
     args = parser.parse_args()
-    if any(s < 0 for s in args.seeds) or any(not f > 0 for f in args.afferent_factors + args.w_aff):
-        parser.error("--seeds must be >= 0, --w-aff and --afferent-factors > 0")
-    if args.trials < 2 or args.rmt_trials < 2 or not args.weight_factor > 0 or args.weight_factor == 1:
-        parser.error("--trials and --rmt-trials must be >= 2, --weight-factor > 0 and != 1")
+    positive = lambda v: 0 < v < math.inf
+    if any(s < 0 for s in args.seeds) or not all(map(positive, args.afferent_factors + args.w_aff)):
+        parser.error("--seeds must be >= 0, --w-aff and --afferent-factors finite and > 0")
+    if args.trials < 2 or args.rmt_trials < 2 or not positive(args.weight_factor) or args.weight_factor == 1:
+        parser.error("--trials and --rmt-trials must be >= 2, --weight-factor finite, > 0 and != 1")
     start, results = time.perf_counter(), []
     for seed in args.seeds:
         config = coupling.RunConfig().with_values({"patch.seed": seed, "patch.scenario": "healthy",

@@ -64,6 +64,7 @@ def test_windows_cut_every_long_gap_after_the_settle_time_and_before_the_next_tr
     assert len(simulated_windows(PROTOCOL, replace(OPTIONS, bridge_settle_s=1.1))) == 1
 
 
+@pytest.mark.slow
 def test_bridged_session_spikes_only_in_its_windows_with_every_pulse_at_its_absolute_time(setup, sessions):
     patch, field, _ = setup
     res = sessions["bridged"]
@@ -94,6 +95,7 @@ def test_bridged_session_spikes_only_in_its_windows_with_every_pulse_at_its_abso
         np.testing.assert_array_equal(cut(res.spikes[name]), cut(full.spikes[name]))
 
 
+@pytest.mark.slow
 def test_threshold_above_every_gap_is_the_full_session_exactly(sessions):
     above, full = sessions["above"], sessions["full"]
     assert above.windows_ms == full.windows_ms and len(full.windows_ms) == 1
@@ -104,6 +106,7 @@ def test_threshold_above_every_gap_is_the_full_session_exactly(sessions):
     assert above.mean_weights == full.mean_weights and above.bdnf == full.bdnf
 
 
+@pytest.mark.slow
 def test_bridged_session_is_its_windows_simulated_with_bridge_over_each_gap(setup, sessions):
     """The session by hand: each window simulated from the state the gap left, each gap
     neurons.rest of the state at the end of the settle window plus the sliding threshold's

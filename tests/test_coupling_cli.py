@@ -5,11 +5,13 @@ import json
 import h5py
 import matplotlib.image
 import numpy as np
+import pytest
 
 from coupling.cli import main
 from coupling.config import load_config
 
 
+@pytest.mark.slow
 def test_tmsim_session_writes_a_complete_results_folder(tmp_path):
     schedule = tmp_path / "five.toml"
     schedule.write_text('name = "five pulses"\npulse_times_ms = [0.0, 100.0, 200.0, 300.0, 400.0]\n')
@@ -57,6 +59,7 @@ def test_a_bad_config_key_stops_before_any_work(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_tmsim_run_writes_the_course_folder(tmp_path):
     schedule = tmp_path / "three.toml"
     schedule.write_text('pulse_times_ms = [0.0, 100.0, 200.0]\n')

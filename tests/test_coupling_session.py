@@ -89,6 +89,7 @@ def test_recruitment_never_falls_with_intensity(setup):
     assert first(l5) < first(l23)
 
 
+@pytest.mark.slow
 def test_mep_proxy_has_no_background_without_a_field_and_rises_with_intensity(setup):
     """Without activated neurons the proxy's expectation is 0 (its background comes from the
     100 ms before each pulse); it then rises with intensity, as a recruitment curve does."""

@@ -131,6 +131,7 @@ def test_rest_over_a_weekend_wraps_the_step_counter_keeping_its_phases(setup):
         assert step % period == (10 + n_steps) % period
 
 
+@pytest.mark.slow
 def test_interrupted_course_resumes_to_exactly_the_uninterrupted_one(setup, uninterrupted, tmp_path):
     _, _, patch, field = setup
     whole_folder, whole = uninterrupted
@@ -169,6 +170,7 @@ def test_interrupted_course_resumes_to_exactly_the_uninterrupted_one(setup, unin
         assert not [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
 
 
+@pytest.mark.slow
 def test_resuming_with_other_inputs_is_refused(setup, uninterrupted):
     head, E, patch, field = setup
     folder, _ = uninterrupted
@@ -185,6 +187,7 @@ def test_resuming_with_other_inputs_is_refused(setup, uninterrupted):
         load_checkpoint(folder / CHECKPOINT, other.network, 0.1)
 
 
+@pytest.mark.slow
 def test_sham_course_equals_a_course_without_pulses(setup, uninterrupted, tmp_path):
     _, _, patch, field = setup
     _, real = uninterrupted

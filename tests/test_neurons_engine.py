@@ -105,6 +105,7 @@ def test_overflow_rerun_matches_a_large_buffer():
     assert len(tiny.spikes["exc"]) > 200
 
 
+@pytest.mark.slow
 def test_a_run_reuses_a_compiled_chunk_with_large_enough_buffers():
     """Stimuli that need smaller spike buffers run in the program compiled for larger ones (no
     new compilation) and give the spikes of a run with other buffer sizes."""
@@ -215,6 +216,7 @@ def test_spike_by_spike_and_buffered_transmission_give_the_same_spikes(monkeypat
         _spikes_equal(a, b)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("three_factor", [False, True])
 def test_spike_by_spike_and_buffered_plasticity_give_the_same_weights(monkeypatch, three_factor):
     """Triplet STDP (and its BDNF-gated form, with the LTP boost) on COBA's exc -> exc synapses:
@@ -243,6 +245,7 @@ def test_spike_by_spike_and_buffered_plasticity_give_the_same_weights(monkeypatc
     np.testing.assert_array_equal(after[0], after[1])
 
 
+@pytest.mark.slow
 def test_periodic_updates_at_block_ends_equal_a_condition_in_every_step():
     """BDNF-gated calcium plasticity on COBA's exc -> exc synapses (updates every 0.5 ms, 10 ms
     and 1 s): chunks of 1000 steps from step 0 run the updates at the ends of nested blocks,

@@ -87,6 +87,7 @@ def test_bdnf_plot_from_series_and_from_snapshots(tmp_path):
     _render(tmp_path, lambda ax: neurons.plot.bdnf(ax, series, time_unit="min"), "bdnf")
 
 
+@pytest.mark.slow
 def test_session_and_course_figures(tmp_path, four_shells):
     head = four_shells
     coil = efield.figure8_70mm(resolution_mm=8.0)

@@ -75,6 +75,7 @@ def values(table):
     return table.drop(columns=["wall_s"]).reset_index(drop=True)
 
 
+@pytest.mark.slow
 def test_session_sweep_2x2x2_then_resume(client, tmp_path):
     data = {"base": {k.split(".")[0]: {} for k in TINY},
             "axes": {"protocol.intensity": ["50% MSO", "60% MSO"], "coil.distance_mm": [3.0, 5.0],

@@ -44,6 +44,7 @@ def _check_against_direct(mesh, solver, coil, target, search_centre):
     return scores, direct
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("direction", [None, (1.0, 0.0, 0.0), (0.0, 1.0, 1.0)])
 def test_reciprocity_matches_direct_solves_on_the_sphere(sphere, solver, coil, direction):
     target = tg.Target(TARGET_CENTRE, 10.0, direction=direction)

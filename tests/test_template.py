@@ -29,6 +29,7 @@ def electrodes(head):
     return {name: head.eeg_position(name) for name in ("F3", "C3", "Cz")}
 
 
+@pytest.mark.slow
 def test_five_tissues_and_their_boundaries(head):
     assert head.tissues == (WM, GM, CSF, BONE, SCALP)
     assert set(np.unique(head.tri_tags)) == {1001, 1002, 1003, 1004, 1005}
@@ -50,6 +51,7 @@ def check_mesh_quality(head):
     assert np.isin(key(tris), key(faces)).all()
 
 
+@pytest.mark.slow
 def test_no_inverted_or_degenerate_tetrahedra(head):
     check_mesh_quality(head)
 
@@ -75,6 +77,7 @@ def check_volumes(head):
     assert 3.5 < (sum(ml.values())) / 1000 < 6.5
 
 
+@pytest.mark.slow
 def test_tissue_volumes_are_plausible(head):
     check_volumes(head)
 
@@ -113,10 +116,12 @@ def check_layers(head, electrodes):
         assert 10.0 < nearest < 30.0, (name, nearest)
 
 
+@pytest.mark.slow
 def test_cortex_is_continuous_under_F3_and_C3(head, electrodes):
     check_layers(head, electrodes)
 
 
+@pytest.mark.slow
 def test_layers_report(head):
     report = efield.template_quality(head, electrodes=("F3", "C3"))
     assert set(report["layers"]) == {"F3", "C3"}
@@ -126,6 +131,7 @@ def test_layers_report(head):
     assert report["tissues"][GM]["volume_ml"] == pytest.approx(head.tissue_volume(GM) / 1000)
 
 
+@pytest.mark.slow
 def test_second_call_loads_the_cache(head, cache_dir, monkeypatch):
     path = template.cache_path(FAST_MAX_EDGE_MM, cache_dir)
     assert path.exists()
@@ -173,6 +179,7 @@ def peak_at_f3(head, electrodes):
     return float(np.percentile(result.magnE[head.tags == GM], 99.9))
 
 
+@pytest.mark.slow
 def test_figure8_at_F3_peak_field_is_in_the_literature_range(head, electrodes):
     # Figure-8 coils at full output of common stimulators induce peak cortical fields of the
     # order of 100-300 V/m (Thielscher & Kammer 2004, Clin. Neurophysiol. 115: 1697, Magstim
@@ -190,6 +197,7 @@ def test_full_resolution_head(tmp_path, electrodes):
     assert 100.0 < peak_at_f3(full, electrodes) < 300.0
 
 
+@pytest.mark.slow
 def test_cli_efield_on_the_template_head(head, cache_dir, electrodes, tmp_path, monkeypatch):
     import json
 

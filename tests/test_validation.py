@@ -41,6 +41,7 @@ def figure8_case(mesh):
     return fem, exact
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", [dipole_case, figure8_case], ids=["dipole", "figure8"])
 def test_converges_to_analytic_solution(case):
     errors = []

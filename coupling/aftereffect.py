@@ -9,7 +9,6 @@ Shapes: network seeds x noise seeds (x probes). The definitions are the targets 
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 
 import numpy as np

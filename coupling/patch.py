@@ -79,8 +79,9 @@ class PatchModel:
     ee_weight_factor, see coupling.scenario). w_aff_nS = 0.2 is the project's choice, made with
     the afferents' activation thresholds (coupling.activation) on validation/mep_sources.py
     (network seeds 900-902): the MEP at the test intensity (150 % RMT) is then mostly the I
-    waves' trans-synaptic output (51-78 %) and moves with the afferent weights (d ln MEP /
-    d ln w 1.2-2.2), while a pulse at 80 % RMT still recruits 25-43 afferents. With 0.1 nS and
+    waves' trans-synaptic output (57-76 %) and moves with the afferent weights (d ln MEP /
+    d ln w 1.3-2.4), while a pulse at 80 % RMT still recruits 22-39 afferents (26-36 on
+    seeds 0-2, validation/recruitment.py). With 0.1 nS and
     the former thresholds the MEP was the D wave alone (direct activation of L5 cells; without
     it no L5 spike above background), and no plastic weight could move it much (d ln MEP /
     d ln w 0.1-0.2 for the afferents). Delays 1.5 ms excitatory, 0.8 ms inhibitory (Potjans &

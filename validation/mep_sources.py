@@ -47,6 +47,7 @@ import coupling
 from coupling import PatchModel
 from coupling.scenario import scenario_model
 from coupling.session import motor_threshold, settle
+from tmsim_io import write_json
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "benchmarks"))
@@ -151,7 +152,7 @@ def main():
                   test_percent_rmt=TEST_PERCENT_RMT, results=results, wall_s=time.perf_counter() - start,
                   environment=environment(["numpy"], ("coupling", "neurons", "efield")))
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "mep_sources.json").write_text(json.dumps(record, indent=1) + "\n")
+    write_json(args.out / "mep_sources.json", record)
 
 
 if __name__ == "__main__":

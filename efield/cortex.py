@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .geometry import Surface, barycentric, containing_tets, resolve_point
-from .mesh import TetMesh, tet_faces
+from .mesh import TetMesh, face_keys, tet_faces
 from .result import EFieldResult
 
 GM, WM = 2, 1
@@ -140,7 +140,7 @@ def _cortex(mesh: TetMesh) -> _Cortex:
 def _grey_matter_faces(mesh: TetMesh):
     """Boundary faces of the grey matter, oriented out of it, and the tag beyond each (0: none)."""
     faces, owner = tet_faces(mesh.tets, mesh.signed_volumes)
-    _, inverse = np.unique(np.sort(faces, axis=1), axis=0, return_inverse=True)
+    _, inverse = np.unique(face_keys(faces, len(mesh.nodes)), return_inverse=True)
     order = np.argsort(inverse.ravel(), kind="stable")
     pair = np.flatnonzero(inverse.ravel()[order][1:] == inverse.ravel()[order][:-1])
     partner = np.full(len(faces), -1)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from tmsim_io import atomic_output
-from .mesh import TetMesh
+from .mesh import TetMesh, face_keys
 
 __all__ = ["MshFormatError", "read_msh", "write_msh"]
 
@@ -519,12 +519,7 @@ def _triangle_owner(tris: np.ndarray, tets: np.ndarray, n_nodes: int) -> np.ndar
     face_tet = np.repeat(candidates, 4)
     keep = on_surface[faces].all(axis=1)
     compact = np.cumsum(on_surface) - 1                # surface nodes numbered 0..p-1
-    rows = np.sort(compact[np.concatenate([tris, faces[keep]])], axis=1)
-    p = int(on_surface.sum())
-    if p < 2**21:                                      # p^3 fits in int64
-        keys = (rows[:, 0] * p + rows[:, 1]) * p + rows[:, 2]
-    else:
-        keys = np.ascontiguousarray(rows).view(np.dtype((np.void, rows.itemsize * 3))).ravel()
+    keys = face_keys(compact[np.concatenate([tris, faces[keep]])], int(on_surface.sum()))
     _, inverse = np.unique(keys, return_inverse=True)
     inverse = inverse.ravel()
     tet_of_key = np.full(inverse.max(initial=-1) + 1, -1, np.int64)

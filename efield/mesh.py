@@ -203,8 +203,8 @@ class TetMesh:
     def _boundary(self) -> tuple[np.ndarray, np.ndarray]:
         """Boundary faces (k, 3) and the tetrahedron each belongs to (k,)."""
         faces, owner = tet_faces(self.tets, self.signed_volumes)
-        key = np.sort(faces, axis=1)
-        _, inverse, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+        _, inverse, counts = np.unique(face_keys(faces, len(self.nodes)), return_inverse=True,
+                                       return_counts=True)
         once = counts[inverse.ravel()] == 1
         return faces[once], owner[once]
 
@@ -244,6 +244,21 @@ def tet_faces(tets: np.ndarray, signed_volumes: np.ndarray):
     t[negative, 0], t[negative, 1] = tets[negative, 1], tets[negative, 0]
     faces = t[:, _FACE_LOCAL].reshape(-1, 3)
     return faces, np.repeat(np.arange(len(tets)), 4)
+
+
+def face_keys(rows: np.ndarray, n_nodes: int) -> np.ndarray:
+    """One key per row of node indices (faces (k, 3), edges (k, 2)) that is the same for rows
+    holding the same nodes in any order: the sorted row as base-n_nodes digits in an int64
+    (its bytes where n_nodes^columns passes 2^63). np.unique over the keys groups the rows as
+    np.unique(np.sort(rows, axis=1), axis=0) does, several times faster (as integers, in the
+    same order)."""
+    rows = np.sort(np.asarray(rows, np.int64), axis=1)
+    if float(max(n_nodes, 1)) ** rows.shape[1] < 2.0**63:
+        keys = np.zeros(len(rows), np.int64)
+        for column in rows.T:
+            keys = keys * n_nodes + column
+        return keys
+    return np.ascontiguousarray(rows).view(np.dtype((np.void, rows.itemsize * rows.shape[1]))).ravel()
 
 
 def _face_components(faces: np.ndarray) -> np.ndarray:

@@ -49,6 +49,23 @@ def test_outer_surface_is_the_closed_scalp(head):
     assert volume == pytest.approx(head.volumes.sum(), rel=1e-9)
 
 
+@pytest.mark.parametrize("n_nodes", [7, 2**40])
+def test_face_keys_group_rows_with_the_same_nodes(n_nodes):
+    from efield.mesh import face_keys
+
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, 7, (500, 3)) * (n_nodes // 7)
+    permuted = np.take_along_axis(rows, rng.permuted(np.tile([0, 1, 2], (500, 1)), axis=1), axis=1)
+    assert np.array_equal(face_keys(rows, n_nodes), face_keys(permuted, n_nodes))
+    _, expected = np.unique(np.sort(rows, axis=1), axis=0, return_inverse=True)
+    _, inverse = np.unique(face_keys(rows, n_nodes), return_inverse=True)
+    # the same groups (as integers also in the same order)
+    pairs = np.unique(np.stack([inverse.ravel(), expected.ravel()]), axis=1)
+    assert pairs.shape[1] == expected.max() + 1 == inverse.max() + 1
+    if n_nodes < 2**21:
+        assert np.array_equal(inverse.ravel(), expected.ravel())
+
+
 def test_subset_keeps_one_tissue(head):
     brain = head.subset(2)
     assert brain.tissues == (2,)

@@ -30,7 +30,7 @@ from .experiment import (
 )
 from .homeostasis import Homeostasis
 from .options import SessionOptions, child_seed
-from .prepare import PreparedRun, prepare_run
+from .prepare import PreparedRun, patch_model, prepare_run
 from .patch import DEFAULT_LAYERS, CorticalPatch, Layer, PatchModel, cortical_patch
 from .protocols import (
     Protocol,
@@ -59,7 +59,8 @@ __all__ = [
     "mso_from_rmt", "pulse_events",
     "Protocol", "ctbs", "imtbs", "itbs", "one_hz", "paired_pulse", "protocol_by_name", "protocol_names",
     "read_protocol", "rtms", "sham", "single_pulse", "ten_hz_clinical", "theta_burst", "write_protocol",
-    "ConfigError", "RunConfig", "load_config", "SessionOptions", "child_seed", "PreparedRun", "prepare_run",
+    "ConfigError", "RunConfig", "load_config", "SessionOptions", "child_seed", "PreparedRun",
+    "patch_model", "prepare_run",
     "DEFAULT_LAYERS", "CorticalPatch", "Layer", "PatchModel", "cortical_patch",
     "MEP", "SessionResult", "motor_threshold", "probe_mep", "run_protocol", "run_session",
     "NeuronField", "neuron_field", "stimulus_events", "SCENARIOS", "scenario_model",

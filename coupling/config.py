@@ -113,6 +113,18 @@ class PatchConfig(_Table):
 
 
 @dataclass(frozen=True)
+class PlasticityConfig(_Table):
+    TABLE = "plasticity"
+    gamma_p_per_s: float = setting(
+        4.4, Number(0, 100, open_low=True),
+        "potentiation rate of the calcium rule on E->E synapses, nS/s (afferents: scaled to their weight; "
+        "coupling.PatchModel); the validation's free parameter: other values leave the validated model")
+    gamma_d_per_s: float = setting(
+        0.4, Number(0, 100, open_low=True),
+        "depression rate of the calcium rule, nS/s, as plasticity.gamma_p_per_s")
+
+
+@dataclass(frozen=True)
 class ProtocolConfig(_Table):
     TABLE = "protocol"
     name: str = setting("itbs", text(), "protocol name (itbs, ctbs, imtbs, 1hz, 10hz, single, sham-...) or a "
@@ -122,7 +134,7 @@ class ProtocolConfig(_Table):
                              "model's resting motor threshold); p at most 100 % MSO or 200 % RMT")
     test_intensity: str = setting(
         "150% RMT", _intensity, "intensity of the MEP test pulses, as protocol.intensity (at most 100 % MSO; "
-        "150 % RMT: the MEP proxy's CV is 10-14 % there, validation/targets.toml)")
+        "150 % RMT: the test pulses of validation/targets.toml)")
 
 
 @dataclass(frozen=True)
@@ -155,6 +167,7 @@ class RunConfig:
     head: HeadConfig = field(default_factory=HeadConfig)
     coil: CoilConfig = field(default_factory=CoilConfig)
     patch: PatchConfig = field(default_factory=PatchConfig)
+    plasticity: PlasticityConfig = field(default_factory=PlasticityConfig)
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     session: SessionOptions = field(default_factory=SessionOptions)
     course: CourseConfig = field(default_factory=CourseConfig)

@@ -8,7 +8,7 @@ the measured motor threshold (mso_from_rmt), an error naming the key if it passe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +97,19 @@ def percent_mso(config: RunConfig, key: str, rmt_percent_mso: float | None) -> f
         raise ConfigError(f"protocol.{key} = {getattr(config.protocol, key)!r}: {err}") from None
 
 
+def patch_model(config: RunConfig):
+    """The coupling.PatchModel of config's patch.scenario (coupling.scenario_model) with the
+    calcium rule's rates of its [plasticity] table."""
+    from .patch import PatchModel
+    from .scenario import scenario_model
+
+    base = PatchModel()
+    rule = base.plasticity
+    rates = dict(gamma_p_per_s=config.plasticity.gamma_p_per_s, gamma_d_per_s=config.plasticity.gamma_d_per_s)
+    return scenario_model(config.patch.scenario, replace(base, plasticity=replace(rule, stdp=replace(
+        rule.stdp, **rates))))
+
+
 @dataclass(frozen=True, eq=False)
 class PreparedRun:
     """What a run of `config` needs before its session or course. mesh: the head; coil (with
@@ -127,7 +140,6 @@ def prepare_run(config: RunConfig, *, stage=None) -> PreparedRun:
     import efield
 
     from .patch import cortical_patch
-    from .scenario import scenario_model
     from .session import motor_threshold
     from .stimulus import neuron_field
 
@@ -143,7 +155,7 @@ def prepare_run(config: RunConfig, *, stage=None) -> PreparedRun:
     stage("patch")
     patch = cortical_patch(mesh, point(config.coil.centre), radius_mm=config.patch.radius_mm,
                            n_neurons=config.patch.n_neurons, seed=config.patch.seed,
-                           model=scenario_model(config.patch.scenario))
+                           model=patch_model(config))
     stage("E-field")
     fem = efield.simulate(mesh, coil, placement, didt=coil.didt_max)
     field = neuron_field(mesh, fem, patch, coil.didt_max)

@@ -39,6 +39,7 @@ def test_values_from_a_file_override_the_defaults(tmp_path):
     ("[protocol]\nintensity = '80'\n", r"protocol\.intensity"),
     ("[protocol]\nintensity = '120% MSO'\n", r"protocol\.intensity"),
     ("[session]\nprobe_minutes = [-1]\n", r"session\.probe_minutes"),
+    ("[plasticity]\ngamma_p_per_s = 0\n", r"plasticity\.gamma_p_per_s: must be > 0"),
     ("[session\n", r"not valid TOML"),
 ])
 def test_bad_keys_and_values_name_the_file_and_key(tmp_path, text, message):
@@ -46,6 +47,22 @@ def test_bad_keys_and_values_name_the_file_and_key(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ConfigError, match=f"bad.toml.*{message}"):
         load_config(path)
+
+
+def test_plasticity_defaults_are_the_patch_models_and_set_its_rule():
+    from coupling import PatchModel, patch_model, scenario_model
+
+    rule = PatchModel().plasticity.stdp
+    defaults = RunConfig().plasticity
+    assert (defaults.gamma_p_per_s, defaults.gamma_d_per_s) == (rule.gamma_p_per_s, rule.gamma_d_per_s)
+    assert patch_model(RunConfig()) == scenario_model(RunConfig().patch.scenario)
+    config = RunConfig().with_values({"plasticity.gamma_p_per_s": 2.0, "plasticity.gamma_d_per_s": 0.1,
+                                      "patch.scenario": "val66met"})
+    model = patch_model(config)
+    assert (model.plasticity.stdp.gamma_p_per_s, model.plasticity.stdp.gamma_d_per_s) == (2.0, 0.1)
+    assert model.plasticity.bdnf == scenario_model("val66met").plasticity.bdnf
+    scale = model.w_aff_nS / model.w_exc_nS
+    assert model.afferent_rule().stdp.gamma_p_per_s == pytest.approx(2.0 * scale)
 
 
 def test_missing_file_is_named(tmp_path):

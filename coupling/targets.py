@@ -2,10 +2,11 @@
 validation is judged against, read and checked before any run.
 
 The file has one `[design]` table (seeds, probes, window, statistics), one `[calibration]`
-table (what calibration may change, its loss and budget) and one `[[target]]` table per row: a
-protocol at an intensity, the human effect with its spread and source, the pass band, the
-statistic over the window, and whether the row is calibration or held out. A bad entry raises
-ValueError naming the file and the key, e.g. ``targets.toml: key 'target[3].band_pct': ...``.
+table (what calibration may change and in what ranges, how it searches, its loss and budget)
+and one `[[target]]` table per row: a protocol at an intensity, the human effect with its
+spread and source, the pass band, the statistic over the window, and whether the row is
+calibration or held out. A bad entry raises ValueError naming the file and the key, e.g.
+``targets.toml: key 'target[3].band_pct': ...``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ _DESIGN_KEYS = {"network_seeds", "calibration_network_seeds", "noise_seeds", "wi
                 "test_percent_rmt", "n_test", "dt_ms", "bridge_min_gap_s", "rmt_trials", "rmt_tolerance_pct",
                 "baseline_floor", "control", "resamples", "confidence", "ci_method", "bootstrap_seed",
                 "metric", "pass_rule"}
-_CALIBRATION_KEYS = {"free_parameters", "loss", "budget", "frozen_parameters_sha256"}
+_CALIBRATION_KEYS = {"free_parameters", "ranges", "start", "screening_network_seeds", "screening_noise_seeds",
+                     "method", "loss", "budget", "frozen_parameters_sha256"}
 _TARGET_KEYS = {"name", "protocol", "pulses", "frequency_hz", "percent_rmt", "scenario", "role",
                 "human_change_pct", "spread_pct", "spread", "band_pct", "compare_to", "window_min",
                 "statistic", "source", "note"}
@@ -69,11 +71,19 @@ class Design:
 
 @dataclass(frozen=True)
 class Calibration:
-    """What calibration may change (free_parameters: dotted names, fixed before the first
-    calibration run), its loss and its budget (evaluations); frozen_parameters_sha256: the
-    hash of the parameter set it ends with, committed before any held-out run ("" before)."""
+    """What calibration may change (free_parameters: dotted config keys, fixed before the first
+    calibration run; ranges: {key: (low, high)}; start: {key: value}, the search's first
+    point), how it searches (`method`: screening evaluations of the calibration rows on
+    screening_network_seeds x screening_noise_seeds, subsets of the design's calibration and
+    noise seeds), its loss and its budget (screening evaluations); frozen_parameters_sha256:
+    the hash of the parameter set it ends with, committed before any held-out run ("" before)."""
 
     free_parameters: tuple
+    ranges: dict
+    start: dict
+    screening_network_seeds: tuple
+    screening_noise_seeds: tuple
+    method: str
     loss: str
     budget: int
     frozen_parameters_sha256: str
@@ -124,7 +134,7 @@ def load_targets(path) -> Targets:
     top = Table(path, data, "", {"design", "calibration", "target"})
     design = _design(Table(path, top.get("design", None, _is_table), "design.", _DESIGN_KEYS))
     calibration = _calibration(Table(path, top.get("calibration", None, _is_table), "calibration.",
-                                     _CALIBRATION_KEYS))
+                                     _CALIBRATION_KEYS), design)
     rows = top.get("target", None, _is_list_of_tables)
     targets = tuple(_target(Table(path, row, f"target[{i}].", _TARGET_KEYS), design)
                     for i, row in enumerate(rows))
@@ -166,9 +176,35 @@ def _design(table: Table) -> Design:
         pass_rule=table.get("pass_rule", None, text()))
 
 
-def _calibration(table: Table) -> Calibration:
+def _calibration(table: Table, design: Design) -> Calibration:
+    names = tuple(table.get("free_parameters", None, _names))
+    ranges = table.get("ranges", None, _is_table)
+    if sorted(ranges) != sorted(names):
+        table.fail("ranges", f"expected one [low, high] per free parameter {list(names)}, "
+                             f"got {sorted(ranges)}")
+    for name, bounds in ranges.items():
+        if not (_pair(bounds) and 0 < bounds[0] < bounds[1]):
+            table.fail("ranges", f"{name}: expected [low, high] with 0 < low < high, got {bounds!r}")
+    start = table.get("start", None, _is_table)
+    for name in names:
+        if not (_number(start.get(name)) and ranges[name][0] <= start[name] <= ranges[name][1]):
+            table.fail("start", f"{name}: expected a number in its range {ranges[name]}, "
+                                f"got {start.get(name)!r}")
+    if sorted(start) != sorted(names):
+        table.fail("start", f"expected one value per free parameter {list(names)}, got {sorted(start)}")
+    screening = {}
+    for key, within, of in (("screening_network_seeds", design.calibration_network_seeds,
+                             "design.calibration_network_seeds"),
+                            ("screening_noise_seeds", design.noise_seeds, "design.noise_seeds")):
+        screening[key] = tuple(table.get(key, None, _seeds))
+        if not set(screening[key]) <= set(within):
+            table.fail(key, f"expected seeds among {of} {list(within)}, got {list(screening[key])}")
     return Calibration(
-        free_parameters=tuple(table.get("free_parameters", None, _names)),
+        free_parameters=names,
+        ranges={name: tuple(ranges[name]) for name in names},
+        start={name: start[name] for name in names},
+        **screening,
+        method=table.get("method", None, text()),
         loss=table.get("loss", None, text()),
         budget=table.get("budget", None, Number(1, 10**6, integer=True)),
         frozen_parameters_sha256=table.get("frozen_parameters_sha256", "", _sha256))

@@ -28,6 +28,11 @@ pass_rule = "p"
 
 [calibration]
 free_parameters = ["plasticity.a"]
+ranges = {"plasticity.a" = [0.5, 8.0]}
+start = {"plasticity.a" = 2.0}
+screening_network_seeds = [101]
+screening_noise_seeds = [0]
+method = "m"
 loss = "l"
 budget = 60
 
@@ -76,6 +81,9 @@ def test_a_small_file_reads_back_its_values(tmp_path):
     assert targets.design.resamples == 10000 and targets.design.control == "sham"
     assert targets.design.ci_method == "BCa" and targets.design.bridge_min_gap_s == 0.0
     assert targets.calibration.free_parameters == ("plasticity.a",)
+    assert targets.calibration.ranges == {"plasticity.a": (0.5, 8.0)}
+    assert targets.calibration.start == {"plasticity.a": 2.0}
+    assert targets.calibration.screening_network_seeds == (101,)
     assert a.frequency_hz is None and a.scenario == "healthy" and a.window_min == (0, 30)
     assert a.statistic == "mean"
     assert b.frequency_hz == 1.0 and b.compare_to == "a" and b.human_change_pct is None
@@ -95,6 +103,12 @@ def test_a_small_file_reads_back_its_values(tmp_path):
     (('source = "s"\n\n', 'source = "s"\nwindow_min = [40, 50]\n\n'), "target[0].window_min"),
     (('source = "s"\n\n', 'source = "s"\nstatistic = "median"\n\n'), "target[0].statistic"),
     (("budget = 60", "budget = 0"), "calibration.budget"),
+    (("[0.5, 8.0]", "[8.0, 0.5]"), "calibration.ranges"),
+    (('ranges = {"plasticity.a"', 'ranges = {"plasticity.b"'), "calibration.ranges"),
+    (('start = {"plasticity.a" = 2.0}', 'start = {"plasticity.a" = 9.0}'), "calibration.start"),
+    (("screening_network_seeds = [101]", "screening_network_seeds = [0]"),
+     "calibration.screening_network_seeds"),
+    (("screening_noise_seeds = [0]", "screening_noise_seeds = [3]"), "calibration.screening_noise_seeds"),
     (('source = "s"\n\n', 'source = "s"\nseed = 3\n\n'), "target[0].seed"),
     (('role = "calibration"', 'role = "held_out"'), "target"),
 ])

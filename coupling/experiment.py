@@ -240,13 +240,17 @@ def after_effect(base: RunConfig, protocol: Protocol, percent_rmt: float, design
     return measure_after_effects(base, [condition], design, out, **keywords)[condition.name]
 
 
-def target_protocol(target: Target) -> Protocol:
+def target_protocol(target: Target, dt_ms: float | None = None) -> Protocol:
     """The Protocol of a targets row: coupling.itbs, ctbs or imtbs of its pulses, or rTMS as one
-    continuous train of its pulses at frequency_hz (named e.g. "rtms0.9hz810")."""
+    continuous train of its pulses at frequency_hz (named e.g. "rtms0.9hz810"); with dt_ms, its
+    pulses on that time grid (Protocol.on_grid: 0.9 Hz pulses move by at most dt_ms / 2)."""
     build = {"itbs": itbs, "ctbs": ctbs, "imtbs": imtbs}
     if target.protocol in build:
-        return build[target.protocol](target.pulses)
-    return rtms(target.frequency_hz, target.pulses, name=f"rtms{target.frequency_hz:g}hz{target.pulses}")
+        protocol = build[target.protocol](target.pulses)
+    else:
+        protocol = rtms(target.frequency_hz, target.pulses,
+                        name=f"rtms{target.frequency_hz:g}hz{target.pulses}")
+    return protocol if dt_ms is None else protocol.on_grid(dt_ms)
 
 
 @dataclass(frozen=True, eq=False)
@@ -265,8 +269,8 @@ def run_targets(targets: Targets, base: RunConfig, out, *, calibration: bool = F
     """Measure and judge rows of a loaded targets file (coupling.targets.load_targets): all of
     them on design.network_seeds, or with `calibration` the calibration rows on
     design.calibration_network_seeds; `rows` narrows them to these names (a compare_to row
-    brings its reference row along). Each row is a Condition (target_protocol at its
-    percent_rmt, its scenario: a val66met row runs protocol and sham on val66met patches); a
+    brings its reference row along). Each row is a Condition (target_protocol on the design's
+    dt_ms grid at its percent_rmt, its scenario: a val66met row runs protocol and sham on val66met patches); a
     compare_to row is judged against its reference row's changes on the same seeds. design:
     the targets' design unless given (e.g. smaller, for a smoke run). Keywords go to
     measure_after_effects. Returns {row name: TargetResult}, in the file's order."""
@@ -283,7 +287,8 @@ def run_targets(targets: Targets, base: RunConfig, out, *, calibration: bool = F
         wanted = set(rows) | {t.compare_to for t in chosen if t.name in rows and t.compare_to}
         chosen = tuple(t for t in targets.targets if t.name in wanted)
     by_name = {t.name: t for t in chosen}
-    conditions = [Condition(t.name, target_protocol(t), t.percent_rmt, t.scenario) for t in chosen]
+    conditions = [Condition(t.name, target_protocol(t, design.dt_ms), t.percent_rmt, t.scenario)
+                  for t in chosen]
     seeds = design.calibration_network_seeds if calibration else design.network_seeds
     effects = measure_after_effects(base, conditions, design, out, network_seeds=seeds, **keywords)
     changes = {t.name: effects[t.name].changes(design.baseline_floor) for t in chosen}

@@ -201,6 +201,15 @@ class Protocol:
         return replace(self, pulse_times_us=self.pulse_times_us + offset,
                        duration_us=self.duration_us + offset)
 
+    def on_grid(self, dt_ms: float) -> Protocol:
+        """The same schedule with each pulse moved to the nearest step of a dt_ms grid (at most
+        dt_ms / 2 away, as steps(dt_ms, round_to_grid=True)), for rates whose period is not a
+        whole number of steps (0.9 Hz: 1111.1 ms). ValueError if two pulses fall on one step."""
+        times = self.steps(dt_ms, round_to_grid=True) * int(round(float(dt_ms) * 1e6)) // 1000
+        if np.any(np.diff(times) <= 0):
+            raise ValueError(f"Protocol {self.name!r}: two pulses fall on one step of dt_ms={dt_ms!r}")
+        return replace(self, pulse_times_us=times, duration_us=max(self.duration_us, int(times[-1])))
+
 
 def _trains(name: str, train_us: np.ndarray, train_length_us: int, n_trains: int, gap_us: int,
             intensity: float, what: str) -> Protocol:

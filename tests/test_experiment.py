@@ -150,6 +150,13 @@ def test_target_protocols():
     chen = coupling.target_protocol(targets["rtms0.9hz810"])
     assert chen.n_pulses == 810 and chen.name == "rtms0.9hz810"
     assert np.diff(chen.times_ms)[0] == pytest.approx(1000 / 0.9, abs=1e-3)
+    gridded = coupling.target_protocol(targets["rtms0.9hz810"], dt_ms=0.1)     # 1111.1 ms is off the grid
+    assert np.all(gridded.pulse_times_us % 100 == 0)
+    assert np.abs(gridded.times_ms - chen.times_ms).max() <= 0.05 + 1e-9
+    assert gridded.duration_us == chen.duration_us and gridded.n_pulses == 810
+    assert coupling.target_protocol(targets["itbs600"], dt_ms=0.1) == coupling.itbs()   # on the grid already
+    with pytest.raises(ValueError, match="two pulses fall on one step"):
+        coupling.rtms(1000.0, 3).on_grid(5.0)
 
 
 @pytest.mark.parametrize("change, message", [
@@ -209,3 +216,43 @@ def test_a_tiny_real_run_pairs_sham_and_gives_finite_meps(tmp_path):
     assert len(table) == 4 and (table["status"] == "done").all()
     for rid in table["run_id"]:
         assert (tmp_path / SESSIONS_FOLDER / "runs" / rid / "summary.json").is_file()
+
+
+def test_calibration_search_replays_the_pre_registered_pattern_search():
+    script = _load_script(ROOT / "validation" / "calibrate.py")
+    minimum = (2.0, -1.0)
+    loss = lambda p: (p[0] - minimum[0]) ** 2 + (p[1] - minimum[1]) ** 2 + 0.1 * p[0]
+    inside = lambda p: -5 <= p[0] <= 3 and -4 <= p[1] <= 4
+    losses, order = {}, []
+    while batch := script.next_batch(losses, inside, budget=100):
+        losses[batch[0]] = loss(batch[0])
+        order.append(batch[0])
+    assert order[:3] == [(0.0, 0.0), (1.0, 0.0), (-1.0, 0.0)]            # start, then DIRECTIONS order
+    assert len(set(order)) == len(order)                               # nothing twice
+    best = min(order, key=loss)
+    assert best == minimum                                             # the mesh point of least loss
+    refined = {(minimum[0] + 0.5 * a, minimum[1] + 0.5 * b) for a, b in script.DIRECTIONS}
+    assert set(order[-8:]) == refined                                  # one sweep at factors sqrt 2 last
+    assert script.next_batch({p: loss(p) for p in order[:3]}, inside, budget=3) == []   # budget spent
+    assert script.next_batch({}, lambda p: True, budget=1) == [(0.0, 0.0)]
+
+
+def test_a_calibration_evaluation_scores_the_calibration_rows_with_the_loss(client, tmp_path):
+    script = _load_script(ROOT / "validation" / "calibrate.py")
+    targets = load_targets(ROOT / "validation" / "targets.toml")
+    kw = dict(run=fake_session, rmt_run=fake_rmt, client=client, progress=False, compile_cache=False,
+              log=None)
+    design = replace(DESIGN, calibration_network_seeds=(8, 9))       # fake RMTs 48, 49 % MSO
+    evaluation = script.evaluate(targets, BASE, design, (1.0, -1.0), tmp_path, **kw)
+    start = targets.calibration.start
+    assert evaluation["parameters"] == {"plasticity.gamma_p_per_s": 2 * start["plasticity.gamma_p_per_s"],
+                                        "plasticity.gamma_d_per_s": start["plasticity.gamma_d_per_s"] / 2}
+    human = {t.name: t.human_change_pct for t in targets.by_role("calibration")}
+    assert list(evaluation["rows"]) == list(human)                     # the calibration rows only
+    # the fake's change is 50 percentage points at every probe of every row
+    assert evaluation["loss"] == pytest.approx(sum(((50.0 - h) / 15.0) ** 2 for h in human.values()))
+    assert evaluation["network_seeds"] == [8, 9]
+    runs = read_table(Path(evaluation["runs"]) / SESSIONS_FOLDER)
+    assert len(runs) == 3 * 2 * 2 * len(DESIGN.noise_seeds)           # rows x (protocol, sham) x seeds
+    assert script.parameters_sha256(evaluation["parameters"]) == script.parameters_sha256(
+        dict(reversed(list(evaluation["parameters"].items()))))

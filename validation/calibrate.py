@@ -342,6 +342,7 @@ def plot(report: dict, path: Path):
         title="calibration rows (shaded: human bands)",
     )
     if evaluations:
+        right.set_xticks(range(1, len(evaluations) + 1))
         right.legend(fontsize=8)
     fig.suptitle(report["note"], fontsize=9)
     fig.tight_layout()

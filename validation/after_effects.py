@@ -99,13 +99,13 @@ def main():
         targets=dict(path=str(args.targets), sha256=hashlib.sha256(args.targets.read_bytes()).hexdigest(),
                      last_commit=_git("log", "-1", "--format=%H", "--", str(args.targets))),
         environment=environment(["numpy", "dask", "distributed"], ("coupling", "neurons", "efield")),
-        calibration=args.calibration, design=_plain(asdict(design)), base_config=base.to_dict(),
+        calibration=args.calibration, design=json_ready(asdict(design)), base_config=base.to_dict(),
         rmt_seed=coupling.RMT_SEED, runs_folder=str(out), wall_s=wall_s,
         runs=dict(rmt=_runs(out / "rmt"), sessions=_runs(out / "sessions")),
         rows={name: _row(r) for name, r in results.items()})
     report["verdict"] = _verdict(results, targets, complete=pre_registered and not args.calibration)
     args.results.mkdir(parents=True, exist_ok=True)
-    path = write_json(args.results / f"{stem}.json", _plain(report))
+    path = write_json(args.results / f"{stem}.json", json_ready(report))
     plot(results, args.results / f"{stem}.png", report["note"])
     print("\n| row | role | model | 95 % CI | human | band | passes |\n" + "| --- " * 7 + "|")
     for name, r in results.items():
@@ -154,12 +154,12 @@ def _verdict(results: dict, targets, complete: bool) -> dict:
                      "held-out rows")
 
 
-def _plain(value):
+def json_ready(value):
     """JSON-ready: tuples as lists, NaN and infinities as None."""
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [json_ready(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value

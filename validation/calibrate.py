@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import subprocess
 import sys
 import time
@@ -47,7 +46,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(HERE))  # before benchmarks/, which has an after_effects.py of its own
-from after_effects import BASE, SMALL  # noqa: E402
+from after_effects import BASE, SMALL, json_ready  # noqa: E402
 from machine import environment  # noqa: E402
 
 LOSS_SCALE_PCT = 15.0
@@ -245,7 +244,7 @@ def main():
             **extra,
         )
         args.results.mkdir(parents=True, exist_ok=True)
-        write_json(path, _plain(report))
+        write_json(path, json_ready(report))
         plot(report, path.with_suffix(".png"))
         return batch
 
@@ -284,17 +283,6 @@ def main():
 def _git(*command) -> str | None:
     done = subprocess.run(["git", "-C", str(REPO), *command], capture_output=True, text=True, check=False)
     return done.stdout.strip() or None
-
-
-def _plain(value):
-    """JSON-ready: tuples as lists, NaN and infinities as None."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def plot(report: dict, path: Path):

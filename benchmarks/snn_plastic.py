@@ -13,7 +13,15 @@ simulated time. The plastic rules are the patch's own, on the excitatory-to-exci
 afferent synapses (`PatchModel.afferent_rule`); pair STDP: soft-bounded at 3 nS, A_plus 1 %
 and A_minus 1.05 % of w_max, tau 20 ms.
 
-    python benchmarks/snn_plastic.py [--sizes 1000 10000] [--repeats 2] [--cores 1]
+Beside tmsim, in the same run and on the same core (unless --no-brian2): Brian2 2.9
+cpp_standalone, one thread, with the same network (the patch of the calcium rule exported
+to an .npz: every neuron's parameters, every synapse's weight and delay, the background, the
+generators, the forced spikes) and the same calcium rule written as Brian2 users write it
+(benchmarks/peers/brian2_patch.py; its differences are listed there), in its own environment
+benchmarks/.venv-brian2 (snn_coba.py makes it). Its real-time factor is the binary's run
+time (without code generation and compilation) over the simulated time.
+
+    python benchmarks/snn_plastic.py [--sizes 1000 10000] [--repeats 2] [--cores 1] [--no-brian2]
 
 Writes benchmarks/results/snn_plastic_<device>.json.
 """
@@ -23,6 +31,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -31,6 +41,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 TOP = np.array([0.0, 0.0, 95.0])
+PEER_SCRIPT = HERE / "peers" / "brian2_patch.py"
 
 
 def rules() -> dict:
@@ -76,6 +87,85 @@ def time_rule(patch, duration_ms: float, forced: list, repeats: int) -> dict:
     return out
 
 
+def export_network(patch, forced: list, duration_ms: float, dt_ms: float, path: Path):
+    """Write the patch's network, its forced spikes and its calcium rule to `path` (.npz) for
+    peers/brian2_patch.py."""
+    import neurons
+    from neurons.connectivity import RECEPTORS
+
+    net = patch.network
+    offsets = net.offsets
+    params = [p.params.arrays(p.n, p.name) for p in net.populations]
+    stop = lambda i: offsets[i.population] + net.population(i.population).n   # noqa: E731
+    data = {"n": net.n_neurons, "duration_ms": duration_ms, "dt_ms": dt_ms,
+            "population_names": np.array([p.name for p in net.populations]),
+            "population_offsets": np.array([offsets[p.name] for p in net.populations]),
+            "population_sizes": np.array([p.n for p in net.populations]),
+            "neuron_rate_Hz": np.concatenate([np.full(p.n, p.rate_Hz or 0.0) for p in net.populations]),
+            "neuron_generator": np.concatenate([np.full(p.n, p.rate_Hz is not None)
+                                                for p in net.populations]),
+            "neuron_v_init_mV": np.concatenate([np.broadcast_to(np.asarray(p.v_init_mV, float), (p.n,))
+                                                for p in net.populations])}
+    for key, unit in (("C", "C_pF"), ("g_leak", "g_leak_nS"), ("E_leak", "E_leak_mV"),
+                      ("v_threshold", "v_threshold_mV"), ("v_reset", "v_reset_mV"), ("t_ref", "t_ref_ms"),
+                      ("tau_exc", "tau_exc_ms"), ("tau_inh", "tau_inh_ms"), ("E_exc", "E_exc_mV"),
+                      ("E_inh", "E_inh_mV"), ("I_bias", "I_bias_pA")):
+        data[f"neuron_{key}"] = np.concatenate([a[unit] for a in params])
+    data["poisson"] = np.array([[offsets[i.population], stop(i),
+                                 i.n_sources, i.rate_Hz, i.weight, RECEPTORS.index(i.receptor)]
+                                for i in net.poisson], float).reshape(-1, 6)
+    rules, ranges = [], []
+    for k, proj in enumerate(net.projections):
+        rule = proj.plasticity
+        if rule is not None and not isinstance(rule, neurons.CalciumRule):
+            raise ValueError(f"export_network: projection {proj.name!r} has {type(rule).__name__}; the peer "
+                             "runs the calcium rule only")
+        ranges.append([offsets[proj.pre], proj.n_pre, offsets[proj.post], proj.n_post,
+                       RECEPTORS.index(proj.receptor), rule is not None])
+        data.update({f"pre_{k}": proj.pre_ids, f"post_{k}": proj.post_ids, f"weight_{k}": proj.weight,
+                     f"delay_ms_{k}": proj.delay_ms})
+        if rule is not None:
+            rules.append(rule)
+            data.update({f"rule_{key}_{k}": getattr(rule, key)
+                         for key in ("gamma_p_per_s", "gamma_d_per_s", "w_min", "w_max")})
+    shared = ("theta_p", "theta_d", "C_pre", "C_post", "tau_calcium_ms", "C_pre_slow", "tau_slow_ms",
+              "sliding_tau_ms", "sliding_rate_Hz", "update_ms")
+    if any(getattr(r, key) != getattr(rules[0], key) for r in rules for key in shared) or \
+            any(r.bounds != "soft" for r in rules):
+        raise ValueError("export_network: the peer needs one calcium rule (but its rates and bounds) with "
+                         "soft bounds on every plastic projection")
+    data.update({key: getattr(rules[0], key) for key in shared} if rules else {key: 1.0 for key in shared})
+    data["rule"] = "calcium" if rules else "static"
+    data["projection_names"] = np.array([p.name for p in net.projections])
+    data["projection_ranges"] = np.array(ranges, np.int64)
+    data["forced_times_ms"] = np.array([t for t, _, _ in forced], float)
+    data["forced_ids"] = np.array([offsets[pop] + i for _, pop, i in forced], np.int64)
+    np.savez(path, **data)
+
+
+def run_brian2(patch, forced: list, duration_ms: float, repeats: int) -> dict:
+    """The fastest of `repeats` runs of peers/brian2_patch.py on the exported patch (each run
+    generates, compiles and runs its own binary); main_loops_s holds every run's."""
+    from snn_coba import brian2_python
+
+    python = brian2_python()
+    with tempfile.TemporaryDirectory(prefix="snn_plastic_") as tmp:
+        path = Path(tmp) / "patch.npz"
+        export_network(patch, forced, duration_ms, 0.1, path)
+        runs = []
+        for _ in range(max(1, repeats)):
+            proc = subprocess.run([str(python), str(PEER_SCRIPT), "--network", str(path)],
+                                  capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+                return {"unavailable": f"exit {proc.returncode}: {' | '.join(tail)}"}
+            runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    best = min(runs, key=lambda r: r["main_loop_s"])
+    best["main_loops_s"] = [r["main_loop_s"] for r in runs]
+    best["real_time_factor"] = best["main_loop_s"] / (duration_ms * 1e-3)
+    return best
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -85,6 +175,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=2, help="timed runs without compilation")
     parser.add_argument("--cores", type=int, default=1, help="cores for the process (0: all)")
     parser.add_argument("--rules", nargs="+", default=["static", "pair_stdp", "calcium", "calcium_bdnf"])
+    parser.add_argument("--no-brian2", action="store_true", help="leave out the Brian2 peer")
     args = parser.parse_args()
     if not 2.0 <= args.block_s < float("inf"):
         parser.error(f"--block-s must be at least 2 (the train lasts 2 s) and finite, got {args.block_s}")
@@ -116,6 +207,12 @@ def main():
             per_size[name]["synapses"] = int(sum(p.n_synapses for p in patch.network.projections))
             shown = {k: v for k, v in per_size[name].items() if k != "mean_weight_start_end_nS"}
             print(n, name, shown, flush=True)
+            if name == "calcium" and not args.no_brian2:
+                peer = per_size["brian2_calcium"] = run_brian2(patch, forced, duration_ms, args.repeats)
+                if "real_time_factor" in peer:
+                    peer["tmsim_over_brian2"] = per_size[name]["real_time_factor"] / peer["real_time_factor"]
+                print(n, "brian2_calcium", {k: v for k, v in peer.items() if k != "mean_weight_end_nS"},
+                      flush=True)
         if "static" in per_size:
             for name in args.rules:
                 per_size[name]["over_static"] = (per_size[name]["without_compilation_s"]

@@ -18,8 +18,9 @@ cpp_standalone, one thread, with the same network (the patch of the calcium rule
 to an .npz: every neuron's parameters, every synapse's weight and delay, the background, the
 generators, the forced spikes) and the same calcium rule written as Brian2 users write it
 (benchmarks/peers/brian2_patch.py; its differences are listed there), in its own environment
-benchmarks/.venv-brian2 (snn_coba.py makes it). Its real-time factor is the binary's run
-time (without code generation and compilation) over the simulated time.
+benchmarks/.venv-brian2 (snn_coba.py makes it): with tmsim's method (exponential Euler) and
+with Brian2's default state updater, as its users run it. Its real-time factor is the main
+loop's time (without code generation, compilation and set-up) over the simulated time.
 
     python benchmarks/snn_plastic.py [--sizes 1000 10000] [--repeats 2] [--cores 1] [--no-brian2]
 
@@ -143,9 +144,10 @@ def export_network(patch, forced: list, duration_ms: float, dt_ms: float, path: 
     np.savez(path, **data)
 
 
-def run_brian2(patch, forced: list, duration_ms: float, repeats: int) -> dict:
-    """The fastest of `repeats` runs of peers/brian2_patch.py on the exported patch (each run
-    generates, compiles and runs its own binary); main_loops_s holds every run's."""
+def run_brian2(patch, forced: list, duration_ms: float, repeats: int, method: str) -> dict:
+    """The fastest of `repeats` runs of peers/brian2_patch.py on the exported patch with Brian2
+    state updater `method` (each run generates, compiles and runs its own binary);
+    main_loops_s holds every run's."""
     from snn_coba import brian2_python
 
     python = brian2_python()
@@ -154,7 +156,7 @@ def run_brian2(patch, forced: list, duration_ms: float, repeats: int) -> dict:
         export_network(patch, forced, duration_ms, 0.1, path)
         runs = []
         for _ in range(max(1, repeats)):
-            proc = subprocess.run([str(python), str(PEER_SCRIPT), "--network", str(path)],
+            proc = subprocess.run([str(python), str(PEER_SCRIPT), "--network", str(path), "--method", method],
                                   capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
@@ -207,12 +209,12 @@ def main():
             per_size[name]["synapses"] = int(sum(p.n_synapses for p in patch.network.projections))
             shown = {k: v for k, v in per_size[name].items() if k != "mean_weight_start_end_nS"}
             print(n, name, shown, flush=True)
-            if name == "calcium" and not args.no_brian2:
-                peer = per_size["brian2_calcium"] = run_brian2(patch, forced, duration_ms, args.repeats)
+            for method in (() if name != "calcium" or args.no_brian2 else ("exponential_euler", "default")):
+                key = f"brian2_calcium_{method}"
+                peer = per_size[key] = run_brian2(patch, forced, duration_ms, args.repeats, method)
                 if "real_time_factor" in peer:
                     peer["tmsim_over_brian2"] = per_size[name]["real_time_factor"] / peer["real_time_factor"]
-                print(n, "brian2_calcium", {k: v for k, v in peer.items() if k != "mean_weight_end_nS"},
-                      flush=True)
+                print(n, key, {k: v for k, v in peer.items() if k != "mean_weight_end_nS"}, flush=True)
         if "static" in per_size:
             for name in args.rules:
                 per_size[name]["over_static"] = (per_size[name]["without_compilation_s"]

@@ -25,7 +25,8 @@ and the sliding theta_p = theta_p (1 + nu / sliding_rate_Hz) every update_ms in 
 bounds, as tmsim's `neurons.CalciumRule` (tmsim also skips the comparison while no
 calcium anywhere can reach theta_d; this script compares at every update).
 v takes exponential-Euler steps and the conductances decay exactly (tmsim's method);
-`--method` picks another Brian2 state updater.
+`--method` picks another Brian2 state updater, `--method default` Brian2's own choice (Euler
+for these equations, as its users run them).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ import time
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--network", required=True, help="the .npz snn_plastic.py exported")
-    parser.add_argument("--method", default="exponential_euler", help="Brian2 state updater")
+    parser.add_argument("--method", default="exponential_euler",
+                        help="Brian2 state updater ('default': Brian2's own choice, as its users run it)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -116,8 +118,9 @@ def build(b2, data, args):
     threshold = "forced or (generator and rand() < rate * dt) or (not generator and v > v_threshold)"
     reset = ("v = v_reset\nforced = False\nca_axon += C_pre\ns_axon += C_pre_slow\nnu += nu_jump\n"
              "ca_dendrite += C_post")
-    group = b2.NeuronGroup(n, eqs, threshold=threshold, reset=reset, refractory="t_ref", method=args.method,
-                           namespace=namespace)
+    method = {} if args.method == "default" else {"method": args.method}
+    group = b2.NeuronGroup(n, eqs, threshold=threshold, reset=reset, refractory="t_ref", namespace=namespace,
+                           **method)
     for name, unit in (("C", pF), ("g_leak", nS), ("E_leak", mV), ("v_threshold", mV), ("v_reset", mV),
                        ("t_ref", ms), ("tau_exc", ms), ("tau_inh", ms), ("E_exc", mV), ("E_inh", mV),
                        ("I_bias", pA)):

@@ -168,6 +168,22 @@ def run_brian2(patch, forced: list, duration_ms: float, repeats: int, method: st
     return best
 
 
+def compare(tmsim: dict, brian2: dict, duration_ms: float) -> dict:
+    """tmsim's time over Brian2's: against its main loop and against its whole binary (set-up,
+    synapse creation and main loop; tmsim's time is its whole `neurons.simulate` call), and
+    whether the two ran the same activity (every population's rate within RATE_TOLERANCE)."""
+    rates = {p: (tmsim["rates_Hz"][p], brian2["rates_Hz"][p]) for p in tmsim["rates_Hz"]}
+    same = all(abs(a - b) <= RATE_TOLERANCE * max(a, b) for a, b in rates.values())
+    return {"tmsim_over_brian2": tmsim["real_time_factor"] / brian2["real_time_factor"],
+            "tmsim_over_brian2_binary": tmsim["without_compilation_s"] / brian2["binary_s"],
+            "same_activity": same, "rates_tmsim_brian2_Hz": rates}
+
+
+RATE_TOLERANCE = 0.1
+"""Largest relative difference of a population's rate for the two simulators' runs to count
+as the same activity (their random streams differ)."""
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -213,7 +229,7 @@ def main():
                 key = f"brian2_calcium_{method}"
                 peer = per_size[key] = run_brian2(patch, forced, duration_ms, args.repeats, method)
                 if "real_time_factor" in peer:
-                    peer["tmsim_over_brian2"] = per_size[name]["real_time_factor"] / peer["real_time_factor"]
+                    peer.update(compare(per_size[name], peer, duration_ms))
                 print(n, key, {k: v for k, v in peer.items() if k != "mean_weight_end_nS"}, flush=True)
         if "static" in per_size:
             for name in args.rules:

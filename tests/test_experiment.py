@@ -235,6 +235,17 @@ def test_calibration_search_replays_the_pre_registered_pattern_search():
     assert set(order[-8:]) == refined                                  # one sweep at factors sqrt 2 last
     assert script.next_batch({p: loss(p) for p in order[:3]}, inside, budget=3) == []   # budget spent
     assert script.next_batch({}, lambda p: True, budget=1) == [(0.0, 0.0)]
+    # resuming: the evaluations read back must be the search's own, in its order, with this setup
+    setup = {"targets_sha256": "a", "start": {"x": 1.0}}
+    logged = [dict(exponents=list(p), loss=loss(p), **setup) for p in order[:5]]
+    assert script.resumable(logged, inside, 100, setup, {}) is None
+    assert "proposes" in script.resumable([logged[1], logged[0]], inside, 100, setup, {})
+    other = dict(setup, targets_sha256="b")
+    assert "another targets_sha256" in script.resumable(logged, inside, 100, other, {})
+    unrecorded = [{k: v for k, v in e.items() if k != "start"} for e in logged]     # the report's record
+    assert script.resumable(unrecorded, inside, 100, setup, {"start": {"x": 1.0}}) is None
+    assert "another start" in script.resumable(unrecorded, inside, 100, setup, {"start": {"x": 2.0}})
+    assert script.best_point([dict(loss=None), dict(loss=1.0)])["loss"] == 1.0     # NaN written as null
 
 
 def test_a_calibration_evaluation_scores_the_calibration_rows_with_the_loss(client, tmp_path):

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import subprocess
 import sys
 import time
@@ -84,8 +85,32 @@ def next_batch(losses: dict, inside, budget: int) -> list:
 
 
 def best_point(evaluations: list) -> dict:
-    """The evaluation with the lowest loss (the first of equals)."""
-    return min(evaluations, key=lambda e: e["loss"])
+    """The evaluation with the lowest loss (the first of equals; a missing or NaN loss counts
+    as infinite)."""
+    return min(evaluations, key=lambda e: _loss(e))
+
+
+def _loss(evaluation: dict) -> float:
+    loss = evaluation.get("loss")
+    return math.inf if loss is None or math.isnan(loss) else float(loss)
+
+
+def resumable(evaluations: list, inside, budget: int, setup: dict, recorded: dict) -> str | None:
+    """Why the evaluations read back cannot resume this search (None: they can): each must
+    have run with this setup ({key: value}: targets file hash, start, seeds, base
+    configuration; an evaluation without its own record of a key takes `recorded`, the
+    report's) and be, in order, the point the search proposes after the ones before it."""
+    losses = {}
+    for i, e in enumerate(evaluations):
+        for key, value in setup.items():
+            if e.get(key, recorded.get(key)) != value:
+                return f"evaluation {i + 1} ran with another {key} ({e.get(key)!r}, now {value!r})"
+        proposed = next_batch(losses, inside, budget)
+        if not proposed or tuple(e["exponents"]) != proposed[0]:
+            return (f"evaluation {i + 1} is at exponents {e['exponents']}, where the search proposes "
+                    f"{list(proposed[0]) if proposed else 'nothing'}")
+        losses[tuple(e["exponents"])] = _loss(e)
+    return None
 
 
 def parameter_values(calibration, exponents) -> dict:
@@ -111,6 +136,7 @@ def evaluate(targets, base, design, exponents, out: Path, **keywords) -> dict:
     seeds and noise seeds (coupling.run_targets, keywords go there), scored with the loss."""
     values = parameter_values(targets.calibration, exponents)
     label = "_".join(f"{name.split('.')[-1]}={value:.6g}" for name, value in values.items())
+    commit, dirty = _git("rev-parse", "HEAD"), bool(_git("status", "--porcelain", "--untracked-files=no"))
     start = time.perf_counter()
     results = coupling.run_targets(
         targets,
@@ -141,7 +167,8 @@ def evaluate(targets, base, design, exponents, out: Path, **keywords) -> dict:
         network_seeds=list(design.calibration_network_seeds),
         noise_seeds=list(design.noise_seeds),
         wall_s=time.perf_counter() - start,
-        commit=_git("rev-parse", "HEAD"),
+        commit=commit,
+        dirty=dirty,
     )
 
 
@@ -213,15 +240,25 @@ def main():
     stem = "calibration" + ("_small" if args.small else "")
     out = args.out or REPO / "results" / stem
     path = args.results / f"{stem}.json"
-    report = json.loads(path.read_text()) if path.is_file() else {}
-    evaluations = report.get("evaluations", [])
-    keywords = dict(workers=args.workers, scheduler=args.scheduler)
+    previous = json.loads(path.read_text()) if path.is_file() else {}
+    evaluations = previous.get("evaluations", [])
     inside, done = within_ranges(calibration), 0
+    setup = json_ready(dict(targets_sha256=hashlib.sha256(args.targets.read_bytes()).hexdigest(),
+                            start=calibration.start, base_config=base.to_dict(),
+                            network_seeds=list(screening.calibration_network_seeds),
+                            noise_seeds=list(screening.noise_seeds)))
+    recorded = dict(targets_sha256=previous.get("targets", {}).get("sha256"), start=previous.get("start"),
+                    base_config=previous.get("base_config"))
+    reason = resumable(evaluations, inside, calibration.budget, setup, recorded)
+    if reason:
+        sys.exit(f"{path}: {reason}: its evaluations belong to another search; move it (and the runs in "
+                 f"{out}) away to start afresh")
+    keywords = dict(workers=args.workers, scheduler=args.scheduler)
 
     def save(extra: dict):
-        losses = {tuple(e["exponents"]): e["loss"] for e in evaluations}
+        losses = {tuple(e["exponents"]): _loss(e) for e in evaluations}
         batch = next_batch(losses, inside, calibration.budget)
-        report.update(
+        report = dict(
             pre_registered=not args.small,
             note="the pre-registered search"
             if not args.small
@@ -252,7 +289,7 @@ def main():
     while batch and (args.max_evaluations is None or done < args.max_evaluations):
         point = batch[0]
         print(f"evaluation {len(evaluations) + 1}: {parameter_values(calibration, point)}", flush=True)
-        evaluations.append(evaluate(targets, base, screening, point, out, **keywords))
+        evaluations.append(dict(evaluate(targets, base, screening, point, out, **keywords), **setup))
         evaluation = evaluations[-1]
         done += 1
         print(

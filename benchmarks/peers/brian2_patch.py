@@ -11,11 +11,17 @@ run the same neurons and synapses:
 Model, as tmsim's `neurons` runs it (all per neuron, in the units of the export):
     C dv/dt = g_leak (E_leak - v) + ge (E_exc - v) + gi (E_inh - v) + I_bias   (unless refractory)
     dge/dt = -ge / tau_exc,  dgi/dt = -gi / tau_inh; a spike at v > v_threshold resets v
-    to v_reset for t_ref; a synaptic event adds its weight (nS) to ge or gi after its delay;
+    to v_reset for t_ref; a synaptic event adds its weight (nS) to ge or gi after its delay
+    (Brian2 applies it after the step's state update, so its delay here is one step shorter,
+    and the event acts on v in the same step as in tmsim);
     each neuron of a Poisson generator population spikes with probability rate x dt per step;
     n_sources Poisson trains at rate_Hz onto every neuron of the other populations
     (PoissonInput). A forced spike (the stand-in for a TMS pulse) sets a flag that fires the
-    neuron at its next threshold check, one step after tmsim, where it fires in its own step.
+    neuron at its next threshold check, one step after tmsim, where it fires in its own step;
+    Brian2 checks thresholds only outside the refractory period, so a forced spike on a
+    neuron that fired within t_ref (2 ms) before waits for its end, and generator neurons are
+    refractory for t_ref too (tmsim fires both regardless). Brian2 computes in float64, tmsim
+    in float32.
 Calcium rule, as Brian2 users write such a rule: the traces live on the neurons and decay
 every step (ca_axon, s_axon, nu for the neuron's role as presynaptic cell, ca_dendrite as
 postsynaptic one: Brian2 keeps the _pre and _post suffixes for synapses) and jump in the
@@ -82,6 +88,7 @@ def main():
 def build(b2, data, args):
     """The network of the export, its state initialised, a monitor of all spikes and the
     plastic Synapses by projection name."""
+    import numpy as np
     from brian2 import Hz, ms, mV, nS, pA, pF
 
     b2.seed(args.seed)
@@ -155,7 +162,7 @@ def build(b2, data, args):
             syn = b2.Synapses(pre, post, "w : 1", on_pre=f"{variable}_post += w * nS")
         syn.connect(i=p[f"pre_{k}"], j=p[f"post_{k}"])
         syn.w = p[f"weight_{k}"]
-        syn.delay = p[f"delay_ms_{k}"] * ms
+        syn.delay = np.maximum(p[f"delay_ms_{k}"] - float(p["dt_ms"]), 0.0) * ms
         objects.append(syn)
     times, ids = p["forced_times_ms"], p["forced_ids"]
     if len(times):

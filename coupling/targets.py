@@ -11,6 +11,7 @@ calibration or held out. A bad entry raises ValueError naming the file and the k
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,8 +184,8 @@ def _calibration(table: Table, design: Design) -> Calibration:
         table.fail("ranges", f"expected one [low, high] per free parameter {list(names)}, "
                              f"got {sorted(ranges)}")
     for name, bounds in ranges.items():
-        if not (_pair(bounds) and 0 < bounds[0] < bounds[1]):
-            table.fail("ranges", f"{name}: expected [low, high] with 0 < low < high, got {bounds!r}")
+        if not (_pair(bounds) and 0 < bounds[0] < bounds[1] < math.inf):
+            table.fail("ranges", f"{name}: expected finite [low, high] with 0 < low < high, got {bounds!r}")
     start = table.get("start", None, _is_table)
     for name in names:
         if not (_number(start.get(name)) and ranges[name][0] <= start[name] <= ranges[name][1]):

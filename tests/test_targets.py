@@ -104,6 +104,7 @@ def test_a_small_file_reads_back_its_values(tmp_path):
     (('source = "s"\n\n', 'source = "s"\nstatistic = "median"\n\n'), "target[0].statistic"),
     (("budget = 60", "budget = 0"), "calibration.budget"),
     (("[0.5, 8.0]", "[8.0, 0.5]"), "calibration.ranges"),
+    (("[0.5, 8.0]", "[0.5, inf]"), "calibration.ranges"),
     (('ranges = {"plasticity.a"', 'ranges = {"plasticity.b"'), "calibration.ranges"),
     (('start = {"plasticity.a" = 2.0}', 'start = {"plasticity.a" = 9.0}'), "calibration.start"),
     (("screening_network_seeds = [101]", "screening_network_seeds = [0]"),

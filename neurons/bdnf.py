@@ -325,6 +325,68 @@ def chain_step(rule: ThreeFactorSTDP, state: BDNFState) -> BDNFState:
     return replace(state, chain=chain, release=jnp.zeros_like(state.release))
 
 
+def _excess(rule: ThreeFactorSTDP, chain: np.ndarray) -> np.ndarray:
+    """b - capture_threshold per post neuron (the threshold is 0 without a tag); chain:
+    (..., delay_stages + 1, n_post). Under population scope every neuron has its population's
+    mean b."""
+    b = np.maximum(chain[..., -1, :], 0.0)
+    if rule.bdnf.scope == "population":
+        b = np.broadcast_to(b.mean(axis=-1, keepdims=True), b.shape)
+    return b - rule.capture_threshold
+
+
+def _g_c(a: np.ndarray) -> np.ndarray:
+    a = np.maximum(a, 0.0)
+    return a / (a + 1.0)
+
+
+def _substep_capture(a0, a1, t, step: float, tau: float) -> np.ndarray:
+    """Integral of g_c(b) exp(-s / tau) ds over substeps [t, t + step] (s), b - threshold going
+    from a0 to a1: trapezoidal in g_c; a substep in which b crosses the threshold is integrated
+    over its part above it (b linear within it)."""
+    up, down = (a0 < 0) & (a1 > 0), (a0 > 0) & (a1 < 0)
+    at = step * np.where(up | down, a0, 0.0) / np.where(up | down, a0 - a1, 1.0)   # s into the substep
+    crossing = np.exp(-(t + at) / tau)
+    return 0.5 * (_g_c(a0) + _g_c(a1)) * (np.where(up, crossing, np.exp(-t / tau))
+                                          - np.where(down, crossing, np.exp(-(t + step) / tau)))
+
+
+_REST_ELEMENTS = 1 << 21   # chain values held at once when substeps are advanced together
+
+
+def _captured_over(rule: ThreeFactorSTDP, chain: np.ndarray, h_s: float, horizon_s: float,
+                   tau_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """(chain, captured): the chain ((delay_stages + 1, n_post), float64) after horizon_s
+    seconds with the basal release, in substeps of h_s (the last one shorter), and per post
+    neuron the sum of _substep_capture over them. Many substeps are advanced at once, with the
+    powers of their exact propagator."""
+    bd = rule.bdnf
+    n_full = int(horizon_s // h_s)
+    captured, a0 = np.zeros(chain.shape[1]), _excess(rule, chain)
+    if n_full:
+        p, q = bd.propagator(h_s)
+        block = max(1, min(n_full, _REST_ELEMENTS // chain.size))
+        powers, inputs = np.empty((block, *p.shape)), np.empty((block, len(q)))
+        powers[0], inputs[0] = p, q * bd.basal_per_s
+        for j in range(1, block):   # after j + 1 substeps: powers[j] @ chain + inputs[j]
+            powers[j], inputs[j] = p @ powers[j - 1], p @ inputs[j - 1] + inputs[0]
+        for first in range(0, n_full, block):
+            k = min(block, n_full - first)
+            chains = powers[:k] @ chain + inputs[:k, :, None]
+            a = _excess(rule, chains)
+            starts = (first + np.arange(k))[:, None] * h_s
+            before = np.concatenate([a0[None], a[:-1]])
+            captured += _substep_capture(before, a, starts, h_s, tau_s).sum(axis=0)
+            chain, a0 = chains[-1], a[-1]
+    t = n_full * h_s
+    if horizon_s > t:
+        p, q = bd.propagator(horizon_s - t)
+        chain = p @ chain + q[:, None] * bd.basal_per_s
+        a1 = _excess(rule, chain)
+        captured += _substep_capture(a0, a1, t, horizon_s - t, tau_s)
+    return chain, captured
+
+
 def rest_state(rule: ThreeFactorSTDP, state: BDNFState, weights: np.ndarray, post_of: np.ndarray,
                w_min: float, w_max: float, duration_s: float) -> tuple[np.ndarray, BDNFState]:
     """Advance the third factor through duration_s seconds without spikes, on the host in
@@ -351,20 +413,6 @@ def rest_state(rule: ThreeFactorSTDP, state: BDNFState, weights: np.ndarray, pos
     col = np.where(valid, post_of, 0)
     scale = rule.tau_eligibility_ms / (rule.tau_conversion_ms or rule.tau_eligibility_ms)
 
-    def excess(chain):   # b - capture_threshold per post neuron (the threshold is 0 without a tag)
-        b = np.maximum(chain[-1], 0.0)
-        if bd.scope == "population":
-            b = np.full_like(b, b.mean())
-        return b - rule.capture_threshold
-
-    def g_c(a):
-        a = np.maximum(a, 0.0)
-        return a / (a + 1.0)
-
-    def advance_chain(chain, h_s, propagator=None):
-        p, q = propagator or bd.propagator(h_s)
-        return p @ chain + q[:, None] * bd.basal_per_s
-
     if rule.tau_tag_ms is None:
         tau = rule.tau_eligibility_ms * 1e-3
         horizon = min(duration_s, 28.0 * tau) if np.any(e) else 0.0
@@ -375,22 +423,12 @@ def rest_state(rule: ThreeFactorSTDP, state: BDNFState, weights: np.ndarray, pos
         w, e = expressed, np.zeros_like(e)
         horizon = min(duration_s, 28.0 * tau) if np.any(early) else 0.0
     h = min(tau, bd.delay_s / bd.delay_stages, bd.tau_decay_s) / 20.0
-    # captured: per post neuron, integral of g_c(b(t)) exp(-t / tau) dt / tau over the gap; a
-    # substep in which b crosses the threshold is integrated over its part above it (b linear)
-    captured, a0, t, substep = np.zeros(chain.shape[1]), excess(chain), 0.0, bd.propagator(h)
-    while t < horizon:
-        step = min(h, horizon - t)
-        chain = advance_chain(chain, step, substep if step == h else None)
-        a1 = excess(chain)
-        up, down = (a0 < 0) & (a1 > 0), (a0 > 0) & (a1 < 0)
-        at = step * np.where(up | down, a0, 0.0) / np.where(up | down, a0 - a1, 1.0)   # s into the substep
-        crossing = np.exp(-(t + at) / tau)
-        captured += 0.5 * (g_c(a0) + g_c(a1)) * (np.where(up, crossing, np.exp(-t / tau))
-                                                 - np.where(down, crossing, np.exp(-(t + step) / tau)))
-        a0, t = a1, t + step
-    if duration_s > t:
-        chain = advance_chain(chain, duration_s - t)
-        captured += g_c(a0) * (np.exp(-t / tau) - np.exp(-duration_s / tau))   # < 1e-12 of the whole
+    chain, captured = _captured_over(rule, chain, h, horizon, tau)
+    if duration_s > horizon:
+        p, q = bd.propagator(duration_s - horizon)
+        a = _excess(rule, chain)
+        chain = p @ chain + q[:, None] * bd.basal_per_s
+        captured += _g_c(a) * (np.exp(-horizon / tau) - np.exp(-duration_s / tau))   # < 1e-12 of the whole
     gated = np.where(valid, captured[col], 0.0)
     left = np.exp(-duration_s / tau)
     if rule.tau_tag_ms is None:

@@ -56,12 +56,21 @@ def _shared_folder(tmp_path_factory, name: str):
 def compilation_cache(tmp_path_factory):
     """JAX's persistent compilation cache in a temporary folder for the run: a program that
     another test module or worker already compiled is loaded, not compiled again (each module
-    drops its compiled code, see `release_compiled_code`)."""
+    drops its compiled code, see `release_compiled_code`). The processes that tests start
+    (sweep workers, notebook kernels, `tmsim` commands) inherit it through the environment."""
     folder = _shared_folder(tmp_path_factory, "jax-cache")
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    environment = {"JAX_COMPILATION_CACHE_DIR": str(folder), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.2"}
+    saved = {name: os.environ.get(name) for name in environment}
+    os.environ.update(environment)
     yield folder
     jax.config.update("jax_compilation_cache_dir", None)
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")

@@ -77,15 +77,12 @@ assert list(targets["head.model"]) == subjects and (targets["score_V_per_m"] > 0
 
 
 @pytest.fixture
-def notebook_size(monkeypatch, template_cache, compilation_cache):
+def notebook_size(monkeypatch, template_cache):
     """The kernel inherits this environment: the size (SIZE), a non-interactive backend, the
     repository on the path (so the worktree's packages are imported), the suite's template
-    cache and JAX compilation cache (programs that another notebook or test compiled are
-    loaded)."""
+    cache and (conftest's `compilation_cache`) its JAX compilation cache."""
     root = str(Path(__file__).resolve().parents[1])
     monkeypatch.setenv("TMSIM_CACHE_DIR", str(template_cache))
-    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(compilation_cache))
-    monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
     monkeypatch.setenv("TMSIM_NOTEBOOK_SIZE", SIZE)
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))

@@ -4,6 +4,7 @@ no partial file."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from contextlib import ExitStack
 from pathlib import Path
@@ -78,15 +79,19 @@ def write_sonata_network(path, network) -> Path:
 
 
 class SpikeFileWriter:
-    """Append spikes, in time order, to a SONATA spike file as a run goes (bounded memory).
+    """Append spikes, in time order, to a SONATA spike file as a run goes (bounded memory: up
+    to FLUSH_SPIKES spikes are held, then written together).
 
     Use as a context manager; the file appears at `path` only when the block ends without
     error. populations: name -> number of neurons.
     """
 
+    FLUSH_SPIKES = 1 << 16
+
     def __init__(self, path, populations: dict[str, int]):
         self.path, self.populations = Path(path), dict(populations)
         self._names = list(self.populations)
+        self._held, self._n_held = [[] for _ in self._names], 0
 
     def __enter__(self):
         with ExitStack() as stack:
@@ -103,16 +108,36 @@ class SpikeFileWriter:
         return self
 
     def append(self, population_index: int, times_ms: np.ndarray, ids: np.ndarray):
-        """Add spikes of one population that are not earlier than those already written."""
-        group = self._file["spikes"][self._names[population_index]]
-        for name, values in (("timestamps", times_ms), ("node_ids", ids)):
-            dataset = group[name]
-            start = dataset.shape[0]
-            dataset.resize((start + values.size,))
-            dataset[start:] = values
+        """Add spikes of one population that are not earlier than those already added."""
+        self._held[population_index].append((np.asarray(times_ms), np.asarray(ids)))
+        self._n_held += np.size(times_ms)
+        if self._n_held >= self.FLUSH_SPIKES:
+            self._flush()
+
+    def _flush(self):
+        """Write the spikes held, each population's in one piece."""
+        for name, held in zip(self._names, self._held):
+            if not held:
+                continue
+            group = self._file["spikes"][name]
+            for k, dataset_name in enumerate(("timestamps", "node_ids")):
+                values = np.concatenate([part[k] for part in held])
+                dataset = group[dataset_name]
+                start = dataset.shape[0]
+                dataset.resize((start + values.size,))
+                dataset[start:] = values
+            held.clear()
+        self._n_held = 0
         self._check()
 
     def __exit__(self, *exc):
+        if exc[0] is None:
+            try:
+                self._flush()
+            except BaseException:
+                if not self._stack.__exit__(*sys.exc_info()):
+                    raise
+                return False
         return self._stack.__exit__(*exc)
 
 

@@ -124,3 +124,23 @@ def test_spikes_streamed_to_file_equal_spikes_in_memory(tmp_path):
         assert f["spikes/exc"].attrs["sorting"] == "by_time"
         assert f["spikes/exc/node_ids"].dtype == np.uint64
     assert [p.name for p in tmp_path.iterdir()] == ["stream.h5"]
+
+
+def test_a_spike_file_written_in_many_pieces_holds_every_spike_in_order(tmp_path):
+    """The writer holds spikes and writes them in batches of FLUSH_SPIKES: appends that cross
+    a batch's end, empty ones, and a last partial batch all reach the file, in order."""
+    from neurons.io import SpikeFile, SpikeFileWriter
+
+    rng = np.random.default_rng(0)
+    sizes, written = {"a": 50, "b": 7}, {0: [], 1: []}
+    with SpikeFileWriter(tmp_path / "s.h5", sizes) as out:
+        for step in range(3000):
+            n = int(rng.integers(0, 60))
+            part = (step + np.sort(rng.uniform(0.0, 1.0, n)), rng.integers(0, 7, n))
+            out.append(step % 2, *part)
+            written[step % 2].append(part)
+    assert sum(len(t) for parts in written.values() for t, _ in parts) > 1.2 * SpikeFileWriter.FLUSH_SPIKES
+    spikes = SpikeFile(tmp_path / "s.h5", sizes)
+    for index, name in enumerate(sizes):
+        np.testing.assert_array_equal(spikes[name].times_ms, np.concatenate([t for t, _ in written[index]]))
+        np.testing.assert_array_equal(spikes[name].ids, np.concatenate([i for _, i in written[index]]))

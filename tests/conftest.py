@@ -61,7 +61,8 @@ def compilation_cache(tmp_path_factory):
     folder = _shared_folder(tmp_path_factory, "jax-cache")
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
-    environment = {"JAX_COMPILATION_CACHE_DIR": str(folder), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.2"}
+    environment = {"JAX_COMPILATION_CACHE_DIR": str(folder),
+                   "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.2"}
     saved = {name: os.environ.get(name) for name in environment}
     os.environ.update(environment)
     yield folder

@@ -300,3 +300,29 @@ def test_capture_threshold_integrates_the_gate_above_it_over_decaying_bdnf(theta
     # after 40 tau_tag only the captured part is left
     later = neurons.rest(net, state, 40 * tau_tag, DT)
     np.testing.assert_allclose(change(later), h0 * captured(40.0), rtol=0.03)
+
+
+def test_a_day_of_rest_of_many_neurons_integrates_the_gate_over_decaying_bdnf():
+    """The same closed form at a course's scale: 400 post neurons whose BDNF starts at 0.5-4
+    times the threshold and decays with tau_b = 30 min, a 1 h tag, a day's rest (9,600
+    substeps of 9 s, which the rest advances in several batches of substeps): each early change
+    h0 stands at h0 (exp(-T/tau_tag) + int g(b(t) - theta)^+ exp(-t/tau_tag) dt/tau_tag), the
+    integral by quadrature."""
+    tau_b, tau_tag_s, theta, day = 1800.0, 3600.0, 1.0, 86400.0
+    bd = BDNF(release_factor=0.0, tau_decay_s=tau_b, delay_stages=1)
+    rule = ThreeFactorSTDP(PAIR, bd, tau_tag_ms=tau_tag_s * 1e3, capture_threshold=theta)
+    b0 = np.linspace(0.5, 4.0, 400)
+    h0 = 0.01 * np.where(np.arange(400) % 2, 1.0, -1.0)
+    net, state = _tagged(rule, h0, b0)
+
+    def captured(b):
+        def g(t):
+            a = max(b * np.exp(-t / tau_b) - theta, 0.0)
+            return a / (a + 1.0) * np.exp(-t / tau_tag_s) / tau_tag_s
+        return scipy.integrate.quad(g, 0.0, tau_b * np.log(b / theta), epsabs=1e-14)[0] if b > theta else 0.0
+
+    kept = np.exp(-day / tau_tag_s) + np.array([captured(b) for b in b0])
+    rested = neurons.rest(net, state, day * 1e3, DT)
+    change = np.asarray(rested.weights[0], np.float64)[:, 0] - W0
+    np.testing.assert_allclose(change, h0 * kept, rtol=1e-5, atol=6e-8)   # atol: 1 float32 ulp at W0
+    assert np.all(change[b0 <= theta] == 0.0) and np.all(np.abs(change[b0 > 1.5]) > 1e-4)

@@ -109,7 +109,7 @@ class SpikeFileWriter:
 
     def append(self, population_index: int, times_ms: np.ndarray, ids: np.ndarray):
         """Add spikes of one population that are not earlier than those already added."""
-        self._held[population_index].append((np.asarray(times_ms), np.asarray(ids)))
+        self._held[population_index].append((np.array(times_ms), np.array(ids)))   # copies: callers may reuse
         self._n_held += np.size(times_ms)
         if self._n_held >= self.FLUSH_SPIKES:
             self._flush()

@@ -592,8 +592,9 @@ def refine(grid: ReciprocalGrid, patch: ScalpPatch, start, search_radius_mm: flo
     on the score over poses (u, v, angle) of `patch`, from start = (u, v, angle rad), the
     offset kept within the search radius. Returns the best (u, v, angle), its score and the
     number of score-and-gradient evaluations."""
-    value_and_grad = jax.jit(jax.value_and_grad(
-        lambda p: grid.score(patch.pose(p[0], p[1], p[2]))))
+    # the grid is an argument, not a constant of the compiled program (its fields are large)
+    score_and_gradient = jax.jit(jax.value_and_grad(lambda p, grid: grid.score(patch.pose(p[0], p[1], p[2]))))
+    value_and_grad = lambda p: score_and_gradient(p, grid)
     scale = jnp.array([step_mm, step_mm, step_rad])
     p = jnp.asarray(start, jnp.float64)
     m = jnp.zeros(3)

@@ -240,7 +240,7 @@ def _run_chunks(run: _ChunkedRun, state, spikes, snapshot, progress: bool):
                 # re-run from the same start with larger buffers, over a shorter stretch so that
                 # a burst does not make the whole chunk pay for the larger buffers
                 most = np.asarray(out[0]).max(axis=0)
-                cfg = _with_capacity(cfg, tuple(max(2 * k, m) if m > k else k
+                cfg = _with_capacity(cfg, tuple(max(2 * k, 2 * m) if m > k else k
                                                 for k, m in zip(cfg.max_spikes, most)))
                 steps = min(steps, burst_steps)
             state = new_state
@@ -391,6 +391,7 @@ class _CompiledSizes:
             self._sizes.popitem(last=False)
         need = cfg.max_spikes + (forced_width,)
         most = [self.REUSE * max(k, _MIN_SPIKE_BUFFER) for k in need]
+        most[-1] = max([most[-1]] + [c[-1] for c in compiled])  # unused forced slots cost next to nothing
         fits = [sizes for sizes in compiled if all(k <= h <= m for k, h, m in zip(need, sizes, most))]
         if fits:
             sizes = min(fits, key=sum)

@@ -32,7 +32,8 @@ MAX_PAIRS_PER_CHUNK = 1 << 22  # bounds temporaries to a few hundred MB
 
 
 @x64
-def analytic_sphere_field(dipole_pos_mm, dipole_moment, didt, points_mm, centre_mm=(0, 0, 0)):
+def analytic_sphere_field(dipole_pos_mm, dipole_moment, didt, points_mm, centre_mm=(0, 0, 0), *,
+                          dtype=np.float64):
     """Total E-field (V/m) at points inside a spherically symmetric conductor.
 
     dipole_pos_mm: (3,) or (k, 3) magnetic-dipole positions in mm, all outside the
@@ -42,16 +43,23 @@ def analytic_sphere_field(dipole_pos_mm, dipole_moment, didt, points_mm, centre_
     didt: rate of change of the coil current in A/s.
     points_mm: (n, 3) field points in mm.
     centre_mm: (3,) sphere centre in mm.
-    Returns a numpy (n, 3) array. Formula: Heller & van Hulsteyn 1992 (module docstring).
+    dtype: np.float64, or np.float32 for about 2.5x less time on a CPU (a coil's thousands
+        of dipoles at a million points: tens of seconds); float32 loses digits to the
+        cancellation in |r0 - r|^2, relative error about eps32 (|r0| / |r0 - r|)^2, 1e-4
+        for points 3 mm from a dipole 100 mm from the centre.
+    Returns a numpy (n, 3) float64 array. Formula: Heller & van Hulsteyn 1992 (module docstring).
     The result is the same for every radial conductivity profile and every outer radius
     between the farthest point and the nearest dipole, so neither is an argument.
     """
+    if dtype not in (np.float64, np.float32):
+        raise ValueError(f"dtype must be np.float64 or np.float32, got {dtype!r}")
     r0, m, r = _validated(dipole_pos_mm, dipole_moment, points_mm, centre_mm)
     chunk = max(1, min(len(r), MAX_PAIRS_PER_CHUNK // len(r0)))
     n_chunks = -(-len(r) // chunk)
-    padded = np.zeros((n_chunks * chunk, 3))   # one compiled shape for every chunk
+    padded = np.zeros((n_chunks * chunk, 3), dtype)   # one compiled shape for every chunk
     padded[: len(r)] = r
-    parts = [np.asarray(_field_per_amp(r0, m, padded[i : i + chunk]))
+    r0, m = r0.astype(dtype), m.astype(dtype)
+    parts = [np.asarray(_field_per_amp(r0, m, padded[i : i + chunk]), np.float64)
              for i in range(0, len(padded), chunk)]
     return float(didt) * (np.concatenate(parts)[: len(r)] if parts else np.zeros((0, 3)))
 

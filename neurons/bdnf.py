@@ -207,8 +207,11 @@ class ThreeFactorSTDP:
                              f"set tau_tag_ms or leave capture_threshold at 0, got {self.capture_threshold}")
 
     def kernel(self) -> "ThreeFactorSTDP":
-        """The rule the engine runs: this one."""
-        return self
+        """The rule the engine compiles: this one with the BDNF release coefficients at neutral
+        values; their values reach the program as arrays (`release_rates`), so rules that
+        differ only in them (the scenarios, Val66Met, the BDNF settings) share compiled code."""
+        return replace(self, bdnf=replace(self.bdnf, release_rate_per_s=0.0, release_factor=1.0,
+                                          basal_per_s=0.0))
 
 
 def steps_per(interval_ms: float, dt_ms: float, what: str) -> int:
@@ -217,6 +220,27 @@ def steps_per(interval_ms: float, dt_ms: float, what: str) -> int:
     if k < 1 or abs(k * dt_ms - interval_ms) > 1e-9 * max(interval_ms, 1.0):
         raise ValueError(f"{what} ({interval_ms} ms) must be a whole number of steps of dt_ms={dt_ms}")
     return k
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class ReleaseRates:
+    """A rule's BDNF release coefficients as float32 arrays of a run (see `ThreeFactorSTDP.kernel`):
+    gain, BDNF units released per step per unit of calcium above threshold (dt
+    release_rate_per_s release_factor); basal_per_s, the tonic release."""
+
+    gain: jax.Array
+    basal_per_s: jax.Array
+
+
+def release_rates(rule, dt_ms: float) -> ReleaseRates:
+    """The ReleaseRates of `rule` at step dt_ms (zeros for a rule without BDNF), rounded to
+    float32 from float64 products."""
+    if not isinstance(rule, ThreeFactorSTDP):
+        return ReleaseRates(gain=jnp.float32(0.0), basal_per_s=jnp.float32(0.0))
+    bd = rule.bdnf
+    return ReleaseRates(gain=jnp.float32(dt_ms * 1e-3 * bd.release_rate_per_s * bd.release_factor),
+                        basal_per_s=jnp.float32(bd.basal_per_s))
 
 
 @jax.tree_util.register_dataclass
@@ -260,18 +284,18 @@ def gate(rule: ThreeFactorSTDP, chain, threshold: float = 0.0) -> jax.Array:
 
 
 def advance(rule: ThreeFactorSTDP, dt_ms: float, state: BDNFState, post_spiked, post_of, weights,
-            w_min: float, w_max: float, step, periodic: bool = True) -> tuple[jax.Array, BDNFState]:
+            w_min: float, w_max: float, step, rates: ReleaseRates,
+            periodic: bool = True) -> tuple[jax.Array, BDNFState]:
     """End of step `step` (int32, 0-based): calcium and release (every step), eligibility
     conversion (every tick_ms), BDNF chain (every slow_step_s), tag (every tag_step_s).
     post_spiked (n_post,) bool; post_of (n_pre, max_out) local post index per synapse (n_post
-    at padding); periodic: False leaves the conversion, the chain and the tag to the engine
-    (`convert`, `chain_step`, `tag_step` at the end of each interval). Returns the new weights
-    and state."""
+    at padding); rates: the rule's `release_rates`; periodic: False leaves the conversion, the
+    chain and the tag to the engine (`convert`, `chain_step`, `tag_step` at the end of each
+    interval). Returns the new weights and state."""
     f32 = jnp.float32
     bd = rule.bdnf
     calcium = state.calcium * f32(np.exp(-dt_ms / bd.tau_calcium_ms)) + post_spiked.astype(f32)
-    release = state.release + f32(dt_ms * 1e-3 * bd.release_rate_per_s * bd.release_factor) * jnp.maximum(
-        calcium - f32(bd.calcium_threshold), 0.0)
+    release = state.release + rates.gain * jnp.maximum(calcium - f32(bd.calcium_threshold), 0.0)
     state = replace(state, calcium=calcium, release=release)
     if not periodic:
         return weights, state
@@ -279,7 +303,7 @@ def advance(rule: ThreeFactorSTDP, dt_ms: float, state: BDNFState, post_spiked, 
     weights, state = jax.lax.cond((step + 1) % tick == 0, partial(convert, rule, post_of, w_min, w_max),
                                   lambda w, s: (w, s), weights, state)
     slow = steps_per(bd.slow_step_s * 1e3, dt_ms, "BDNF.slow_step_s")
-    state = jax.lax.cond((step + 1) % slow == 0, partial(chain_step, rule), lambda s: s, state)
+    state = jax.lax.cond((step + 1) % slow == 0, partial(chain_step, rule, rates=rates), lambda s: s, state)
     if rule.tau_tag_ms is not None:
         tag = steps_per(rule.tag_step_s * 1e3, dt_ms, "ThreeFactorSTDP.tag_step_s")
         weights, state = jax.lax.cond((step + 1) % tag == 0, partial(tag_step, rule, post_of, w_min, w_max),
@@ -315,12 +339,13 @@ def tag_step(rule: ThreeFactorSTDP, post_of, w_min: float, w_max: float, weights
     return weights, replace(state, early=state.early * f32(decay))
 
 
-def chain_step(rule: ThreeFactorSTDP, state: BDNFState) -> BDNFState:
-    """One slow_step_s of the delay chain under the release of that step (exact propagator)."""
+def chain_step(rule: ThreeFactorSTDP, state: BDNFState, rates: ReleaseRates) -> BDNFState:
+    """One slow_step_s of the delay chain under the release of that step and the basal release
+    of `rates` (exact propagator)."""
     f32 = jnp.float32
     bd = rule.bdnf
     p, q = bd.propagator(bd.slow_step_s)
-    rate = state.release / f32(bd.slow_step_s) + f32(bd.basal_per_s)
+    rate = state.release / f32(bd.slow_step_s) + rates.basal_per_s
     chain = jnp.asarray(p, f32) @ state.chain + jnp.asarray(q, f32)[:, None] * rate[None, :]
     return replace(state, chain=chain, release=jnp.zeros_like(state.release))
 

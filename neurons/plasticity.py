@@ -46,8 +46,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._checks import number
-from .bdnf import (BDNFState, ThreeFactorSTDP, advance, chain_step, convert, fresh_bdnf_state, gate,
-                   steps_per, tag_step)
+from .bdnf import (BDNFState, ReleaseRates, ThreeFactorSTDP, advance, chain_step, convert, fresh_bdnf_state,
+                   gate, release_rates, steps_per, tag_step)
 from .bounds import add_bounded, check_bounds
 
 INTERACTIONS = ("all", "nearest")
@@ -185,10 +185,12 @@ class PlasticState:
 class PlasticArrays:
     """Device arrays of one plastic projection: post (n_pre, max_out) int32 local post index
     per ELL entry (n_post at padding); reverse (n_post, max_in) int32 flat ELL positions of the
-    incoming synapses of each post neuron (n_pre * max_out at padding)."""
+    incoming synapses of each post neuron (n_pre * max_out at padding); rates: the rule's BDNF
+    ReleaseRates (zeros without BDNF)."""
 
     post: jax.Array
     reverse: jax.Array
+    rates: ReleaseRates
 
 
 def fresh_plastic_state(rule, n_pre: int, n_post: int, max_out: int) -> PlasticState:
@@ -202,10 +204,11 @@ def fresh_plastic_state(rule, n_pre: int, n_post: int, max_out: int) -> PlasticS
                         third=third)
 
 
-def device_arrays(proj) -> PlasticArrays:
+def device_arrays(proj, dt_ms: float) -> PlasticArrays:
     ell = proj.ell
     return PlasticArrays(post=jnp.asarray(ell.post, dtype=jnp.int32),
-                         reverse=jnp.asarray(proj.reverse_index, dtype=jnp.int32))
+                         reverse=jnp.asarray(proj.reverse_index, dtype=jnp.int32),
+                         rates=release_rates(proj.plasticity, dt_ms))
 
 
 def _jump(trace, hit, nearest: bool):
@@ -286,7 +289,7 @@ def _finish(three, dt_ms, arrays, weights, target, pre_tr, post_tr, post_hit, st
     stdp = three.stdp.kernel()
     third = replace(third, eligibility=target)
     weights, third = advance(three, dt_ms, third, post_hit, arrays.post, weights, stdp.w_min, stdp.w_max,
-                             step, periodic)
+                             step, arrays.rates, periodic)
     return weights, PlasticState(pre=pre_tr, post=post_tr, third=third)
 
 
@@ -341,7 +344,8 @@ def periodic_update(rule, dt_ms: float, arrays: PlasticArrays, weights, traces: 
                 jax.lax.cond(due, step_fn, lambda w, st: (w, st), weights, traces.third)
             traces = replace(traces, third=third)
         else:
-            third = chain_step(three, traces.third) if period == interval else \
-                jax.lax.cond(due, partial(chain_step, three), lambda st: st, traces.third)
+            step_fn = partial(chain_step, three, rates=arrays.rates)
+            third = step_fn(traces.third) if period == interval else \
+                jax.lax.cond(due, step_fn, lambda st: st, traces.third)
             traces = replace(traces, third=third)
     return weights, traces

@@ -97,8 +97,7 @@ def simulate(net: Network, duration_ms: float, dt_ms: float = 0.1, seed: int = 0
     snap_steps = n_steps if snapshot_every_ms is None else steps_per(snapshot_every_ms, dt_ms,
                                                                       "simulate: snapshot_every_ms")
     constants, projections, weights, base_cfg = _engine_setup(net, dt_ms, max_spikes_per_step)
-    plastic = [(rule, p.n_pre, p.n_post, p.ell.weight.shape[1])
-               for p, rule in ((net.projections[i], rule) for i, _, rule in base_cfg.plasticity)]
+    plastic = _plastic_specs(net, base_cfg)
     record_split = [(pop, np.atleast_1d(np.asarray(ids, np.int64))) for pop, ids in (record or {}).items()]
     forced = ForcedSpikes.from_events(forced_spikes, net.offsets, {p.name: p.n for p in net.populations},
                                       dt_ms, n_steps)
@@ -135,9 +134,15 @@ def initial_state(net: Network, dt_ms: float = 0.1) -> NetworkState:
     Also the template for rebuilding a saved state (same leaves, shapes and dtypes)."""
     number(dt_ms, "initial_state: dt_ms", 0.0, above=True)
     _, _, weights, cfg = _engine_setup(net, dt_ms, None)
-    plastic = [(rule, p.n_pre, p.n_post, p.ell.weight.shape[1])
-               for p, rule in ((net.projections[i], rule) for i, _, rule in cfg.plasticity)]
-    return fresh_state(_v_init(net), weights, cfg.ring_slots, plastic)
+    return fresh_state(_v_init(net), weights, cfg.ring_slots, _plastic_specs(net, cfg))
+
+
+def _plastic_specs(net: Network, cfg: EngineConfig) -> list:
+    """(rule, n_pre, n_post, max_out) per plastic projection, for engine.fresh_state: the
+    projection's own rule, whose BDNF starts at its basal steady state (the compiled one,
+    cfg.plasticity, has no basal release)."""
+    return [(p.plasticity, p.n_pre, p.n_post, p.ell.weight.shape[1])
+            for p in (net.projections[i] for i, _, _ in cfg.plasticity)]
 
 
 def frozen(net: Network, state: NetworkState) -> tuple[Network, NetworkState]:
@@ -274,7 +279,8 @@ def _engine_setup(net: Network, dt_ms: float, max_spikes_per_step: int | None):
             params.setdefault(name, []).append(values)
     constants = neuron_constants({k: np.concatenate(v) for k, v in params.items()}, dt_ms, net.neuron)
     projections = [device_projection(proj.ell, RECEPTORS.index(proj.receptor), offsets[proj.post], n, dt_ms,
-                                     proj.name, device_arrays(proj) if proj.plasticity is not None else None)
+                                     proj.name,
+                                     device_arrays(proj, dt_ms) if proj.plasticity is not None else None)
                    for proj in net.projections]
     weights = [proj.ell.weight for proj in net.projections]
     max_delay = max([int(p.delay_steps.max()) for p in projections], default=1)

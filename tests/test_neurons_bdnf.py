@@ -94,6 +94,25 @@ def test_bdnf_follows_the_delay_chain_and_scales_with_the_release_factor():
     np.testing.assert_allclose(results[0.75], 0.75 * results[1.0], rtol=1e-5)
 
 
+def test_rules_differing_only_in_bdnf_release_share_one_program_and_keep_their_own_rates():
+    """The release coefficients reach the compiled program as arrays (ThreeFactorSTDP.kernel):
+    a rule with another basal release and release factor compiles nothing new, and a silent
+    network under each stays at its own basal steady state, b* = basal_per_s tau_decay_s."""
+    import jax
+
+    kinetics = dict(delay_s=0.5, delay_stages=2, tau_decay_s=2.0, slow_step_s=0.01)
+    silent = lambda bdnf: np.asarray(_run(ThreeFactorSTDP(PAIR, bdnf), [], 2, 500.0).final_state.plastic[0]
+                                     .third.bdnf, np.float64)
+    first = silent(BDNF(basal_per_s=0.5, **kinetics))
+    compiles = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, seconds, **kw: event.endswith("backend_compile_duration") and compiles.append(event))
+    second = silent(BDNF(basal_per_s=0.2, release_factor=0.75, **kinetics))
+    assert compiles == []
+    np.testing.assert_allclose(first, 0.5 * 2.0, rtol=1e-5)
+    np.testing.assert_allclose(second, 0.2 * 2.0, rtol=1e-5)
+
+
 def test_propagator_is_exact_for_constant_release_and_has_the_steady_state():
     bd = BDNF(delay_s=120.0, delay_stages=3, tau_decay_s=1800.0, basal_per_s=0.002)
     x = bd.steady_state()

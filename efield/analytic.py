@@ -51,8 +51,12 @@ def analytic_sphere_field(dipole_pos_mm, dipole_moment, didt, points_mm, centre_
     The result is the same for every radial conductivity profile and every outer radius
     between the farthest point and the nearest dipole, so neither is an argument.
     """
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        dtype = None
     if dtype not in (np.float64, np.float32):
-        raise ValueError(f"dtype must be np.float64 or np.float32, got {dtype!r}")
+        raise ValueError(f"dtype must be np.float64 or np.float32 (or their names), got {dtype!r}")
     r0, m, r = _validated(dipole_pos_mm, dipole_moment, points_mm, centre_mm)
     chunk = max(1, min(len(r), MAX_PAIRS_PER_CHUNK // len(r0)))
     n_chunks = -(-len(r) // chunk)

@@ -374,8 +374,9 @@ def _with_capacity(cfg: EngineConfig, at_least: tuple) -> EngineConfig:
 class _CompiledSizes:
     """The buffer sizes (spike buffer K per population, forced-spike width F) of the chunk
     programs compiled so far, per engine configuration and chunk shape, so that a chunk runs
-    in one already compiled whose buffers are large enough, and at most REUSE times what it
-    needs, rather than compiling its own (seconds each). The sizes change only what is
+    in one already compiled whose buffers are large enough, and its spike buffers at most
+    REUSE times what it needs (the forced-spike width any size), rather than compiling its
+    own (seconds each). The sizes change only what is
     compiled, not the results: a step with more spikes than K re-runs the chunk, and unused
     slots of K and F do nothing. A new program gets, within REUSE times the need, the largest
     sizes compiled before, so that later chunks find it large enough. The `max_keys`

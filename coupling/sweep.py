@@ -522,10 +522,50 @@ def _client(scheduler, workers: int | None):
         if "://" not in text and ":" not in text:
             raise ValueError(f"--scheduler {text!r}: expected tcp://HOST:PORT or an existing scheduler file")
         return Client(text), None
-    n = workers or os.cpu_count() or 1
+    n = workers or len(_usable_cores()) or 1
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                            silence_logs=50)
-    return Client(cluster), cluster
+    client = Client(cluster)
+    _pin_workers(client, n)
+    return client, cluster
+
+
+def _usable_cores() -> list[int]:
+    """The cores this process may run on (all of os.cpu_count() where the OS cannot say)."""
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
+
+
+def _pin_workers(client, n: int):
+    """Give each of the n worker processes of a new LocalCluster its own share of the usable
+    cores (Linux; where there are at least as many cores as workers). Unpinned, each worker's
+    XLA runs threads on every core: two processes simulating the plastic patch at once on two
+    cores each took 1.84x as long as one alone; pinned, 0.91x, with the same final state bit
+    for bit (benchmarks/pinning.py, benchmarks/RESULTS.md)."""
+    cores = _usable_cores()
+    if not hasattr(os, "sched_setaffinity") or n > len(cores):
+        return
+    client.wait_for_workers(n)
+    for i, address in enumerate(sorted(client.scheduler_info()["workers"])):
+        client.run(_pin_process, cores[i::n], workers=[address])
+
+
+def _pin_process(cores: list[int]):
+    """Restrict every thread of this process, and so the threads they start, to `cores`.
+
+    JAX's CPU client is created first, while every core is visible, so that its thread pool
+    keeps a thread per core: a host callback that puts its arguments on the device (the SciPy
+    solve of efield.FieldSolver) waits for a thread of that pool, and a pool sized to one core
+    is the thread the callback itself occupies (the first run hung there)."""
+    import jax
+
+    jax.devices("cpu")
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), cores)
+        except OSError:  # the thread ended meanwhile
+            pass
 
 
 WARM_UP_S = 120.0

@@ -1,6 +1,6 @@
 """Sweeps on Dask (coupling.sweep) and their statistics (coupling.report): the product of the
-axes, resume, a failing run, a worker that dies, the same table from 1 and 2 workers, bad
-sweep files, the starter file, and the bootstrap intervals against a direct computation.
+axes, resume, a failing run, a worker that dies, the same table from 1 and 2 workers, each
+worker of a new LocalCluster on its own cores, bad sweep files, the starter file, and the bootstrap intervals against a direct computation.
 
 One 2-worker LocalCluster serves the module. The runs are tiny `tmsim session` runs (one
 network: the seeds of the noise and the coil distance do not change what JAX compiles) or run
@@ -62,6 +62,12 @@ def dies_once(config, folder):
         marker.write_text("killed once\n")
         os._exit(1)
     return synthetic(config, folder)
+
+
+def reports_its_cores(config, folder):
+    """The cores the worker running this may use: how many, and the lowest."""
+    cores = os.sched_getaffinity(0)
+    return {"n_cores": len(cores), "lowest_core": min(cores)}
 
 
 def small_sweep(**axes) -> sw.Sweep:
@@ -152,6 +158,19 @@ def test_one_and_two_workers_give_the_same_table(client, tmp_path):
     assert len(table) == 18
     pd.testing.assert_frame_equal(values(table[table["coil.distance_mm"] < 5]).drop(columns="run"),
                                   values(two).drop(columns="run"))
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs Linux and at least 2 usable cores")
+def test_a_new_local_cluster_gives_each_worker_its_own_cores(tmp_path):
+    cores = sorted(os.sched_getaffinity(0))
+    shares = {(len(cores[i::2]), cores[i]) for i in range(2)}
+    table = sw.run_sweep(small_sweep(), tmp_path, run=reports_its_cores, workers=2, progress=False, log=None)
+    assert set(zip(table["n_cores"], table["lowest_core"])) <= shares
+    # a worker per core at most: with more workers than cores, none is pinned
+    crowded = sw.run_sweep(small_sweep(**{"noise_seeds": [0, 1]}), tmp_path / "crowded",
+                           run=reports_its_cores, workers=len(cores) + 1, progress=False, log=None)
+    assert set(crowded["n_cores"]) == {len(cores)}
 
 
 def test_zip_groups_vary_together():

@@ -66,6 +66,10 @@ def main():
     parser.add_argument("--duration-s", type=float, default=10.0)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
+    if not 0 < args.duration_s <= 3600:
+        parser.error(f"--duration-s: expected a number of seconds in (0, 3600], got {args.duration_s}")
+    if args.repeats < 1:
+        parser.error(f"--repeats: expected an integer >= 1, got {args.repeats}")
     sys.path.insert(0, str(HERE))
     from machine import device_label, environment
 

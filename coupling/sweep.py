@@ -547,7 +547,7 @@ def _pin_workers(client, n: int):
     if not hasattr(os, "sched_setaffinity") or n > len(cores):
         return
     client.wait_for_workers(n)
-    for i, address in enumerate(sorted(client.scheduler_info()["workers"])):
+    for i, address in enumerate(sorted(client.run(os.getpid))):   # every worker's address
         client.run(_pin_process, cores[i::n], workers=[address])
 
 

@@ -555,9 +555,10 @@ def _pin_process(cores: list[int]):
     """Restrict every thread of this process, and so the threads they start, to `cores`.
 
     JAX's CPU client is created first, while every core is visible, so that its thread pool
-    keeps a thread per core: a host callback that puts its arguments on the device (the SciPy
-    solve of efield.FieldSolver) waits for a thread of that pool, and a pool sized to one core
-    is the thread the callback itself occupies (the first run hung there)."""
+    keeps a thread per core: a host callback's arguments are copied on a thread of that pool,
+    and a pool sized to one core is the thread the callback itself occupies (a run function
+    that jits efield.FieldSolver's SciPy solve would hang there; its eager solve uses no
+    callback)."""
     import jax
 
     jax.devices("cpu")

@@ -130,10 +130,18 @@ class FieldSolver:
     def _solve_host(self, b: jax.Array) -> jax.Array:
         """K x = b for the columns of b (n, k), with SciPy CG and the pyamg V-cycle.
 
-        b and x cross to the host and back as pairs of uint32 words, bit for bit: XLA may run
-        the callback on a thread of its own, where JAX's 64-bit mode (a per-thread setting,
-        see `efield.checks.x64`) is off and float64 arrays would be cut to float32.
+        A concrete b (an eager call, the VJP's solves included) is solved here, in the calling
+        thread. Only under a transformation (jit) does b go through a host callback, whose
+        arguments JAX copies on a thread of its CPU pool: where the process may use a single
+        core that pool has one thread, the one the callback runs on, and the solve could hang.
+
+        In the callback, b and x cross to the host and back as pairs of uint32 words, bit for
+        bit: XLA may run the callback on a thread of its own, where JAX's 64-bit mode (a
+        per-thread setting, see `efield.checks.x64`) is off and float64 arrays would be cut to
+        float32.
         """
+        if not isinstance(b, jax.core.Tracer):
+            return jnp.asarray(self._cg_columns(np.asarray(b, np.float64)))
         words = jax.pure_callback(self._cg_words, jax.ShapeDtypeStruct(b.shape + (2,), jnp.uint32),
                                   jax.lax.bitcast_convert_type(jnp.asarray(b, jnp.float64), jnp.uint32))
         return jax.lax.bitcast_convert_type(words, jnp.float64)

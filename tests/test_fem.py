@@ -67,6 +67,22 @@ def test_backends_agree(solvers, coarse):
     assert np.abs(x["scipy"] - x["jax"]).max() < 1e-6 * scale
 
 
+def test_host_solve_runs_eagerly_without_a_callback_and_gives_the_jitted_bits(solvers, coarse, monkeypatch):
+    """An eager SciPy solve runs in the calling thread: a host callback's arguments wait for a
+    thread of JAX's CPU pool, which with a single usable core is the callback's own (it hung).
+    Under jit it goes through the callback, to the same bits."""
+    solver = solvers["scipy"]
+    b = jnp.asarray(np.random.default_rng(3).standard_normal((coarse.n_nodes, 2)))
+    jitted = np.asarray(jax.jit(solver.potential)(b))
+
+    def no_callback(*args, **kwargs):
+        raise AssertionError("an eager solve used a host callback")
+
+    monkeypatch.setattr(jax, "pure_callback", no_callback)
+    np.testing.assert_array_equal(np.asarray(solver.potential(b)), jitted)
+    assert np.abs(jitted).max() > 0
+
+
 @pytest.mark.parametrize("backend", ["scipy", "jax"])
 def test_solve_is_differentiable(solvers, coarse, backend):
     """The VJP of x = K^-1 b is K^-1 x_bar (K symmetric): check <grad J, db> = J(b + db) - J(b)."""

@@ -5,8 +5,10 @@ What a LocalCluster of `tmsim sweep` (one worker process per core) meets: each p
 sphere head, its default calcium rule inside the BDNF rule, spontaneous activity after 0.3 s
 to compile), timed after compilation. Cases: one process alone, unpinned and on one core; two
 at once, unpinned (XLA runs threads on every core in each); two at once, each restricted to
-its own core before it imports JAX (as coupling.sweep pins a LocalCluster's workers). Every
-process also reports a hash of its final network state: pinning must not change results.
+its own core before JAX starts in it (as coupling.sweep pins a LocalCluster's workers); two at
+once, each restricted to its own core after JAX started with every core visible (its thread
+pool then keeps a thread per core on one core). Every process also reports a hash of its final
+network state: pinning must not change results.
 
     python benchmarks/pinning.py [--duration-s 10] [--repeats 2]
 
@@ -29,13 +31,18 @@ HERE = Path(__file__).resolve().parent
 
 
 def one_run(job) -> dict:
-    """Simulate duration_s of the patch in this (fresh) process, pinned to `cores` if given."""
-    duration_s, cores = job
-    if cores is not None:
+    """Simulate duration_s of the patch in this (fresh) process, pinned to `cores` if given:
+    before JAX starts, or after it when `late`."""
+    duration_s, cores, late = job
+    if cores is not None and not late:
         os.sched_setaffinity(0, cores)
     import hashlib
 
     import jax
+    if cores is not None and late:
+        jax.devices("cpu")
+        for tid in os.listdir("/proc/self/task"):
+            os.sched_setaffinity(int(tid), cores)
     import numpy as np
 
     import coupling
@@ -55,10 +62,10 @@ def one_run(job) -> dict:
     return dict(wall_s=wall, state_sha256=digest)
 
 
-def at_once(duration_s: float, pins: list) -> list[dict]:
+def at_once(duration_s: float, pins: list, late: bool = False) -> list[dict]:
     """One fresh process per entry of pins (a core set or None), all started together."""
     with ProcessPoolExecutor(len(pins), mp_context=get_context("spawn")) as pool:
-        return list(pool.map(one_run, [(duration_s, p) for p in pins]))
+        return list(pool.map(one_run, [(duration_s, p, late) for p in pins]))
 
 
 def main():
@@ -78,11 +85,11 @@ def main():
     if len(cores) < 2:
         sys.exit("benchmarks/pinning.py: needs at least 2 usable cores")
     cases = {"alone": [None], "alone, pinned": [{cores[0]}], "two, unpinned": [None, None],
-             "two, pinned": [{cores[0]}, {cores[1]}]}
+             "two, pinned": [{cores[0]}, {cores[1]}], "two, pinned late": [{cores[0]}, {cores[1]}]}
     runs = {name: [] for name in cases}
     for _ in range(args.repeats):
         for name, pins in cases.items():
-            runs[name] += at_once(args.duration_s, pins)
+            runs[name] += at_once(args.duration_s, pins, late=name.endswith("late"))
     digests = {r["state_sha256"] for rows in runs.values() for r in rows}
     summary = {name: dict(median_wall_s=statistics.median(r["wall_s"] for r in rows),
                           walls_s=[r["wall_s"] for r in rows]) for name, rows in runs.items()}
@@ -91,7 +98,7 @@ def main():
           f"{env['processor']} x{env['cpu_count']}")
     for name, s in summary.items():
         s["slowdown_vs_alone"] = s["median_wall_s"] / alone
-        print(f"{name:16s} median {s['median_wall_s']:.2f} s per process "
+        print(f"{name:17s} median {s['median_wall_s']:.2f} s per process "
               f"({s['slowdown_vs_alone']:.2f}x alone)")
     print(f"same final state in every process: {len(digests) == 1}")
     out = HERE / "results" / f"pinning_{device_label(env)}.json"

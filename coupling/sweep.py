@@ -554,14 +554,12 @@ def _pin_workers(client, n: int):
 def _pin_process(cores: list[int]):
     """Restrict every thread of this process, and so the threads they start, to `cores`.
 
-    JAX's CPU client is created first, while every core is visible, so that its thread pool
-    keeps a thread per core: a host callback's arguments are copied on a thread of that pool,
-    and a pool sized to one core is the thread the callback itself occupies (a run function
-    that jits efield.FieldSolver's SciPy solve would hang there; its eager solve uses no
-    callback)."""
-    import jax
-
-    jax.devices("cpu")
+    Done before the worker's first run, so that JAX's CPU client, created then, sizes its
+    thread pool to these cores: a pool of a thread per core of the machine, pinned to one core
+    afterwards, ran the plastic 500-neuron patch 1.6x slower (real-time factor 0.46 against
+    0.29, benchmarks/RESULTS.md). With one thread in the pool a host callback would wait for
+    itself (its arguments are copied on a thread of the pool), so a run function must not jit
+    efield.FieldSolver's SciPy solve; its eager solve uses no callback."""
     for tid in os.listdir("/proc/self/task"):
         try:
             os.sched_setaffinity(int(tid), cores)

@@ -541,8 +541,8 @@ def _pin_workers(client, n: int):
     """Give each of the n worker processes of a new LocalCluster its own share of the usable
     cores (Linux; where there are at least as many cores as workers). Unpinned, each worker's
     XLA runs threads on every core: two processes simulating the plastic patch at once on two
-    cores each took 1.84x as long as one alone; pinned, 0.91x, with the same final state bit
-    for bit (benchmarks/pinning.py, benchmarks/RESULTS.md)."""
+    cores each took 1.73-1.84x as long as one alone; pinned, 0.91-1.26x, with the same final
+    state bit for bit (benchmarks/pinning.py, benchmarks/RESULTS.md)."""
     cores = _usable_cores()
     if not hasattr(os, "sched_setaffinity") or n > len(cores):
         return

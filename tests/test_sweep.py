@@ -1,6 +1,7 @@
 """Sweeps on Dask (coupling.sweep) and their statistics (coupling.report): the product of the
 axes, resume, a failing run, a worker that dies, the same table from 1 and 2 workers, each
-worker of a new LocalCluster on its own cores, bad sweep files, the starter file, and the bootstrap intervals against a direct computation.
+worker of a new LocalCluster on its own cores, bad sweep files, the starter file, and the
+bootstrap intervals against a direct computation.
 
 One 2-worker LocalCluster serves the module. The runs are tiny `tmsim session` runs (one
 network: the seeds of the noise and the coil distance do not change what JAX compiles) or run

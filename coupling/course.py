@@ -108,6 +108,19 @@ class CourseResult:
         """Whether the final probe has been taken."""
         return bool(self.label.size) and self.label[-1] == "final"
 
+    def points(self) -> dict:
+        """{label: index} of the course's landmarks: "start"; "week_<k>", after the last session
+        that starts in calendar week k (days 7(k-1) to 7k from the course start; a week without
+        sessions has none); "follow_up", the final probe, once taken."""
+        out = {"start": int(np.flatnonzero(self.label == "start")[0])}
+        weeks = np.floor(self.calendar.start_days / 7.0).astype(int) + 1
+        for i in np.flatnonzero(self.label == "after"):
+            out[f"week_{weeks[self.session[i]]}"] = int(i)
+        final = np.flatnonzero(self.label == "final")
+        if final.size:
+            out["follow_up"] = int(final[0])
+        return out
+
     def summary(self) -> dict:
         """Plain-number summary (JSON-ready): MEP and mean weights at the course start, after
         the last session and at the final probe, and their ratios to the start."""

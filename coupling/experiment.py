@@ -34,8 +34,7 @@ from .activation import mso_from_rmt
 from .aftereffect import RowResult, judge, paired_changes
 from .config import RunConfig
 from .options import SEEDS, SessionOptions
-from .protocols import (Protocol, ctbs, imtbs, itbs, protocol_by_name, protocol_names, rtms, sham,
-                        write_protocol)
+from .protocols import Protocol, config_protocol_names, ctbs, imtbs, itbs, rtms, sham
 from .scenario import SCENARIOS
 from .targets import Design, Target, Targets
 
@@ -169,7 +168,9 @@ def measure_after_effects(base: RunConfig, conditions: Sequence[Condition], desi
         base.session, probe_minutes=tuple(design.probe_minutes), n_test=design.n_test, dt_ms=design.dt_ms,
         bridge_min_gap_s=design.bridge_min_gap_s)).with_values({"output.folder": ""})
     scenario = {c.name: c.scenario or base.patch.scenario for c in conditions}
-    names = _protocol_names(conditions, out / PROTOCOLS_FOLDER)
+    values = config_protocol_names([q for c in conditions for q in (c.protocol, sham(c.protocol))],
+                                   out / PROTOCOLS_FOLDER, "measure_after_effects: conditions")
+    names = {c.name: tuple(values[2 * i:2 * i + 2]) for i, c in enumerate(conditions)}
     test = f"{design.test_percent_rmt:g}% RMT"
 
     keys = ("protocol.name", "patch.scenario", "patch.seed", "protocol.intensity", "protocol.test_intensity")
@@ -187,14 +188,9 @@ def measure_after_effects(base: RunConfig, conditions: Sequence[Condition], desi
     cache = out / ".jax_cache" if compile_cache is True else compile_cache
     common = dict(client=client, scheduler=scheduler, workers=workers, progress=progress, log=log,
                   compile_cache=cache, raise_on_failure=True)
-    rmt_base = replace(session_base, session=SessionOptions(dt_ms=design.dt_ms, seed=RMT_SEED)).with_values(
-        {"protocol.name": "single", "protocol.intensity": "100% MSO", "protocol.test_intensity": "100% MSO"})
-    patches = tuple(sorted(set(scenario.values())))
-    table = run_sweep(Sweep(base=rmt_base, axes={"patch.scenario": patches, "patch.seed": network_seeds},
-                            source="measure_after_effects: motor thresholds"), out / RMT_FOLDER,
-                      run=rmt_run or MotorThresholdRun(design.rmt_trials, design.rmt_tolerance_pct), **common)
-    rmt = {(r["patch.scenario"], int(r["patch.seed"])): float(r["rmt_percent_mso"])
-           for r in table.to_dict("records")}
+    rmt = motor_thresholds(session_base, sorted(set(scenario.values())), network_seeds, design,
+                           out / RMT_FOLDER, run=rmt_run, source="measure_after_effects: motor thresholds",
+                           **common)
 
     def mso(percent_rmt: float, c: Condition, seed: int) -> str:
         try:
@@ -230,6 +226,26 @@ def measure_after_effects(base: RunConfig, conditions: Sequence[Condition], desi
             np.array([rmt[(scenario[c.name], seed)] for seed in network_seeds]), dose[:, 0], dose[:, 1],
             *meps(active, c), *meps(control, c))
     return effects
+
+
+def motor_thresholds(base: RunConfig, scenarios: Sequence[str], network_seeds: Sequence[int], design: Design,
+                     out, *, run: Callable | None = None, source: str = "motor thresholds",
+                     **sweep_keywords) -> dict:
+    """{(scenario, network seed): RMT in %MSO} of base's patch in each scenario on each network
+    seed, measured once per patch (noise seed RMT_SEED, design.dt_ms; run: default
+    MotorThresholdRun of the design's rmt_trials and rmt_tolerance_pct) by a sweep into the
+    folder `out` (resumable); sweep_keywords go to coupling.sweep.run_sweep."""
+    from .sweep import Sweep, run_sweep
+
+    rmt_base = replace(base, session=SessionOptions(dt_ms=design.dt_ms, seed=RMT_SEED)).with_values(
+        {"protocol.name": "single", "protocol.intensity": "100% MSO", "protocol.test_intensity": "100% MSO",
+         "output.folder": ""})
+    table = run_sweep(Sweep(base=rmt_base, axes={"patch.scenario": tuple(scenarios),
+                                                 "patch.seed": tuple(network_seeds)}, source=source),
+                      out, run=run or MotorThresholdRun(design.rmt_trials, design.rmt_tolerance_pct),
+                      **sweep_keywords)
+    return {(r["patch.scenario"], int(r["patch.seed"])): float(r["rmt_percent_mso"])
+            for r in table.to_dict("records")}
 
 
 def after_effect(base: RunConfig, protocol: Protocol, percent_rmt: float, design: Design, out, *,
@@ -306,11 +322,7 @@ def run_targets(targets: Targets, base: RunConfig, out, *, calibration: bool = F
 def _check(base, conditions, design, network_seeds) -> list:
     """The conditions as a list; TypeError or ValueError naming the bad argument."""
     where = "measure_after_effects"
-    if not isinstance(base, RunConfig):
-        raise TypeError(f"{where}: base must be a coupling.RunConfig, got {type(base).__name__}")
-    if not isinstance(design, Design):
-        raise TypeError(f"{where}: design must be a coupling.targets.Design (load_targets(...).design), "
-                        f"got {type(design).__name__}")
+    check_design(base, design, network_seeds, where)
     conditions = list(conditions)
     if not conditions:
         raise ValueError(f"{where}: conditions: expected at least one Condition")
@@ -329,8 +341,20 @@ def _check(base, conditions, design, network_seeds) -> list:
     names = [c.name for c in conditions]
     if len(set(names)) != len(names) or not all(isinstance(n, str) and n for n in names):
         raise ValueError(f"{where}: conditions: names must be distinct non-empty strings, got {names}")
-    for label, seeds in (("network_seeds", design.network_seeds if network_seeds is None else network_seeds),
-                         ("design.noise_seeds", design.noise_seeds)):
+    return conditions
+
+
+def check_design(base, design, network_seeds, where: str) -> tuple:
+    """network_seeds (None: design.network_seeds) as a tuple, once base (a RunConfig), design (a
+    coupling.targets.Design: its noise seeds, probes, test pulses and RMT search) and the seeds
+    are checked; TypeError or ValueError naming `where` and the bad argument."""
+    if not isinstance(base, RunConfig):
+        raise TypeError(f"{where}: base must be a coupling.RunConfig, got {type(base).__name__}")
+    if not isinstance(design, Design):
+        raise TypeError(f"{where}: design must be a coupling.targets.Design (load_targets(...).design), "
+                        f"got {type(design).__name__}")
+    network_seeds = tuple(design.network_seeds if network_seeds is None else network_seeds)
+    for label, seeds in (("network_seeds", network_seeds), ("design.noise_seeds", design.noise_seeds)):
         seeds = list(seeds)
         integers = all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and 0 <= s < SEEDS
                        for s in seeds)
@@ -347,26 +371,4 @@ def _check(base, conditions, design, network_seeds) -> list:
     for label, value, ok, allowed in checks:
         if not ok(value):
             raise ValueError(f"{where}: {label}: expected {allowed}, got {value!r}")
-    return conditions
-
-
-def _protocol_names(conditions, folder: Path) -> dict:
-    """{condition name: (protocol.name of its protocol, of its sham)}: a built-in name where
-    protocol_by_name gives the same schedule, else a schedule file written to `folder`;
-    ValueError if two conditions' different protocols share a name."""
-    seen, names = {}, {}
-    for c in conditions:
-        p = c.protocol
-        if seen.setdefault(p.name, p) != p:
-            raise ValueError(f"measure_after_effects: conditions: two different protocols are named "
-                             f"{p.name!r}")
-        if p.name in protocol_names() and protocol_by_name(p.name) == p:
-            names[c.name] = (p.name, f"sham-{p.name}")
-            continue
-        paths = []
-        for q in (p, sham(p)):
-            path = (folder / f"{q.name}.toml").absolute()
-            write_protocol(path, q)
-            paths.append(str(path))
-        names[c.name] = tuple(paths)
-    return names
+    return network_seeds

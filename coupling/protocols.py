@@ -485,6 +485,23 @@ def _toml_list(values, per_line: int = 8) -> str:
     return "[\n    " + ",\n    ".join(rows) + ",\n]"
 
 
+def config_protocol_names(protocols, folder, where: str = "protocols") -> list[str]:
+    """The protocol.name configuration value of each protocol: its built-in name where
+    protocol_by_name gives the same schedule, else the absolute path of a schedule file written
+    to folder/<name>.toml. ValueError naming `where` if two different protocols share a name."""
+    seen, out = {}, []
+    for protocol in protocols:
+        if seen.setdefault(protocol.name, protocol) != protocol:
+            raise ValueError(f"{where}: two different protocols are named {protocol.name!r}")
+        if protocol.name.removeprefix("sham-") in _BY_NAME and protocol_by_name(protocol.name) == protocol:
+            out.append(protocol.name)
+            continue
+        path = (Path(folder) / f"{protocol.name}.toml").absolute()
+        write_protocol(path, protocol)
+        out.append(str(path))
+    return out
+
+
 def write_protocol(path, protocol: Protocol) -> None:
     """Write `protocol` as an explicit-pulse schedule file (TOML) that read_protocol reads back
     equal; the file appears whole or not at all."""

@@ -1,0 +1,187 @@
+"""The trial harness (coupling.trial): every arm's courses and its sham's on the same seeds and
+doses, one RMT per patch, each arm's calendar keys in its runs, the landmarks in the right
+(network, noise, point) cells, resume, clear errors before any work; the course landmarks
+(CourseResult.points) and the protocol names of the sweeps (config_protocol_names).
+
+Run functions defined here return known numbers from the configuration they get, on a
+threaded Dask client."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("distributed")
+pytest.importorskip("pandas")
+
+import coupling  # noqa: E402
+from coupling.config import parse_intensity  # noqa: E402
+from coupling.experiment import RMT_FOLDER  # noqa: E402
+from coupling.sweep import read_table  # noqa: E402
+from coupling.targets import Design  # noqa: E402
+from coupling.trial import COURSES_FOLDER  # noqa: E402
+
+DESIGN = Design(network_seeds=(3, 5), calibration_network_seeds=(100,), noise_seeds=(0, 7),
+                window_min=(0, 30), probe_minutes=(0.0,), test_percent_rmt=150.0, n_test=4, dt_ms=0.1,
+                bridge_min_gap_s=0.0, rmt_trials=3, rmt_tolerance_pct=5.0, baseline_floor=0.05,
+                control="sham", resamples=1000, confidence=0.95, ci_method="percentile", bootstrap_seed=0,
+                metric="m", pass_rule="p")
+BASE = coupling.RunConfig().with_values({"patch.scenario": "depressed"})
+CALLS = []
+PROJECTIONS = ("L23E_to_L23E", "AFF_to_L5E")
+
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client
+
+    with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as c:
+        yield c
+
+
+def fake_rmt(config, folder):
+    """An RMT of 40 + network seed % MSO (+2 on a healthy patch)."""
+    CALLS.append(("rmt", config.patch.scenario, config.patch.seed))
+    return {"rmt_percent_mso": 40.0 + config.patch.seed + 2.0 * (config.patch.scenario == "healthy")}
+
+
+def fake_course(config, folder):
+    """Landmarks start (day 0), week_1 (day 4) and, on a saint calendar, no week 2 but the
+    follow-up (day 5); every value encodes the seeds: weight = seeds + gain x point index (gain
+    1 for an active protocol, 0 for sham), MEP = 1 + gain x index / 10, BDNF = 2 x weight."""
+    name = Path(config.protocol.name).stem
+    CALLS.append(("course", name, config.patch.seed, config.session.seed, config.course.calendar))
+    mso, unit = parse_intensity(config.protocol.intensity)
+    test, test_unit = parse_intensity(config.protocol.test_intensity)
+    assert unit == test_unit == "mso"
+    seeds = config.patch.seed + config.session.seed / 100
+    gain = 0.0 if name.startswith("sham-") else 1.0
+    days = {"start": 0.0, "week_1": 4.0, "follow_up": 5.0}
+    if config.course.calendar == "daily":
+        days["week_2"] = 11.0
+        days["follow_up"] = 12.0
+    points = {}
+    for k, (label, day) in enumerate(sorted(days.items(), key=lambda kv: kv[1])):
+        w = seeds + gain * k
+        points[label] = dict(days=day, mep=1.0 + gain * k / 10, bdnf={PROJECTIONS[0]: 2 * w},
+                             weights={p: w + i for i, p in enumerate(PROJECTIONS)})
+    return {"percent_mso": mso, "test_percent_mso": test, "points": points}
+
+
+ARMS = [coupling.Arm("itbs_saint", coupling.itbs(), 90.0, {"course.calendar": "saint", "course.days": 1}),
+        coupling.Arm("10hz_daily", coupling.rtms(10.0, 20), 120.0,
+                     {"course.calendar": "daily", "course.weeks": 2}),
+        coupling.Arm("healthy_reference", coupling.sham(coupling.itbs()), 90.0,
+                     {"course.calendar": "saint", "course.days": 1}, "healthy")]
+KW = dict(run=fake_course, rmt_run=fake_rmt, progress=False, compile_cache=False, log=None)
+
+
+def test_each_arm_and_its_sham_share_seeds_doses_and_calendar_and_land_in_their_cells(client, tmp_path):
+    CALLS.clear()
+    results = coupling.run_trial(BASE, ARMS, DESIGN, tmp_path, client=client, **KW)
+    assert sorted(c for c in CALLS if c[0] == "rmt") == [("rmt", s, n) for s in ("depressed", "healthy")
+                                                          for n in (3, 5)]
+    courses = [c for c in CALLS if c[0] == "course"]
+    assert len(courses) == (2 * 2 + 1) * 2 * 2                     # (arms + shams) x network x noise
+    assert {(c[1], c[4]) for c in courses} == {("itbs", "saint"), ("sham-itbs", "saint"),
+                                               ("rtms-10Hz", "daily"), ("sham-rtms-10Hz", "daily")}
+
+    net, noise = np.array([3, 5]), np.array([0, 7])
+    seeds = net[:, None] + noise[None, :] / 100
+    saint, daily = results["itbs_saint"], results["10hz_daily"]
+    assert saint.points == ("start", "week_1", "follow_up") and daily.points == ("start", "week_1", "week_2",
+                                                                                  "follow_up")
+    np.testing.assert_array_equal(daily.days, [0.0, 4.0, 11.0, 12.0])
+    for r in (saint, daily):
+        k = np.arange(len(r.points))
+        assert set(r.weights) == set(r.sham_weights) == set(PROJECTIONS) and set(r.bdnf) == {PROJECTIONS[0]}
+        for i, p in enumerate(PROJECTIONS):
+            np.testing.assert_allclose(r.weights[p], seeds[..., None] + k + i)
+            np.testing.assert_allclose(r.sham_weights[p], seeds[..., None] + i + 0 * k)
+        np.testing.assert_allclose(r.mep, np.broadcast_to(1 + k / 10, (2, 2, k.size)))
+        np.testing.assert_allclose(r.sham_mep, 1.0)
+        np.testing.assert_allclose(r.bdnf[PROJECTIONS[0]], 2 * r.weights[PROJECTIONS[0]])
+        np.testing.assert_allclose(r.rmt_percent_mso, 40 + net)
+        np.testing.assert_allclose(r.percent_mso, r.arm.percent_rmt / 100 * (40 + net), atol=1e-6)
+        assert r.scenario == "depressed"
+    reference = results["healthy_reference"]
+    assert reference.sham_mep is None and reference.sham_weights is None and reference.scenario == "healthy"
+    np.testing.assert_allclose(reference.rmt_percent_mso, 42 + net)
+    np.testing.assert_allclose(reference.weights[PROJECTIONS[0]], seeds[..., None] + np.zeros(3))
+
+    table = read_table(tmp_path / COURSES_FOLDER)
+    table["sham"] = table["protocol.name"].map(lambda n: Path(n).stem.startswith("sham-"))
+    for _, group in table.groupby(["course.calendar", "patch.scenario", "patch.seed", "session.seed"]):
+        active, control = group[~group["sham"]], group[group["sham"]]
+        if len(active):
+            assert len(active) == len(control) == 1
+            for key in ("protocol.intensity", "protocol.test_intensity", "course.days", "course.weeks"):
+                assert active[key].item() == control[key].item()
+    assert set(table["course.weeks"]) == {1, 2}                       # the base's weeks where not given
+    doc = results["10hz_daily"].to_dict()
+    assert doc["course"] == {"course.calendar": "daily", "course.weeks": 2} and len(doc["mep"]) == 2
+
+    CALLS.clear()                                                    # resume: nothing runs again
+    again = coupling.run_trial(BASE, ARMS, DESIGN, tmp_path, client=client, **KW)
+    assert CALLS == []
+    np.testing.assert_array_equal(again["10hz_daily"].weights[PROJECTIONS[1]], daily.weights[PROJECTIONS[1]])
+    assert len(read_table(tmp_path / RMT_FOLDER)) == 4
+
+
+@pytest.mark.parametrize("arms, message", [
+    ([], "expected at least one Arm"),
+    ([ARMS[0], ARMS[0]], "names must be distinct"),
+    ([coupling.Arm("a", coupling.itbs(), 0.0)], r"arm 'a': percent_rmt must be in \(0, 200\]"),
+    ([coupling.Arm("a", coupling.itbs(), 80.0, scenario="sad")], "scenario must be one of"),
+    ([coupling.Arm("a", coupling.itbs(), 80.0, {"patch.seed": 1})], "'patch.seed' is not a course"),
+    ([coupling.Arm("a", coupling.itbs(), 80.0, {"course.weeks": 0})], "course.weeks"),
+    ([coupling.Arm("a", coupling.itbs(), 80.0, {"course.calendar": "weekly"})], "course.calendar"),
+])
+def test_bad_arms_are_refused_before_any_work(tmp_path, arms, message):
+    CALLS.clear()
+    with pytest.raises(ValueError, match=message):
+        coupling.run_trial(BASE, arms, DESIGN, tmp_path / "out", **KW)
+    assert CALLS == [] and not (tmp_path / "out" / RMT_FOLDER).exists()
+
+
+def test_wrong_types_are_named(tmp_path):
+    with pytest.raises(TypeError, match=r"arms\[0\]: expected a coupling.Arm"):
+        coupling.run_trial(BASE, [coupling.Condition("c", coupling.itbs(), 80.0)], DESIGN, tmp_path)
+    with pytest.raises(TypeError, match="run_trial: design must be a coupling.targets.Design"):
+        coupling.run_trial(BASE, ARMS, {}, tmp_path)
+    with pytest.raises(ValueError, match="run_trial: network_seeds: expected distinct"):
+        coupling.run_trial(BASE, ARMS, DESIGN, tmp_path, network_seeds=[1, 1])
+
+
+def _course(calendar, labels, sessions):
+    n = len(labels)
+    return coupling.CourseResult(coupling.itbs(), calendar, 30.0, np.linspace(0, 20, n), np.array(sessions),
+                                 np.array(labels), np.ones(n), {}, {})
+
+
+def test_course_landmarks_are_the_last_session_of_each_calendar_week():
+    # two weeks of three days: sessions on days 0, 1, 2, 7, 8, 9
+    calendar = coupling.Calendar.daily(2, days_per_week=3)
+    labels = ["start"] + ["before", "after"] * 6 + ["final"]
+    sessions = [-1] + [k for k in range(6) for _ in (0, 1)] + [6]
+    points = _course(calendar, labels, sessions).points()
+    assert points == {"start": 0, "week_1": 6, "week_2": 12, "follow_up": 13}
+    # a course stopped after its fourth session: week 2 so far, no follow-up
+    assert _course(calendar, labels[:9], sessions[:9]).points() == {"start": 0, "week_1": 6, "week_2": 8}
+    # sessions on days 0 and 15: weeks 1 and 3, none in week 2
+    gap = coupling.Calendar.on_days([0, 15])
+    assert _course(gap, ["start", "before", "after", "before", "after"], [-1, 0, 0, 1, 1]).points() == \
+        {"start": 0, "week_1": 2, "week_3": 4}
+
+
+def test_config_protocol_names_are_built_in_names_or_schedule_files(tmp_path):
+    own = coupling.rtms(10.0, 20)
+    names = coupling.config_protocol_names([coupling.itbs(), coupling.sham(coupling.itbs()), own,
+                                            coupling.sham(own)], tmp_path, "here")
+    assert names[:2] == ["itbs", "sham-itbs"]
+    assert [Path(n).name for n in names[2:]] == ["rtms-10Hz.toml", "sham-rtms-10Hz.toml"]
+    assert coupling.read_protocol(names[3]) == coupling.sham(own)
+    renamed = coupling.rtms(10.0, 20).__class__(**{**own.__dict__, "name": "itbs"})
+    with pytest.raises(ValueError, match="here: two different protocols are named 'itbs'"):
+        coupling.config_protocol_names([coupling.itbs(), renamed], tmp_path, "here")
+    assert coupling.config_protocol_names([renamed], tmp_path)[0].endswith("itbs.toml")   # not the built-in

@@ -78,19 +78,22 @@ def judge(changes: np.ndarray, probe_minutes, target: Target, design: Design,
 
     seeds = np.arange(changes.shape[0])
     value = statistic(seeds)
-    ci = _ci(statistic, seeds, design)
+    ci = seed_ci(statistic, seeds, design)
     low, high = target.band_pct
     if target.human_change_pct == 0.0:
         passed = low <= ci[0] and ci[1] <= high
     else:
         passed = low <= value <= high
     if reference is not None:
-        ref = _ci(lambda s: row_value(reference[0][s], probe_minutes, reference[1]), seeds, design)
+        ref = seed_ci(lambda s: row_value(reference[0][s], probe_minutes, reference[1]), seeds, design)
         passed = passed and (ref[0] > 0 or ref[1] < 0)
     return RowResult(target.name, value, ci, bool(passed))
 
 
-def _ci(statistic, seeds: np.ndarray, design: Design) -> tuple:
+def seed_ci(statistic, seeds: np.ndarray, design: Design) -> tuple:
+    """The design.confidence bootstrap CI (design.ci_method, design.resamples from
+    design.bootstrap_seed) of statistic(indices) over the network seeds `seeds` (indices
+    0..n-1, resampled with replacement); (NaN, NaN) with fewer than two seeds."""
     from scipy.stats import bootstrap
 
     if len(seeds) < 2:

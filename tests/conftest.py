@@ -27,6 +27,21 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
+def validation_script():
+    """load(name): validation/<name>.py as a module (its functions; main does not run)."""
+    import importlib.util
+
+    def load(name: str):
+        path = Path(__file__).resolve().parents[1] / "validation" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
+@pytest.fixture(scope="session")
 def sphere12():
     """The default three-shell sphere head (85, 90, 95 mm) at 12 mm edges (about 18k tetrahedra)."""
     return efield.sphere_head(max_edge_mm=12.0)

@@ -112,7 +112,7 @@ def test_protocol_and_sham_share_patch_rmt_and_noise_and_land_in_their_cells(cli
     assert len(read_table(tmp_path / RMT_FOLDER)) == 4
 
 
-def test_targets_rows_are_judged_with_their_reference_on_the_same_seeds(client, tmp_path):
+def test_targets_rows_are_judged_with_their_reference_on_the_same_seeds(client, tmp_path, validation_script):
     targets = load_targets(ROOT / "validation" / "targets.toml")
     design = replace(DESIGN, probe_minutes=(0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0))
     kw = dict(run=fake_session, rmt_run=fake_rmt, client=client, progress=False, compile_cache=False,
@@ -126,21 +126,12 @@ def test_targets_rows_are_judged_with_their_reference_on_the_same_seeds(client, 
     assert row.result.value == pytest.approx(0.0, abs=1e-9)          # the same change as its reference
     assert not row.result.passed                                    # band [-100, -30]
     assert row.changes.shape == (2, 3, 7)
-    script = _load_script(ROOT / "validation" / "after_effects.py")     # its figure, from these rows
+    script = validation_script("after_effects")     # its figure, from these rows
     script.plot(results, tmp_path / "rows.png", "fake runs")
     assert (tmp_path / "rows.png").stat().st_size > 0
     with pytest.raises(ValueError, match="rows: expected names among"):
         coupling.run_targets(targets, BASE, tmp_path, calibration=True, rows=["imtbs600"], design=design,
                              **kw)
-
-
-def _load_script(path):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_target_protocols():
@@ -218,8 +209,8 @@ def test_a_tiny_real_run_pairs_sham_and_gives_finite_meps(tmp_path):
         assert (tmp_path / SESSIONS_FOLDER / "runs" / rid / "summary.json").is_file()
 
 
-def test_calibration_search_replays_the_pre_registered_pattern_search():
-    script = _load_script(ROOT / "validation" / "calibrate.py")
+def test_calibration_search_replays_the_pre_registered_pattern_search(validation_script):
+    script = validation_script("calibrate")
     minimum = (2.0, -1.0)
     loss = lambda p: (p[0] - minimum[0]) ** 2 + (p[1] - minimum[1]) ** 2 + 0.1 * p[0]
     inside = lambda p: -5 <= p[0] <= 3 and -4 <= p[1] <= 4
@@ -248,8 +239,9 @@ def test_calibration_search_replays_the_pre_registered_pattern_search():
     assert script.best_point([dict(loss=None), dict(loss=1.0)])["loss"] == 1.0     # NaN written as null
 
 
-def test_a_calibration_evaluation_scores_the_calibration_rows_with_the_loss(client, tmp_path):
-    script = _load_script(ROOT / "validation" / "calibrate.py")
+def test_a_calibration_evaluation_scores_the_calibration_rows_with_the_loss(client, tmp_path,
+                                                                           validation_script):
+    script = validation_script("calibrate")
     targets = load_targets(ROOT / "validation" / "targets.toml")
     kw = dict(run=fake_session, rmt_run=fake_rmt, client=client, progress=False, compile_cache=False,
               log=None)

@@ -185,3 +185,61 @@ def test_config_protocol_names_are_built_in_names_or_schedule_files(tmp_path):
     with pytest.raises(ValueError, match="here: two different protocols are named 'itbs'"):
         coupling.config_protocol_names([coupling.itbs(), renamed], tmp_path, "here")
     assert coupling.config_protocol_names([renamed], tmp_path)[0].endswith("itbs.toml")   # not the built-in
+
+
+def _arm_result(name, scenario, ee_gain, sham_gain, mep_gain, network=4, noise=2, sham=False):
+    """An ArmResult with landmarks start, week_1, follow_up: every E->E projection at 0.75 nS
+    (1.0 on a healthy patch) plus the network seed's index / 100 at the start, rising by ee_gain
+    (nS) by week 1 and staying; its sham rises by sham_gain; MEP 1 x (1 + mep_gain) from week 1,
+    sham's 1; the afferents at 0.2 nS throughout."""
+    from coupling.trial import Arm, ArmResult
+
+    level = (1.0 if scenario == "healthy" else 0.75) + np.arange(network)[:, None, None] / 100
+    steps = np.array([0.0, 1.0, 1.0])
+    shape = (network, noise, 3)
+    grow = lambda gain: {**{p: np.broadcast_to(level + gain * steps, shape) for p in
+                            ("L23E_to_L23E", "L23E_to_L5E", "L5E_to_L23E", "L5E_to_L5E")},
+                         "AFF_to_L5E": np.full(shape, 0.2)}
+    mep = lambda gain: np.broadcast_to(1.0 + gain * steps, shape)
+    control = (None, None, None) if sham else (mep(0.0), grow(sham_gain), {})
+    protocol = coupling.sham(coupling.itbs()) if sham else coupling.itbs()
+    return ArmResult(Arm(name, protocol, 120.0, {}, scenario), scenario, tuple(range(network)),
+                     tuple(range(noise)), ("start", "week_1", "follow_up"), np.array([0.0, 4.0, 11.0]),
+                     np.full(network, 40.0), np.full(network, 48.0), mep(mep_gain), grow(ee_gain), {},
+                     *control)
+
+
+def test_depression_checks_on_courses_with_known_effects(validation_script):
+    from dataclasses import replace
+
+    script = validation_script("depression")
+    results = {"ten_hz_clinical": _arm_result("ten_hz_clinical", "depressed", 0.03, 0.01, 0.2),
+               "itbs_clinical": _arm_result("itbs_clinical", "depressed", 0.02, -0.01, 0.1),
+               "ten_hz_clinical_val66met": _arm_result("v1", "depressed_val66met", 0.03, 0.01, 0.2),
+               "itbs_clinical_val66met": _arm_result("v2", "depressed_val66met", 0.01, 0.0, 0.05),
+               "healthy_clinical": _arm_result("h", "healthy", 0.0, 0.0, 0.0, sham=True)}
+    minutes = {"ten_hz_clinical": 20.0, "itbs_clinical": 4.0}
+    design = replace(DESIGN, ci_method="percentile", resamples=2000)
+    np.testing.assert_allclose(script.effect_at_end(results["ten_hz_clinical"]), 0.02)
+    np.testing.assert_allclose(script.effect_at_end(results["itbs_clinical"]), 0.03)
+    np.testing.assert_allclose(script.mep_gain_at_end(results["itbs_clinical"], design), 10.0)
+    found = script.checks(results, "clinical", design, minutes)
+    assert found["a_depressed_below_healthy_nS"]["mean"] == pytest.approx(0.25)
+    assert found["b_ten_hz_moves_toward_healthy_nS"]["mean"] == pytest.approx(0.02)
+    assert found["c_itbs_minus_ten_hz_per_min_nS"]["mean"] == pytest.approx(0.03 / 4 - 0.02 / 20)
+    assert found["d_itbs_minus_val66met_nS"]["mean"] == pytest.approx(0.02)
+    assert found["d_itbs_minus_val66met_mep_pp"]["mean"] == pytest.approx(5.0)
+    assert found["d_ten_hz_minus_val66met_nS"]["mean"] == pytest.approx(0.0, abs=1e-12)
+    assert found["e_sham_of_itbs_change_nS"]["mean"] == pytest.approx(-0.01)
+    passed = {k: v["passed"] for k, v in found.items()}
+    # no spread over seeds: a CI of zero width, so every nonzero mean excludes 0
+    assert passed == {"a_depressed_below_healthy_nS": True, "b_ten_hz_moves_toward_healthy_nS": True,
+                      "c_itbs_minus_ten_hz_per_min_nS": True, "d_itbs_minus_val66met_nS": True,
+                      "d_itbs_minus_val66met_mep_pp": True, "d_ten_hz_minus_val66met_nS": False,
+                      "d_ten_hz_minus_val66met_mep_pp": False, "e_sham_of_ten_hz_change_nS": False,
+                      "e_sham_of_itbs_change_nS": False, "e_sham_of_itbs_val66met_change_nS": True,
+                      "e_sham_of_ten_hz_val66met_change_nS": False}
+    outcome = script.arm_outcomes(results["itbs_clinical"], design, 4.0, 600)
+    assert [e["mean"] for e in outcome["weights"]["E->E"]["effect_nS"]] == pytest.approx([0.0, 0.03, 0.03])
+    assert [e["mean"] for e in outcome["weights"]["AFF_to_L5E"]["change_nS"]] == pytest.approx([0.0] * 3)
+    assert [e["mean"] for e in outcome["mep_change_pp"]] == pytest.approx([0.0, 10.0, 10.0])

@@ -1,144 +1,308 @@
-"""The depression scenario: does a course of rTMS bring a depressed patch toward the healthy one?
+"""The depression scenario as a trial in silico: does a course of rTMS bring the depressed
+patch's excitatory-to-excitatory (E->E) synapses toward the healthy patch's, on which calendar,
+and does Val66Met blunt it?
 
-Checks, each a direction that must hold (the figures are reported as they come). A course's
-effect is its gain of mean plastic weight minus that of the sham course (the same sessions
-and spontaneous activity without field), as a trial compares active with sham:
-(a) at baseline the depressed patch has weaker excitatory connectivity than the healthy one;
-(b) a 10 Hz course raises it toward the healthy level;
-(c) an iTBS course does the same in fewer minutes of stimulation (gain per minute);
-(d) reduced BDNF release (Val66Met) blunts the iTBS effect;
-(e) a sham course leaves the connectivity where it was (its drift under a tenth of iTBS's effect).
+Arms (coupling.run_trial: each active arm paired with its sham course on the same network and
+noise seeds, doses and calendar), on each of two calendars, every arm of a calendar on the same
+one: "clinical", one session a day, five days a week for CLINICAL_WEEKS weeks (O'Reardon et al.
+2007, Biol Psychiatry 62:1208; Blumberger et al. 2018, Lancet 391:1683), and "accelerated",
+ten sessions a day 50 min apart for ACCELERATED_DAYS days (SAINT: Cole et al. 2020, Am J
+Psychiatry 177:716). On the depressed patch: 10 Hz (3000 pulses a session, the clinical
+train), iTBS 600 and, on the accelerated calendar, iTBS 1800 (SAINT's session); on the
+depressed Val66Met patch: 10 Hz and iTBS 600; on the healthy patch: an untreated reference (a
+sham iTBS course). Every arm at PERCENT_RMT % of its patch's own RMT, so that calendars and
+protocols differ only in their timing (SAINT used 90 % RMT).
 
-All patches sit under F3 of the coupling stage's sphere head (70 mm figure-8, the same field
-for every run) at 120 % of the depressed patch's resting motor threshold, the clinical
-intensity of both protocols (10 Hz: O'Reardon et al. 2007, Biol Psychiatry 62:1208; iTBS:
-Blumberger et al. 2018, Lancet 391:1683). 10 Hz runs once a day; iTBS (and its sham) on an
-accelerated calendar, sessions 50 min apart as in SAINT (Cole et al. 2020, Am J Psychiatry
-177:716). The BDNF a session releases (3 min delay, 30 min decay), where it rises above the
-capture threshold (coupling.PatchModel), is captured by that
-session's tagged changes (1 h tag, coupling.PatchModel) and, 50 min later, by the next
-session's as well, which is where the reduced release of Val66Met shows. Sizes:
---size small (CPU, minutes): 150 neurons; 10 Hz on two days as 15 trains of 40 pulses (600
-pulses, the clinical train and gap); iTBS three 600-pulse sessions in one day;
---size full: 1000 neurons; five daily sessions of the clinical 3000-pulse 10 Hz; one SAINT day
-(ten 1800-pulse iTBS sessions). Writes validation/results/depression_<size>.json and
-depression_<size>.png.
+The patch is the one the after-effects are calibrated on (`tmsim run`'s default: the template
+head's hand knob, 500 neurons; validation/after_effects.py's base), with the rule and
+parameters of its configuration (plasticity.*): no scenario-specific parameter beyond the
+depressed state of coupling.scenario (half the basal BDNF, E->E weights at 0.75 of healthy,
+Val66Met release at 0.75). The same circuit stands for the prefrontal target and the motor
+patch whose MEP proxy is read, which is the project's assumption. Homeostatic scaling is off,
+as in the single sessions (coupling.course); unconsolidated changes decay with the 1 h tag.
 
-    python validation/depression.py [--size small|full]
+Metrics, per network seed (noise seeds averaged), then the mean over network seeds and its 95 %
+BCa bootstrap CI over them (the targets file's design: resamples, bootstrap_seed), at every
+landmark (course start, after each calendar week, follow-up FOLLOW_UP_DAYS after the last
+session): the mean weight of each plastic projection, the primary outcome being the mean over
+the four depressed E->E projections (L2/3 and L5, within and between layers; the afferents
+and the inhibitory synapses are not depressed, and the inhibitory ones are not plastic); its
+change from the course start, and an arm's effect: its change minus its sham's; the MEP
+proxy's change against sham in percentage points (the after-effects metric, with its
+baseline_floor); the mean BDNF. Effects are also given per pulse and per minute of
+stimulation. Checks, each with its CI, on each calendar:
+
+(a) at the start the depressed E->E weight lies below the healthy reference's (CI of
+    healthy - depressed above 0);
+(b) the 10 Hz course moves the depressed E->E toward healthy (effect at the course's last
+    week, CI above 0);
+(c) iTBS 600 gets there in fewer minutes of stimulation (effect per minute, iTBS - 10 Hz,
+    CI above 0);
+(d) Val66Met blunts the change and the MEP gain, for iTBS 600 and for 10 Hz (effect of the
+    arm - of its Val66Met variant, CI above 0, for the E->E weight and the MEP change);
+(e) sham courses leave the depressed E->E where it was (each sham's change at the last week:
+    CI includes 0).
+
+A miss is reported as a miss. This design is pre-registered in validation/targets.toml before
+its first full run, which waits for the calibration's frozen parameters
+(validation/calibrate.py); until then only --size small runs, a smoke run of the machinery
+(40 neurons on the sphere head, shortened protocols and calendars, 2 network seeds, 1 noise
+seed: NOT the design, and its JSON says so).
+
+    python validation/depression.py --size small      # minutes; writes depression_small.json/.png
+    python validation/depression.py --size full       # the design: about 10^6 simulated s (see the JSON)
+
+Runs go to --out (default results/depression_<size>; resumable: a rerun skips finished runs) on
+local Dask workers (--workers) or a running cluster (--scheduler); the JSON and figure go to
+--results (default validation/results): design, arms, per-arm landmarks with CIs, checks,
+simulated seconds, wall time, commit and environment.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import tempfile
+import math
+import sys
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 
 import coupling
-from tmsim_io import figure, save_figure
+from coupling.aftereffect import paired_changes, seed_ci
+from coupling.config import calendar
+from coupling.targets import load_targets
+from tmsim_io import figure, save_figure, write_json
 
 HERE = Path(__file__).resolve().parent
-CLINICAL_PERCENT_RMT = 120.0
+REPO = HERE.parent
+sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.insert(0, str(HERE))  # before benchmarks/, which has an after_effects.py of its own
+from after_effects import BASE, SMALL, json_ready  # noqa: E402
+from machine import environment  # noqa: E402
+
+PERCENT_RMT = 120.0
+CLINICAL_WEEKS = 4
+ACCELERATED_DAYS = 5
+FOLLOW_UP_DAYS = 7.0
+E_TO_E = ("L23E_to_L23E", "L23E_to_L5E", "L5E_to_L23E", "L5E_to_L5E")
+"""The depressed projections (coupling.scenario: E->E weights at 0.75 of healthy)."""
 SIZES = {
-    # (protocol, calendar) of each course
-    "small": dict(n_neurons=150,
-                  ten_hz=(coupling.rtms(10.0, 40, 15, 26.0), coupling.Calendar.on_days([0, 1])),
-                  itbs=(coupling.itbs(), coupling.Calendar.on_days([0], sessions_per_day=3)),
-                  after_s=2.0, n_test=4),
-    "full": dict(n_neurons=1000, ten_hz=(coupling.ten_hz_clinical(), coupling.Calendar.daily(1)),
-                 itbs=(coupling.itbs(1800), coupling.Calendar.saint(1)), after_s=10.0, n_test=10),
+    "full": dict(protocols=dict(ten_hz=coupling.ten_hz_clinical(), itbs=coupling.itbs(),
+                                itbs1800=coupling.itbs(1800)),
+                 calendars=dict(clinical={"course.calendar": "daily", "course.weeks": CLINICAL_WEEKS,
+                                          "course.days_per_week": 5, "course.sessions_per_day": 1},
+                                accelerated={"course.calendar": "saint", "course.days": ACCELERATED_DAYS}),
+                 base={}),
+    "small": dict(protocols=dict(ten_hz=coupling.rtms(10.0, 40, 2, 26.0), itbs=coupling.itbs(60),
+                                 itbs1800=coupling.itbs(120)),
+                  calendars=dict(clinical={"course.calendar": "daily", "course.weeks": 2,
+                                           "course.days_per_week": 1, "course.sessions_per_day": 1},
+                                 accelerated={"course.calendar": "daily", "course.weeks": 1,
+                                              "course.days_per_week": 1, "course.sessions_per_day": 3}),
+                  base=SMALL["base"]),
 }
 
 
-def mean_ee_weight(result, index: int) -> float:
-    """Mean over the plastic projections of their mean weight at measurement `index`."""
-    return float(np.mean([w[index] for w in result.mean_weights.values()]))
+def arms(size: dict) -> list:
+    """Every arm of the trial (see the module docstring), named <protocol>_<calendar>[_val66met]."""
+    p = size["protocols"]
+    out = []
+    for when, course in size["calendars"].items():
+        names = ("ten_hz", "itbs") + (("itbs1800",) if when == "accelerated" else ())
+        out += [coupling.Arm(f"{n}_{when}", p[n], PERCENT_RMT, course, "depressed") for n in names]
+        out += [coupling.Arm(f"{n}_{when}_val66met", p[n], PERCENT_RMT, course, "depressed_val66met")
+                for n in ("ten_hz", "itbs")]
+        out.append(coupling.Arm(f"healthy_{when}", coupling.sham(p["itbs"]), PERCENT_RMT, course, "healthy"))
+    return out
 
 
-def mean_bdnf(result) -> np.ndarray:
-    """Mean over the three-factor projections of their mean BDNF (units of its half-saturation
-    level) at every measurement."""
-    return np.mean(list(result.bdnf.values()), axis=0)
+def per_seed(x) -> np.ndarray:
+    """(network, noise, ...) -> (network, ...): the mean over noise seeds."""
+    return np.asarray(x, float).mean(axis=1)
 
 
-def bdnf_at_session_starts(result) -> list[float]:
-    """Mean BDNF at the start of each session."""
-    return [float(b) for b in mean_bdnf(result)[result.label == "before"]]
+def estimate(values: np.ndarray, design) -> dict:
+    """Mean over network seeds of (network,) values and its CI (coupling.aftereffect.seed_ci)."""
+    values = np.asarray(values, float)
+    low, high = seed_ci(lambda s: values[s].mean(), np.arange(values.size), design)
+    return dict(mean=float(values.mean()), ci=[low, high], per_network_seed=values.tolist())
+
+
+def ee(weights: dict) -> np.ndarray:
+    """The primary outcome: the mean over the E->E projections, (network, noise, points)."""
+    missing = [p for p in E_TO_E if p not in weights]
+    if missing:
+        raise ValueError(f"the courses report no weights of {missing} (plastic projections: "
+                         f"{sorted(weights)})")
+    return np.mean([weights[p] for p in E_TO_E], axis=0)
+
+
+def arm_outcomes(r, design, minutes: float, pulses: int) -> dict:
+    """Per landmark: E->E and per-projection weights (nS) and their change from the start, the
+    effect over sham (change - sham's change), the MEP change against sham (percentage points)
+    and mean BDNF; each an estimate over network seeds. minutes, pulses: of stimulation over
+    the course."""
+    out = {"points": list(r.points), "days": r.days.tolist(), "stimulation_min": minutes, "pulses": pulses}
+    series = {"E->E": ee(r.weights), **r.weights}
+    shams = None if r.sham_weights is None else {"E->E": ee(r.sham_weights), **r.sham_weights}
+    for name, w in series.items():
+        w = per_seed(w)
+        entry = {"weight_nS": [estimate(w[:, k], design) for k in range(w.shape[1])],
+                 "change_nS": [estimate(w[:, k] - w[:, 0], design) for k in range(w.shape[1])]}
+        if shams is not None:
+            s = per_seed(shams[name])
+            effect = (w - w[:, :1]) - (s - s[:, :1])
+            entry["effect_nS"] = [estimate(effect[:, k], design) for k in range(w.shape[1])]
+            entry["sham_change_nS"] = [estimate(s[:, k] - s[:, 0], design) for k in range(w.shape[1])]
+        out.setdefault("weights", {})[name] = entry
+    if r.sham_mep is not None:
+        change = per_seed(paired_changes(r.mep[..., 0], r.mep, r.sham_mep[..., 0], r.sham_mep,
+                                         design.baseline_floor))
+        out["mep_change_pp"] = [estimate(change[:, k], design) for k in range(change.shape[1])]
+    out["mep"] = [estimate(per_seed(r.mep)[:, k], design) for k in range(len(r.points))]
+    if r.bdnf:
+        b = per_seed(np.mean(list(r.bdnf.values()), axis=0))
+        out["bdnf"] = [estimate(b[:, k], design) for k in range(len(r.points))]
+    return out
+
+
+def last_week(r) -> int:
+    """Index of the course's last week landmark (the end of the course)."""
+    return max(i for i, p in enumerate(r.points) if p.startswith("week_"))
+
+
+def effect_at_end(r) -> np.ndarray:
+    """(network,) E->E effect over sham at the last week, nS."""
+    w, s, k = per_seed(ee(r.weights)), per_seed(ee(r.sham_weights)), last_week(r)
+    return (w[:, k] - w[:, 0]) - (s[:, k] - s[:, 0])
+
+
+def mep_gain_at_end(r, design) -> np.ndarray:
+    """(network,) MEP change against sham at the last week, percentage points."""
+    change = paired_changes(r.mep[..., 0], r.mep, r.sham_mep[..., 0], r.sham_mep, design.baseline_floor)
+    return per_seed(change)[:, last_week(r)]
+
+
+def check(values, design, passes) -> dict:
+    """An estimate with its verdict: passes(ci low, ci high)."""
+    e = estimate(values, design)
+    low, high = e["ci"]
+    e["passed"] = bool(not math.isnan(low) and passes(low, high))
+    return e
+
+
+def checks(results: dict, when: str, design, minutes: dict) -> dict:
+    """Checks (a)-(e) of the module docstring on calendar `when`."""
+    r = {name.removesuffix(f"_{when}").replace(f"_{when}_", "_"): res for name, res in results.items()
+         if name.endswith(f"_{when}") or f"_{when}_" in name}
+    above = lambda low, high: low > 0
+    healthy, depressed = per_seed(ee(r["healthy"].weights))[:, 0], per_seed(ee(r["ten_hz"].weights))[:, 0]
+    per_min = {k: effect_at_end(r[k]) / minutes[f"{k}_{when}"] for k in ("ten_hz", "itbs")}
+    out = {"a_depressed_below_healthy_nS": check(healthy - depressed, design, above),
+           "b_ten_hz_moves_toward_healthy_nS": check(effect_at_end(r["ten_hz"]), design, above),
+           "c_itbs_minus_ten_hz_per_min_nS": check(per_min["itbs"] - per_min["ten_hz"], design, above)}
+    for k in ("itbs", "ten_hz"):
+        out[f"d_{k}_minus_val66met_nS"] = check(effect_at_end(r[k]) - effect_at_end(r[f"{k}_val66met"]),
+                                                 design, above)
+        out[f"d_{k}_minus_val66met_mep_pp"] = check(
+            mep_gain_at_end(r[k], design) - mep_gain_at_end(r[f"{k}_val66met"], design), design, above)
+    for k, res in r.items():
+        if res.sham_weights is not None:
+            s = per_seed(ee(res.sham_weights))
+            out[f"e_sham_of_{k}_change_nS"] = check(s[:, last_week(res)] - s[:, 0], design,
+                                                    lambda low, high: low <= 0 <= high)
+    return out
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
+    parser.add_argument("--targets", type=Path, default=HERE / "targets.toml",
+                        help="its [design]: seeds, RMT search, test pulses, bootstrap")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="local Dask workers (default: one per core)")
+    parser.add_argument("--scheduler", default=None,
+                        help="address or scheduler file of a running Dask cluster")
+    parser.add_argument("--out", type=Path, default=None, help="folder of the runs (resumable)")
+    parser.add_argument("--results", type=Path, default=HERE / "results",
+                        help="folder of the JSON and figure")
     args = parser.parse_args()
     size = SIZES[args.size]
-    config = coupling.RunConfig().with_values({
-        "head.model": "sphere", "coil.centre": "F3", "coil.handle": "",
-        "patch.n_neurons": size["n_neurons"], "patch.scenario": "depressed",
-        "protocol.intensity": f"{CLINICAL_PERCENT_RMT:g}% RMT",
-        "protocol.test_intensity": f"{CLINICAL_PERCENT_RMT:g}% RMT",
-        "session.after_s": size["after_s"], "session.n_test": size["n_test"]})
-    run = coupling.prepare_run(config)
-    head, rmt, percent_mso = run.mesh, run.rmt_percent_mso, run.percent_mso
-    patches = {name: coupling.cortical_patch(head, "F3", config.patch.radius_mm, size["n_neurons"], seed=0,
-                                             model=coupling.scenario_model(name))
-               for name in ("healthy", "depressed", "depressed_val66met")}
-    fields = {name: coupling.neuron_field(head, run.fem, p, run.coil.didt_max) for name, p in patches.items()}
-    itbs, itbs_calendar = size["itbs"]
-    runs = {"10hz": ("depressed", *size["ten_hz"]), "itbs": ("depressed", itbs, itbs_calendar),
-            "itbs_val66met": ("depressed_val66met", itbs, itbs_calendar),
-            "sham": ("depressed", coupling.sham(itbs), itbs_calendar)}
-    out, results = {}, {}
-    t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as scratch:
-        for label, (scenario, protocol, calendar) in runs.items():
-            results[label] = coupling.run_course(patches[scenario], fields[scenario], protocol, calendar,
-                                                 percent_mso, folder=Path(scratch) / label,
-                                                 options=config.session)
-            print(label, results[label].summary()["mean_weights_nS"], flush=True)
-    healthy = np.mean([p.weight.mean() for p in patches["healthy"].network.projections if p.plasticity])
-    depressed = np.mean([p.weight.mean() for p in patches["depressed"].network.projections if p.plasticity])
-    minutes = {k: len(calendar) * protocol.duration_ms / 60e3 for k, (_, protocol, calendar) in runs.items()}
-    gain = {k: mean_ee_weight(r, -1) - mean_ee_weight(r, 0) for k, r in results.items()}
-    # a course's effect is its gain over sham's (the same sessions without field), as in trials
-    effect = {k: gain[k] - gain["sham"] for k in gain if not runs[k][1].sham}
-    per_min = {k: effect[k] / minutes[k] for k in effect}
-    out = dict(size=args.size, percent_mso=percent_mso, rmt_percent_mso=rmt, wall_s=time.perf_counter() - t0,
-               healthy_ee_nS=float(healthy), depressed_ee_nS=float(depressed),
-               gain_nS=gain, effect_over_sham_nS=effect, stimulation_min=minutes, effect_per_min=per_min,
-               mep_change={k: r.summary()["mep_change"] for k, r in results.items()},
-               bdnf_at_session_starts={k: bdnf_at_session_starts(r) for k, r in results.items()},
-               checks={"a_depressed_weaker": bool(depressed < healthy),
-                       "b_10hz_raises": bool(effect["10hz"] > 0),
-                       "c_itbs_faster_per_minute": bool(per_min["itbs"] > per_min["10hz"] > 0),
-                       "d_val66met_blunts": bool(0 <= effect["itbs_val66met"] < effect["itbs"]),
-                       "e_sham_nothing": bool(abs(gain["sham"]) < 0.1 * abs(effect["itbs"]))})
-    (HERE / "results").mkdir(exist_ok=True)
-    path = HERE / "results" / f"depression_{args.size}.json"
-    path.write_text(json.dumps(out, indent=2) + "\n")
-    plot(results, healthy, depressed, HERE / "results" / f"depression_{args.size}.png")
-    print(json.dumps(out["checks"], indent=2))
+    design = load_targets(args.targets).design
+    if args.size == "small":
+        design = replace(design, network_seeds=design.network_seeds[:SMALL["network_seeds"]],
+                         noise_seeds=design.noise_seeds[:SMALL["noise_seeds"]], **SMALL["design"])
+    base = coupling.RunConfig().with_values(
+        {**BASE, **size["base"], "course.final_probe_days": FOLLOW_UP_DAYS}, "validation/depression.py")
+    trial = arms(size)
+    minutes, pulses, simulated = {}, {}, {}
+    for a in trial:
+        sessions = len(calendar(base.with_values(a.course)))
+        minutes[a.name] = sessions * a.protocol.duration_ms / 60e3
+        pulses[a.name] = sessions * a.protocol.n_pulses
+        runs = (1 if a.protocol.sham else 2) * len(design.network_seeds) * len(design.noise_seeds)
+        simulated[a.name] = runs * sessions * (a.protocol.duration_ms / 1e3 + base.session.after_s)
+    out = args.out or REPO / "results" / f"depression_{args.size}"
+    print(f"{len(trial)} arms, about {sum(simulated.values()):.3g} s of spiking to simulate", flush=True)
+    start = time.perf_counter()
+    results = coupling.run_trial(base, trial, design, out, workers=args.workers, scheduler=args.scheduler)
+    report = dict(
+        pre_registered=False,
+        note=("--size full: the design, to be pre-registered in validation/targets.toml before its first run"
+              if args.size == "full" else "--size small: a smoke run of the machinery, NOT the design"),
+        environment=environment(["numpy", "scipy", "dask", "distributed"], ("coupling", "neurons", "efield")),
+        design=json_ready(asdict(design)), base_config=base.to_dict(), percent_rmt=PERCENT_RMT,
+        e_to_e=list(E_TO_E), runs_folder=str(out), wall_s=time.perf_counter() - start,
+        simulated_s=simulated,
+        arms={name: arm_outcomes(r, design, minutes[name], pulses[name]) for name, r in results.items()},
+        checks={when: checks(results, when, design, minutes) for when in size["calendars"]},
+        raw={name: r.to_dict() for name, r in results.items()})
+    args.results.mkdir(parents=True, exist_ok=True)
+    path = write_json(args.results / f"depression_{args.size}.json", json_ready(report))
+    plot(report, args.results / f"depression_{args.size}.png")
+    print("\n| calendar | check | mean | 95 % CI | passes |\n" + "| --- " * 5 + "|")
+    for when, found in report["checks"].items():
+        for name, c in found.items():
+            print(f"| {when} | {name} | {c['mean']:+.4g} | [{c['ci'][0]:+.3g}, {c['ci'][1]:+.3g}] | "
+                  f"{'yes' if c['passed'] else 'NO'} |")
     print("wrote", path)
 
 
-def plot(results, healthy: float, depressed: float, path: Path):
-    fig = figure(path, figsize=(15, 4.5))
-    axes = fig.subplots(1, 3)
-    for label, r in results.items():
-        w = [mean_ee_weight(r, i) for i in range(r.times_days.size)]
-        axes[0].plot(r.times_days, w, "o-", markersize=3, label=label)
-        axes[1].plot(r.times_days, r.mep, "o-", markersize=3, label=label)
-        axes[2].plot(r.times_days, mean_bdnf(r), "o-", markersize=3, label=label)
-    axes[0].axhline(healthy, color="k", linestyle="--", linewidth=0.8, label="healthy")
-    axes[0].axhline(depressed, color="0.5", linestyle=":", linewidth=0.8, label="depressed baseline")
-    axes[0].set(xlabel="days", ylabel="mean E->E weight (nS)", title="connectivity over the course")
-    axes[1].set(xlabel="days", ylabel="MEP proxy", title="response to test pulses")
-    axes[2].set(xlabel="days", ylabel="mean BDNF (half-saturation units)",
-                title="BDNF at session starts and ends")
-    axes[0].legend(fontsize=7)
+def plot(report: dict, path: Path):
+    """Per calendar (columns): the E->E effect over sham (nS) with its 95 % CI, the MEP change
+    against sham (percentage points) and the mean BDNF, against days; the healthy reference's
+    E->E level above the depressed start in the first row."""
+    calendars = list(report["checks"])
+    fig = figure(path, figsize=(6.5 * len(calendars), 11))
+    axes = np.atleast_2d(fig.subplots(3, len(calendars), squeeze=False))
+    for col, when in enumerate(calendars):
+        for name, arm in report["arms"].items():
+            if not (name.endswith(f"_{when}") or f"_{when}_" in name):
+                continue
+            days = np.array(arm["days"])
+            for row, values in enumerate((arm["weights"]["E->E"].get("effect_nS"), arm.get("mep_change_pp"),
+                                          arm.get("bdnf"))):
+                if values is None:
+                    continue
+                mean = np.array([v["mean"] for v in values])
+                low, high = (np.array([v["ci"][i] for v in values], float) for i in (0, 1))
+                label = name.replace(f"_{when}", "")
+                line, = axes[row, col].plot(days, mean, "o-", markersize=3, label=label)
+                axes[row, col].fill_between(days, low, high, color=line.get_color(), alpha=0.15, linewidth=0)
+        healthy = report["arms"][f"healthy_{when}"]["weights"]["E->E"]["weight_nS"][0]["mean"]
+        depressed = report["arms"][f"ten_hz_{when}"]["weights"]["E->E"]["weight_nS"][0]["mean"]
+        axes[0, col].axhline(healthy - depressed, color="k", linestyle="--", linewidth=0.8,
+                             label="healthy - depressed at start")
+        for row in range(3):
+            axes[row, col].axhline(0.0, color="0.6", linewidth=0.6)
+        axes[0, col].set(ylabel="E->E weight, effect over sham (nS)", title=f"{when} calendar")
+        axes[1, col].set(ylabel="MEP proxy change against sham (pp)")
+        axes[2, col].set(xlabel="days from the course start", ylabel="mean BDNF (half-saturation units)")
+        axes[0, col].legend(fontsize=7)
+    fig.suptitle(report["note"], fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
 

@@ -153,6 +153,39 @@ def test_wrong_types_are_named(tmp_path):
         coupling.run_trial(BASE, ARMS, DESIGN, tmp_path, network_seeds=[1, 1])
 
 
+@pytest.mark.slow
+def test_a_tiny_real_trial_reads_every_landmark_and_starts_arm_and_sham_alike(tmp_path):
+    """Real courses (coupling.CourseRun) on a one-worker process cluster: gmsh (the head) must
+    run in a process's main thread."""
+    from dataclasses import replace
+
+    from distributed import Client, LocalCluster
+
+    base = coupling.RunConfig().with_values({"head.model": "sphere", "coil.centre": "F3", "coil.handle": "",
+                                             "head.max_edge_mm": 12.0, "patch.n_neurons": 20,
+                                             "session.after_s": 0.05, "course.final_probe_days": 0.5})
+    design = replace(DESIGN, network_seeds=(0,), noise_seeds=(0,), n_test=2, rmt_trials=2,
+                     rmt_tolerance_pct=10.0, test_percent_rmt=110.0)
+    arm = coupling.Arm("tbs", coupling.itbs(30), 100.0, {"course.calendar": "daily", "course.weeks": 2,
+                                                         "course.days_per_week": 1})
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      silence_logs=50) as cluster, Client(cluster) as client:
+        r = coupling.run_trial(base, [arm], design, tmp_path, client=client, progress=False, log=None)["tbs"]
+    assert r.points == ("start", "week_1", "week_2", "follow_up")
+    assert 0 < r.days[1] < 1 and 7 < r.days[2] < 8 and r.days[3] == pytest.approx(r.days[2] + 0.5)  # 9 am
+    plastic = {p for p in r.weights}
+    assert {"L23E_to_L23E", "L5E_to_L5E", "AFF_to_L5E"} <= plastic == set(r.sham_weights)
+    for values in (r.mep, r.sham_mep, *r.weights.values(), *r.sham_weights.values(), *r.bdnf.values()):
+        assert values.shape == (1, 1, 4) and np.all(np.isfinite(values))
+    for p in plastic:                    # same patch, same settling seed: the same start, bit for bit
+        assert r.weights[p][..., 0] == r.sham_weights[p][..., 0]
+    assert r.mep[..., 0] == r.sham_mep[..., 0]
+    table = pytest.importorskip("pandas").read_parquet(tmp_path / COURSES_FOLDER / "runs.parquet")
+    assert len(table) == 2 and (table["status"] == "done").all()
+    for rid in table["run_id"]:
+        assert (tmp_path / COURSES_FOLDER / "runs" / rid / "course.h5").is_file()
+
+
 def _course(calendar, labels, sessions):
     n = len(labels)
     return coupling.CourseResult(coupling.itbs(), calendar, 30.0, np.linspace(0, 20, n), np.array(sessions),

@@ -273,9 +273,12 @@ def main():
 
 def plot(report: dict, path: Path):
     """Per calendar (columns): the E->E effect over sham (nS) with its 95 % CI, the MEP change
-    against sham (percentage points) and the mean BDNF, against days; the healthy reference's
-    E->E level above the depressed start in the first row."""
+    against sham (percentage points) and the mean BDNF, against days; the gap to the healthy
+    reference in the first row's title."""
     calendars = list(report["checks"])
+    labels = list(dict.fromkeys(n.replace(f"_{w}", "").removesuffix("_val66met") for n in report["arms"]
+                                for w in calendars if f"_{w}" in n))
+    colour = {label: f"C{i}" for i, label in enumerate(labels)}   # one per protocol; Val66Met dashed
     fig = figure(path, figsize=(6.5 * len(calendars), 11))
     axes = np.atleast_2d(fig.subplots(3, len(calendars), squeeze=False))
     for col, when in enumerate(calendars):
@@ -290,18 +293,18 @@ def plot(report: dict, path: Path):
                 mean = np.array([v["mean"] for v in values])
                 low, high = (np.array([v["ci"][i] for v in values], float) for i in (0, 1))
                 label = name.replace(f"_{when}", "")
-                line, = axes[row, col].plot(days, mean, "o-", markersize=3, label=label)
-                axes[row, col].fill_between(days, low, high, color=line.get_color(), alpha=0.15, linewidth=0)
-        healthy = report["arms"][f"healthy_{when}"]["weights"]["E->E"]["weight_nS"][0]["mean"]
-        depressed = report["arms"][f"ten_hz_{when}"]["weights"]["E->E"]["weight_nS"][0]["mean"]
-        axes[0, col].axhline(healthy - depressed, color="k", linestyle="--", linewidth=0.8,
-                             label="healthy - depressed at start")
+                c = colour[label.removesuffix("_val66met")]
+                axes[row, col].plot(days, mean, "o--" if label.endswith("_val66met") else "o-", markersize=3,
+                                    label=label, color=c)
+                axes[row, col].fill_between(days, low, high, color=c, alpha=0.12, linewidth=0)
+        gap = report["checks"][when]["a_depressed_below_healthy_nS"]["mean"]
         for row in range(3):
             axes[row, col].axhline(0.0, color="0.6", linewidth=0.6)
-        axes[0, col].set(ylabel="E->E weight, effect over sham (nS)", title=f"{when} calendar")
+        axes[0, col].set(ylabel="E->E weight, effect over sham (nS)",
+                         title=f"{when} calendar (healthy - depressed E->E at the start: {gap:.3g} nS)")
         axes[1, col].set(ylabel="MEP proxy change against sham (pp)")
         axes[2, col].set(xlabel="days from the course start", ylabel="mean BDNF (half-saturation units)")
-        axes[0, col].legend(fontsize=7)
+        axes[2, col].legend(fontsize=7)
     fig.suptitle(report["note"], fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)

@@ -192,15 +192,8 @@ def measure_after_effects(base: RunConfig, conditions: Sequence[Condition], desi
                            out / RMT_FOLDER, run=rmt_run, source="measure_after_effects: motor thresholds",
                            **common)
 
-    def mso(percent_rmt: float, c: Condition, seed: int) -> str:
-        try:
-            return f"{mso_from_rmt(percent_rmt, rmt[(scenario[c.name], seed)]):.6f}% MSO"
-        except ValueError as err:
-            raise ValueError(f"measure_after_effects: condition {c.name!r} on network seed {seed} "
-                             f"({scenario[c.name]}): {err}") from None
-
-    doses = {(c.name, seed): (mso(c.percent_rmt, c, seed), mso(design.test_percent_rmt, c, seed))
-             for c in conditions for seed in network_seeds}
+    doses = mso_doses(conditions, scenario, rmt, network_seeds, design.test_percent_rmt,
+                      "measure_after_effects: condition")
     table = run_sweep(sessions(lambda c, seed: doses[(c.name, seed)]), out / SESSIONS_FOLDER, run=run,
                       **common)
     rows = {(*(r[k] for k in keys), r["session.seed"]): r for r in table.to_dict("records")}
@@ -246,6 +239,21 @@ def motor_thresholds(base: RunConfig, scenarios: Sequence[str], network_seeds: S
                       **sweep_keywords)
     return {(r["patch.scenario"], int(r["patch.seed"])): float(r["rmt_percent_mso"])
             for r in table.to_dict("records")}
+
+
+def mso_doses(items, scenario: dict, rmt: dict, network_seeds, test_percent_rmt: float, where: str) -> dict:
+    """{(name, network seed): (protocol.intensity, protocol.test_intensity)} of each item (a
+    Condition or an Arm: name, percent_rmt) on each network seed, in %MSO of the RMT of its
+    patch (rmt[(scenario[name], seed)]), the test pulses at test_percent_rmt; ValueError naming
+    `where`, the item and the seed if a dose passes 100 % MSO."""
+    def mso(percent_rmt: float, name: str, seed: int) -> str:
+        try:
+            return f"{mso_from_rmt(percent_rmt, rmt[(scenario[name], seed)]):.6f}% MSO"
+        except ValueError as err:
+            raise ValueError(f"{where} {name!r} on network seed {seed} ({scenario[name]}): {err}") from None
+
+    return {(i.name, seed): (mso(i.percent_rmt, i.name, seed), mso(test_percent_rmt, i.name, seed))
+            for i in items for seed in network_seeds}
 
 
 def after_effect(base: RunConfig, protocol: Protocol, percent_rmt: float, design: Design, out, *,

@@ -29,9 +29,8 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from .activation import mso_from_rmt
 from .config import RunConfig
-from .experiment import PROTOCOLS_FOLDER, RMT_FOLDER, check_design, motor_thresholds
+from .experiment import PROTOCOLS_FOLDER, RMT_FOLDER, check_design, motor_thresholds, mso_doses
 from .protocols import Protocol, config_protocol_names, sham
 from .scenario import SCENARIOS
 from .targets import Design
@@ -166,15 +165,7 @@ def run_trial(base: RunConfig, arms: Sequence[Arm], design: Design, out, *,
     rmt = motor_thresholds(course_base, sorted(set(scenario.values())), network_seeds, design,
                            out / RMT_FOLDER, run=rmt_run, source="run_trial: motor thresholds", **common)
 
-    def mso(percent_rmt: float, a: Arm, seed: int) -> str:
-        try:
-            return f"{mso_from_rmt(percent_rmt, rmt[(scenario[a.name], seed)]):.6f}% MSO"
-        except ValueError as err:
-            raise ValueError(f"run_trial: arm {a.name!r} on network seed {seed} ({scenario[a.name]}): "
-                             f"{err}") from None
-
-    doses = {(a.name, seed): (mso(a.percent_rmt, a, seed), mso(design.test_percent_rmt, a, seed))
-             for a in arms for seed in network_seeds}
+    doses = mso_doses(arms, scenario, rmt, network_seeds, design.test_percent_rmt, "run_trial: arm")
     table = run_sweep(sweep(lambda a, seed: doses[(a.name, seed)]), out / COURSES_FOLDER,
                       run=run or CourseRun(), **common)
     rows = {tuple(r[k] for k in (*keys, "session.seed")): r for r in table.to_dict("records")}

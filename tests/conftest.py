@@ -26,6 +26,16 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="module")
+def threaded_client():
+    """A Dask client of one in-process worker with two threads, for run functions that need no
+    process of their own (the harness tests' fakes)."""
+    from distributed import Client
+
+    with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=":0") as c:
+        yield c
+
+
 @pytest.fixture(scope="session")
 def validation_script():
     """load(name): validation/<name>.py as a module (its functions; main does not run)."""

@@ -31,14 +31,6 @@ BASE = coupling.RunConfig().with_values({"patch.scenario": "healthy"})
 CALLS = []
 
 
-@pytest.fixture(scope="module")
-def client():
-    from distributed import Client
-
-    with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as c:
-        yield c
-
-
 def fake_rmt(config, folder):
     """An RMT of 40 + network seed % MSO (41 + for val66met patches)."""
     CALLS.append(("rmt", config.patch.seed, config.session.seed))
@@ -60,11 +52,11 @@ def fake_session(config, folder):
             "mep_after": {str(float(m)): before * (1 + m / 100 + gain) for m in config.session.probe_minutes}}
 
 
-def test_protocol_and_sham_share_patch_rmt_and_noise_and_land_in_their_cells(client, tmp_path):
+def test_protocol_and_sham_share_patch_rmt_and_noise_and_land_in_their_cells(threaded_client, tmp_path):
     CALLS.clear()
     conditions = [coupling.Condition("itbs80", coupling.itbs(), 80.0),
                   coupling.Condition("rtms20_val", coupling.rtms(20.0, 10), 90.0, "val66met")]
-    kw = dict(run=fake_session, rmt_run=fake_rmt, client=client, progress=False, compile_cache=False,
+    kw = dict(run=fake_session, rmt_run=fake_rmt, client=threaded_client, progress=False, compile_cache=False,
               log=None)
     effects = coupling.measure_after_effects(BASE, conditions, DESIGN, tmp_path, **kw)
     rmt_calls = [c for c in CALLS if c[0] == "rmt"]
@@ -112,10 +104,11 @@ def test_protocol_and_sham_share_patch_rmt_and_noise_and_land_in_their_cells(cli
     assert len(read_table(tmp_path / RMT_FOLDER)) == 4
 
 
-def test_targets_rows_are_judged_with_their_reference_on_the_same_seeds(client, tmp_path, validation_script):
+def test_targets_rows_are_judged_with_their_reference_on_the_same_seeds(threaded_client, tmp_path,
+                                                                       validation_script):
     targets = load_targets(ROOT / "validation" / "targets.toml")
     design = replace(DESIGN, probe_minutes=(0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0))
-    kw = dict(run=fake_session, rmt_run=fake_rmt, client=client, progress=False, compile_cache=False,
+    kw = dict(run=fake_session, rmt_run=fake_rmt, client=threaded_client, progress=False, compile_cache=False,
               log=None)
     results = coupling.run_targets(targets, BASE, tmp_path, rows=["itbs600_val66met"], design=design, **kw)
     assert list(results) == ["itbs600", "itbs600_val66met"]          # the reference comes along
@@ -239,11 +232,11 @@ def test_calibration_search_replays_the_pre_registered_pattern_search(validation
     assert script.best_point([dict(loss=None), dict(loss=1.0)])["loss"] == 1.0     # NaN written as null
 
 
-def test_a_calibration_evaluation_scores_the_calibration_rows_with_the_loss(client, tmp_path,
+def test_a_calibration_evaluation_scores_the_calibration_rows_with_the_loss(threaded_client, tmp_path,
                                                                            validation_script):
     script = validation_script("calibrate")
     targets = load_targets(ROOT / "validation" / "targets.toml")
-    kw = dict(run=fake_session, rmt_run=fake_rmt, client=client, progress=False, compile_cache=False,
+    kw = dict(run=fake_session, rmt_run=fake_rmt, client=threaded_client, progress=False, compile_cache=False,
               log=None)
     design = replace(DESIGN, calibration_network_seeds=(8, 9))       # fake RMTs 48, 49 % MSO
     evaluation = script.evaluate(targets, BASE, design, (1.0, -1.0), tmp_path, **kw)

@@ -31,14 +31,6 @@ CALLS = []
 PROJECTIONS = ("L23E_to_L23E", "AFF_to_L5E")
 
 
-@pytest.fixture(scope="module")
-def client():
-    from distributed import Client
-
-    with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as c:
-        yield c
-
-
 def fake_rmt(config, folder):
     """An RMT of 40 + network seed % MSO (+2 on a healthy patch)."""
     CALLS.append(("rmt", config.patch.scenario, config.patch.seed))
@@ -76,9 +68,10 @@ ARMS = [coupling.Arm("itbs_saint", coupling.itbs(), 90.0, {"course.calendar": "s
 KW = dict(run=fake_course, rmt_run=fake_rmt, progress=False, compile_cache=False, log=None)
 
 
-def test_each_arm_and_its_sham_share_seeds_doses_and_calendar_and_land_in_their_cells(client, tmp_path):
+def test_each_arm_and_its_sham_share_seeds_doses_and_calendar_and_land_in_their_cells(threaded_client,
+                                                                                      tmp_path):
     CALLS.clear()
-    results = coupling.run_trial(BASE, ARMS, DESIGN, tmp_path, client=client, **KW)
+    results = coupling.run_trial(BASE, ARMS, DESIGN, tmp_path, client=threaded_client, **KW)
     assert sorted(c for c in CALLS if c[0] == "rmt") == [("rmt", s, n) for s in ("depressed", "healthy")
                                                           for n in (3, 5)]
     courses = [c for c in CALLS if c[0] == "course"]
@@ -122,7 +115,7 @@ def test_each_arm_and_its_sham_share_seeds_doses_and_calendar_and_land_in_their_
     assert doc["course"] == {"course.calendar": "daily", "course.weeks": 2} and len(doc["mep"]) == 2
 
     CALLS.clear()                                                    # resume: nothing runs again
-    again = coupling.run_trial(BASE, ARMS, DESIGN, tmp_path, client=client, **KW)
+    again = coupling.run_trial(BASE, ARMS, DESIGN, tmp_path, client=threaded_client, **KW)
     assert CALLS == []
     np.testing.assert_array_equal(again["10hz_daily"].weights[PROJECTIONS[1]], daily.weights[PROJECTIONS[1]])
     assert len(read_table(tmp_path / RMT_FOLDER)) == 4
@@ -142,6 +135,14 @@ def test_bad_arms_are_refused_before_any_work(tmp_path, arms, message):
     with pytest.raises(ValueError, match=message):
         coupling.run_trial(BASE, arms, DESIGN, tmp_path / "out", **KW)
     assert CALLS == [] and not (tmp_path / "out" / RMT_FOLDER).exists()
+
+
+def test_a_dose_beyond_the_stimulator_is_named_before_any_course(threaded_client, tmp_path):
+    CALLS.clear()
+    arm = coupling.Arm("strong", coupling.itbs(), 200.0, {"course.calendar": "saint", "course.days": 1})
+    with pytest.raises(ValueError, match=r"run_trial: arm 'strong' on network seed 20 \(depressed\)"):
+        coupling.run_trial(BASE, [arm], DESIGN, tmp_path, network_seeds=[3, 20], client=threaded_client, **KW)
+    assert [c[0] for c in CALLS] == ["rmt", "rmt"]                   # RMT 60 % MSO: 200 % of it is 120
 
 
 def test_wrong_types_are_named(tmp_path):

@@ -338,9 +338,22 @@ def _config(args, course: bool = True):
     return config if args.out is None else config.with_values({"output.folder": str(args.out)}, "--out")
 
 
+def _use_compile_cache():
+    """JAX's persistent compilation cache in the jax folder of tmsim's cache
+    (efield.template.cache_root), so that a run loads the programs an earlier run compiled;
+    JAX_COMPILATION_CACHE_DIR names another folder and JAX_ENABLE_COMPILATION_CACHE=false turns
+    it off. The folder can be deleted at any time."""
+    from efield.template import cache_root
+
+    from .sweep import use_compile_cache
+
+    use_compile_cache(cache_root() / "jax")
+
+
 def _run_session(args) -> int:
     from .pipeline import run_session_config
 
+    _use_compile_cache()
     config = _config(args, course=False)
     summary = run_session_config(config, progress=not args.quiet).summary()
     after = ", ".join(f"+{k} min {v:.3f}" for k, v in summary["mep_after"].items())
@@ -353,6 +366,7 @@ def _run_session(args) -> int:
 def _run_course(args) -> int:
     from .pipeline import run_course_config
 
+    _use_compile_cache()
     config = _config(args)
     summary = run_course_config(config, progress=not args.quiet).summary()
     weights = "; ".join(f"{p} {w['start']:.3f} -> {w.get('final', w.get('after_last_session')):.3f}"

@@ -403,9 +403,11 @@ def _builtin_run(kind: str, config: RunConfig, folder: Path) -> dict:
     return json.loads((folder / "summary.json").read_text())
 
 
-def _use_compile_cache(folder):
-    """Point JAX's persistent compilation cache at `folder` unless it is set already (a worker
-    then loads what another compiled)."""
+def use_compile_cache(folder):
+    """Point JAX's persistent compilation cache at `folder` unless it is set already: a process
+    (a sweep worker, the next `tmsim run`) then loads the programs another compiled instead of
+    compiling them, the same programs, so the same results. Programs that compile in under
+    0.5 s are not stored. The folder has no size limit (JAX's needs the filelock package)."""
     import jax
 
     if folder is None or jax.config.jax_compilation_cache_dir:
@@ -422,7 +424,7 @@ def execute_run(task: dict) -> dict:
     folder = out / RUNS / rid
     if (folder / RECORD).is_file():
         return json.loads((folder / RECORD).read_text())
-    _use_compile_cache(task.get("compile_cache"))
+    use_compile_cache(task.get("compile_cache"))
     row = dict(run=task["run"], run_id=rid, **task["values"], status="done", error="")
     tmp = out / RUNS / f".{rid}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     tmp.mkdir(parents=True)

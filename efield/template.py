@@ -390,10 +390,15 @@ def _with_positions(mesh: TetMesh) -> TetMesh:
     return mesh.with_eeg_positions(standard_positions(mesh))
 
 
+def cache_root() -> Path:
+    """tmsim's cache folder: $TMSIM_CACHE_DIR, else ~/.cache/tmsim."""
+    return Path(os.environ.get("TMSIM_CACHE_DIR") or Path.home() / ".cache" / "tmsim")
+
+
 def cache_path(max_edge_mm: float, cache_dir=None) -> Path:
     """Where `template_head(max_edge_mm)` is cached (see its cache_dir)."""
     if cache_dir is None:
-        cache_dir = os.environ.get("TMSIM_CACHE_DIR") or Path.home() / ".cache" / "tmsim"
+        cache_dir = cache_root()
     key = json.dumps({**source_versions(), "template": TEMPLATE_VERSION,
                       "max_edge_mm": float(max_edge_mm)}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]

@@ -98,3 +98,22 @@ final_probe_days = 0.01
     with h5py.File(out / "course.h5") as f:
         assert list(f["label"][:].astype(str)) == ["start", "before", "after", "before", "after", "final"]
         np.testing.assert_allclose(f["session_start_days"][:], [540 / 1440, 550 / 1440])
+
+
+@pytest.mark.parametrize("command", ["run", "session"])
+def test_run_and_session_keep_compiled_programs_in_tmsims_cache_folder(tmp_path, monkeypatch, command):
+    import jax
+
+    keys = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
+    saved = {k: getattr(jax.config, k) for k in keys}
+    monkeypatch.setenv("TMSIM_CACHE_DIR", str(tmp_path / "cache"))
+    try:
+        jax.config.update("jax_compilation_cache_dir", None)
+        assert main([command, str(tmp_path / "missing.toml")]) == 2         # set before the config is read
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path / "cache" / "jax")
+        jax.config.update("jax_compilation_cache_dir", str(tmp_path / "mine"))
+        assert main([command, str(tmp_path / "missing.toml")]) == 2
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path / "mine")  # a folder set already stays
+    finally:
+        for k, v in saved.items():
+            jax.config.update(k, v)

@@ -72,7 +72,7 @@ from .homeostasis import Homeostasis
 from .options import SessionOptions, check_options, child_seed
 from .patch import CorticalPatch
 from .protocols import Protocol
-from .session import LEAD_MS, mean_bdnf, mean_weights, probe_mep, run_protocol, settle
+from .session import LEAD_MS, mean_bdnf, mean_weights, probe_mep, run_protocol, settle, synapse_counts
 from .stimulus import NeuronField
 
 CHECKPOINT = "checkpoint.npz"
@@ -90,7 +90,8 @@ class CourseResult:
     start, n_sessions at the final probe); label: (m,) one of LABELS; mep: (m,) MEP proxy
     (mean over test pulses of the fraction of L5E firing); mean_weights: plastic projection
     -> (m,) mean weight (nS); bdnf: three-factor projection -> (m,) mean BDNF (units of its
-    half-saturation level); final_state: the NetworkState at the last entry."""
+    half-saturation level); final_state: the NetworkState at the last entry; synapses: plastic
+    projection -> number of synapses."""
 
     protocol: Protocol
     calendar: Calendar
@@ -102,6 +103,7 @@ class CourseResult:
     mean_weights: dict
     bdnf: dict
     final_state: object = None
+    synapses: dict | None = None
 
     @property
     def complete(self) -> bool:
@@ -369,7 +371,7 @@ class _Run:
                             np.asarray(rec["times_days"], np.float64), np.asarray(rec["session"], np.int64),
                             np.asarray(rec["label"], dtype=f"<U{max(map(len, LABELS))}"),
                             np.asarray(rec["mep"], np.float64), series("mean_weights"), series("bdnf"),
-                            course.state)
+                            course.state, synapse_counts(self.patch))
 
     def fingerprint(self, final_probe_days: float) -> dict:
         """A digest of every input the results depend on, by input."""

@@ -359,6 +359,11 @@ def _plastic(patch: CorticalPatch):
     return [(i, p) for i, p in enumerate(patch.network.projections) if p.plasticity is not None]
 
 
+def synapse_counts(patch: CorticalPatch) -> dict:
+    """Number of synapses of each plastic projection of the patch, by name."""
+    return {proj.name: int(np.count_nonzero(proj.ell.valid)) for _, proj in _plastic(patch)}
+
+
 def mean_weights(patch: CorticalPatch, state) -> dict:
     """Mean weight (nS) of each plastic projection of the patch in `state`, by name."""
     out = {}

@@ -61,7 +61,8 @@ class ArmResult:
     weights: {plastic projection: (network, noise, points) mean weight, nS}; bdnf: {BDNF-gated
     projection: (network, noise, points) mean BDNF, half-saturation units}; sham_mep,
     sham_weights, sham_bdnf: the same of its sham courses (None for a reference arm).
-    rmt_percent_mso, percent_mso: (network,) the RMT and the arm's intensity, %MSO."""
+    rmt_percent_mso, percent_mso: (network,) the RMT and the arm's intensity, %MSO; synapses:
+    {plastic projection: (network,) number of synapses} (None where the run function gave none)."""
 
     arm: Arm
     scenario: str
@@ -77,6 +78,7 @@ class ArmResult:
     sham_mep: np.ndarray | None = None
     sham_weights: dict | None = None
     sham_bdnf: dict | None = None
+    synapses: dict | None = None
 
     def to_dict(self) -> dict:
         """Plain lists and numbers (JSON-ready)."""
@@ -90,15 +92,15 @@ class ArmResult:
                     rmt_percent_mso=plain(self.rmt_percent_mso), percent_mso=plain(self.percent_mso),
                     mep=plain(self.mep), weights=series(self.weights), bdnf=series(self.bdnf),
                     sham_mep=plain(self.sham_mep), sham_weights=series(self.sham_weights),
-                    sham_bdnf=series(self.sham_bdnf))
+                    sham_bdnf=series(self.sham_bdnf), synapses=series(self.synapses))
 
 
 @dataclass(frozen=True)
 class CourseRun:
     """Run function of the course sweep: `tmsim run` of the configuration into `folder`
-    (coupling.pipeline.run_course_config), returning its summary and {"points": {label:
-    {"days", "mep", "weights": {projection: nS}, "bdnf": {projection: ...}}}} at the course's
-    landmarks (CourseResult.points)."""
+    (coupling.pipeline.run_course_config), returning its summary, {"points": {label: {"days",
+    "mep", "weights": {projection: nS}, "bdnf": {projection: ...}}}} at the course's landmarks
+    (CourseResult.points) and {"synapses": {projection: count}}."""
 
     def __call__(self, config: RunConfig, folder: Path) -> dict:
         import json
@@ -110,7 +112,8 @@ class CourseRun:
                               weights={p: float(w[i]) for p, w in result.mean_weights.items()},
                               bdnf={p: float(b[i]) for p, b in result.bdnf.items()})
                   for label, i in result.points().items()}
-        return dict(json.loads((Path(folder) / "summary.json").read_text()), points=points)
+        return dict(json.loads((Path(folder) / "summary.json").read_text()), points=points,
+                    synapses=result.synapses)
 
 
 def run_trial(base: RunConfig, arms: Sequence[Arm], design: Design, out, *,
@@ -184,6 +187,14 @@ def run_trial(base: RunConfig, arms: Sequence[Arm], design: Design, out, *,
         days = np.array([first[f"points.{p}.days"] for p in points], float)
         return points, days, grid("mep"), series("weights"), series("bdnf")
 
+    def counts(name: str, a: Arm) -> dict | None:
+        """{projection: (network,) synapses} of the courses of `name` (their first noise seed)."""
+        picked = [rows[(name, scenario[a.name], n, *doses[(a.name, n)], *calendar(a), design.noise_seeds[0])]
+                  for n in network_seeds]
+        found = [c.split(".", 1)[1] for c, v in picked[0].items()
+                 if c.startswith("synapses.") and np.isfinite(v)]
+        return {p: np.array([r[f"synapses.{p}"] for r in picked], float) for p in found} or None
+
     results = {}
     for a in arms:
         points, days, mep, weights, bdnf = read(names[a.name][0], a)
@@ -196,7 +207,8 @@ def run_trial(base: RunConfig, arms: Sequence[Arm], design: Design, out, *,
         dose = np.array([[float(v.split("%")[0]) for v in doses[(a.name, seed)]] for seed in network_seeds])
         rmts = np.array([rmt[(scenario[a.name], seed)] for seed in network_seeds])
         results[a.name] = ArmResult(a, scenario[a.name], network_seeds, tuple(design.noise_seeds), points,
-                                    days, rmts, dose[:, 0], mep, weights, bdnf, *control)
+                                    days, rmts, dose[:, 0], mep, weights, bdnf, *control,
+                                    synapses=counts(names[a.name][0], a))
     return results
 
 

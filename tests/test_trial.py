@@ -29,6 +29,7 @@ DESIGN = Design(network_seeds=(3, 5), calibration_network_seeds=(100,), noise_se
 BASE = coupling.RunConfig().with_values({"patch.scenario": "depressed"})
 CALLS = []
 PROJECTIONS = ("L23E_to_L23E", "AFF_to_L5E")
+EE = ("L23E_to_L23E", "L23E_to_L5E", "L5E_to_L23E", "L5E_to_L5E")
 
 
 def fake_rmt(config, folder):
@@ -57,7 +58,8 @@ def fake_course(config, folder):
         w = seeds + gain * k
         points[label] = dict(days=day, mep=1.0 + gain * k / 10, bdnf={PROJECTIONS[0]: 2 * w},
                              weights={p: w + i for i, p in enumerate(PROJECTIONS)})
-    return {"percent_mso": mso, "test_percent_mso": test, "points": points}
+    synapses = {p: 100 * (i + 1) + config.patch.seed for i, p in enumerate(PROJECTIONS)}
+    return {"percent_mso": mso, "test_percent_mso": test, "points": points, "synapses": synapses}
 
 
 ARMS = [coupling.Arm("itbs_saint", coupling.itbs(), 90.0, {"course.calendar": "saint", "course.days": 1}),
@@ -95,6 +97,7 @@ def test_each_arm_and_its_sham_share_seeds_doses_and_calendar_and_land_in_their_
         np.testing.assert_allclose(r.sham_mep, 1.0)
         np.testing.assert_allclose(r.bdnf[PROJECTIONS[0]], 2 * r.weights[PROJECTIONS[0]])
         np.testing.assert_allclose(r.rmt_percent_mso, 40 + net)
+        np.testing.assert_array_equal(r.synapses[PROJECTIONS[1]], 200 + net)       # per network seed
         np.testing.assert_allclose(r.percent_mso, r.arm.percent_rmt / 100 * (40 + net), atol=1e-6)
         assert r.scenario == "depressed"
     reference = results["healthy_reference"]
@@ -178,6 +181,7 @@ def test_a_tiny_real_trial_reads_every_landmark_and_starts_arm_and_sham_alike(tm
     assert {"L23E_to_L23E", "L5E_to_L5E", "AFF_to_L5E"} <= plastic == set(r.sham_weights)
     for values in (r.mep, r.sham_mep, *r.weights.values(), *r.sham_weights.values(), *r.bdnf.values()):
         assert values.shape == (1, 1, 4) and np.all(np.isfinite(values))
+    assert set(r.synapses) == plastic and all(c.shape == (1,) and c[0] > 0 for c in r.synapses.values())
     for p in plastic:                    # same patch, same settling seed: the same start, bit for bit
         assert r.weights[p][..., 0] == r.sham_weights[p][..., 0]
     assert r.mep[..., 0] == r.sham_mep[..., 0]
@@ -231,8 +235,7 @@ def _arm_result(name, scenario, ee_gain, sham_gain, mep_gain, network=4, noise=2
     level = (1.0 if scenario == "healthy" else 0.75) + np.arange(network)[:, None, None] / 100
     steps = np.array([0.0, 1.0, 1.0])
     shape = (network, noise, 3)
-    grow = lambda gain: {**{p: np.broadcast_to(level + gain * steps, shape) for p in
-                            ("L23E_to_L23E", "L23E_to_L5E", "L5E_to_L23E", "L5E_to_L5E")},
+    grow = lambda gain: {**{p: np.broadcast_to(level + gain * steps, shape) for p in EE},
                          "AFF_to_L5E": np.full(shape, 0.2)}
     mep = lambda gain: np.broadcast_to(1.0 + gain * steps, shape)
     control = (None, None, None) if sham else (mep(0.0), grow(sham_gain), {})
@@ -240,7 +243,7 @@ def _arm_result(name, scenario, ee_gain, sham_gain, mep_gain, network=4, noise=2
     return ArmResult(Arm(name, protocol, 120.0, {}, scenario), scenario, tuple(range(network)),
                      tuple(range(noise)), ("start", "week_1", "follow_up"), np.array([0.0, 4.0, 11.0]),
                      np.full(network, 40.0), np.full(network, 48.0), mep(mep_gain), grow(ee_gain), {},
-                     *control)
+                     *control, synapses={p: np.full(network, 100.0) for p in (*EE, "AFF_to_L5E")})
 
 
 def test_depression_checks_on_courses_with_known_effects(validation_script):
@@ -280,3 +283,15 @@ def test_depression_checks_on_courses_with_known_effects(validation_script):
     assert [e["mean"] for e in outcome["weights"]["E->E"]["effect_nS"]] == pytest.approx([0.0, 0.03, 0.03])
     assert [e["mean"] for e in outcome["weights"]["AFF_to_L5E"]["change_nS"]] == pytest.approx([0.0] * 3)
     assert [e["mean"] for e in outcome["mep_change_pp"]] == pytest.approx([0.0, 10.0, 10.0])
+
+
+def test_the_primary_outcome_is_the_mean_over_the_depressed_synapses(validation_script):
+    script = validation_script("depression")
+    weights = {p: np.full((2, 1, 1), float(i + 1)) for i, p in enumerate(EE)}   # 1, 2, 3, 4 nS
+    weights["AFF_to_L5E"] = np.full((2, 1, 1), 100.0)                        # not an E->E projection
+    synapses = {"L23E_to_L23E": np.array([3.0, 1.0]), "L23E_to_L5E": np.array([1.0, 1.0]),
+                "L5E_to_L23E": np.array([0.0, 1.0]), "L5E_to_L5E": np.array([0.0, 1.0]),
+                "AFF_to_L5E": np.array([50.0, 50.0])}
+    np.testing.assert_allclose(script.ee(weights, synapses)[:, 0, 0], [(3 * 1 + 2) / 4, (1 + 2 + 3 + 4) / 4])
+    with pytest.raises(ValueError, match="synapse counts of"):
+        script.ee(weights, {"L23E_to_L23E": np.ones(2)})

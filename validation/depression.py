@@ -27,11 +27,12 @@ Metrics, per network seed (noise seeds averaged), then the mean over network see
 BCa bootstrap CI over them (the targets file's design: resamples, bootstrap_seed), at every
 landmark (course start, after each calendar week, follow-up FOLLOW_UP_DAYS after the last
 session): the mean weight of each plastic projection, the primary outcome being the mean over
-the four depressed E->E projections (L2/3 and L5, within and between layers; unweighted by
-synapse count; the afferents and the inhibitory synapses are not depressed, and the inhibitory
-ones are not plastic); its change from the course start, and an arm's effect: its change minus
-its sham's; the MEP proxy's change against sham in percentage points (the after-effects
-metric, with its baseline_floor); the mean BDNF. Effects are also given per pulse and per
+the four depressed E->E projections (L2/3 and L5, within and between layers), weighted by
+their synapse counts: the mean weight of a depressed synapse (the afferents and the
+inhibitory synapses are not depressed, and the inhibitory ones are not plastic); its change
+from the course start, and an arm's effect: its change minus its sham's; the MEP proxy's
+change against sham in percentage points (the after-effects metric, with its baseline_floor);
+the mean BDNF. Effects are also given per pulse and per
 minute of stimulation. The endpoint is the follow-up: a week landmark is read at the end of a
 session, when its early phase (1 h tag) is still there, so it measures the last session
 rather than the course. Checks, each with its CI, on each calendar, at the endpoint, effects
@@ -146,13 +147,16 @@ def estimate(values: np.ndarray, design) -> dict:
     return dict(mean=float(values.mean()), ci=[low, high], per_network_seed=values.tolist())
 
 
-def ee(weights: dict) -> np.ndarray:
-    """The primary outcome: the mean over the E->E projections, (network, noise, points)."""
-    missing = [p for p in E_TO_E if p not in weights]
+def ee(weights: dict, synapses: dict) -> np.ndarray:
+    """The primary outcome, (network, noise, points): the mean weight over the synapses of the
+    E->E projections (each projection's mean weighted by its synapse count on that network
+    seed: synapses {projection: (network,) counts})."""
+    missing = [p for p in E_TO_E if p not in weights or p not in (synapses or {})]
     if missing:
-        raise ValueError(f"the courses report no weights of {missing} (plastic projections: "
-                         f"{sorted(weights)})")
-    return np.mean([weights[p] for p in E_TO_E], axis=0)
+        raise ValueError(f"the courses report no weights or synapse counts of {missing} (plastic "
+                         f"projections: {sorted(weights)})")
+    counts = np.array([synapses[p] for p in E_TO_E], float)[:, :, None, None]
+    return (np.array([weights[p] for p in E_TO_E]) * counts).sum(axis=0) / counts.sum(axis=0)
 
 
 def arm_outcomes(r, design, minutes: float, pulses: int) -> dict:
@@ -161,8 +165,8 @@ def arm_outcomes(r, design, minutes: float, pulses: int) -> dict:
     and mean BDNF; each an estimate over network seeds. minutes, pulses: of stimulation over
     the course."""
     out = {"points": list(r.points), "days": r.days.tolist(), "stimulation_min": minutes, "pulses": pulses}
-    series = {"E->E": ee(r.weights), **r.weights}
-    shams = None if r.sham_weights is None else {"E->E": ee(r.sham_weights), **r.sham_weights}
+    series = {"E->E": ee(r.weights, r.synapses), **r.weights}
+    shams = None if r.sham_weights is None else {"E->E": ee(r.sham_weights, r.synapses), **r.sham_weights}
     for name, w in series.items():
         w = per_seed(w)
         entry = {"weight_nS": [estimate(w[:, k], design) for k in range(w.shape[1])],
@@ -192,7 +196,7 @@ def end(r) -> int:
 
 def effect_at_end(r) -> np.ndarray:
     """(network,) E->E effect over sham at the endpoint, nS."""
-    w, s, k = per_seed(ee(r.weights)), per_seed(ee(r.sham_weights)), end(r)
+    w, s, k = per_seed(ee(r.weights, r.synapses)), per_seed(ee(r.sham_weights, r.synapses)), end(r)
     return (w[:, k] - w[:, 0]) - (s[:, k] - s[:, 0])
 
 
@@ -215,7 +219,8 @@ def checks(results: dict, when: str, design, minutes: dict) -> dict:
     of each network seed's healthy - depressed E->E gap at the start."""
     r = {name.removesuffix(f"_{when}").replace(f"_{when}_", "_"): res for name, res in results.items()
          if name.endswith(f"_{when}") or f"_{when}_" in name}
-    healthy, depressed = per_seed(ee(r["healthy"].weights))[:, 0], per_seed(ee(r["ten_hz"].weights))[:, 0]
+    healthy = per_seed(ee(r["healthy"].weights, r["healthy"].synapses))[:, 0]
+    depressed = per_seed(ee(r["ten_hz"].weights, r["ten_hz"].synapses))[:, 0]
     gap = healthy - depressed
     closed = lambda k: 100.0 * effect_at_end(r[k]) / gap
     per_min = {k: effect_at_end(r[k]) / minutes[f"{k}_{when}"] for k in ("ten_hz", "itbs")}
@@ -232,7 +237,7 @@ def checks(results: dict, when: str, design, minutes: dict) -> dict:
     tost = replace(design, confidence=1.0 - 2.0 * (1.0 - design.confidence))      # 90 % CI for 95 % TOST
     for k, res in r.items():
         if res.sham_weights is not None:
-            s = per_seed(ee(res.sham_weights))
+            s = per_seed(ee(res.sham_weights, res.synapses))
             out[f"e_sham_of_{k}_change_gap_pct"] = check(100.0 * (s[:, end(res)] - s[:, 0]) / gap, tost,
                                                          lambda low, high: -SHAM_MARGIN_PCT < low and
                                                          high < SHAM_MARGIN_PCT)

@@ -45,6 +45,7 @@ import numpy as np
 
 from .bdnf import steps_per
 from .bounds import add_bounded, check_bounds
+from .compaction import compact
 
 
 @dataclass(frozen=True)
@@ -118,23 +119,53 @@ def calcium_step(rule: CalciumRule, dt_ms: float, post_of, weights, target, pre_
 
 
 def calcium_change(rule: CalciumRule, post_of, weights, target, pre_tr, post_tr, n_post: int, boost,
-                   eligibility: bool, due=True):
+                   eligibility: bool, due=True, max_rows: int | None = None):
     """The change of one update_ms interval, from the traces just after its last step (see
-    calcium_step for the arguments); due: a traced bool, False leaves target as it is."""
+    calcium_step for the arguments); due: a traced bool, False leaves target as it is.
+
+    Only the rows (presynaptic neurons) whose calcium could pass a threshold are computed:
+    c_pre + s_pre plus the largest postsynaptic calcium of the projection above the lower of
+    theta_d and theta_p. Every other synapse of the row has its calcium below both thresholds
+    (float addition is monotonic and the sliding theta_p,i is at least theta_p), so its change
+    is zero. Those rows are gathered and updated max_rows at a time (default: 1/32 of the rows,
+    at least 16); with none nothing is done. The result does not depend on max_rows, only the
+    work: in spontaneous activity at the default patch's theta_d almost no row can reach it."""
     f32 = jnp.float32
     h_s = f32(rule.update_ms * 1e-3)
+    n_pre = post_of.shape[0]
+    if max_rows is None:
+        max_rows = max(_MIN_ROWS, n_pre // 32)
+    pre_calcium = pre_tr[0] + pre_tr[2]
+    theta_p = f32(rule.theta_p) * (1.0 + pre_tr[1] / f32(rule.sliding_rate_Hz))
 
-    def change(target):
-        valid = post_of < n_post
-        c = (pre_tr[0] + pre_tr[2])[:, None] + jnp.take(post_tr[0], post_of, mode="fill", fill_value=0.0)
-        theta_p = f32(rule.theta_p) * (1.0 + pre_tr[1] / f32(rule.sliding_rate_Hz))
+    def change(target, w, post, pre_calcium, theta_p):
+        """The rows' new target: w their weights, post their post indices, pre_calcium and
+        theta_p their presynaptic calcium and LTP threshold."""
+        valid = post < n_post
+        c = pre_calcium[:, None] + jnp.take(post_tr[0], post, mode="fill", fill_value=0.0)
         dw_plus = jnp.where(c > theta_p[:, None], f32(rule.gamma_p_per_s) * h_s, 0.0)
         if boost is not None:
-            dw_plus = dw_plus * jnp.take(boost, post_of, mode="fill", fill_value=1.0)
+            dw_plus = dw_plus * jnp.take(boost, post, mode="fill", fill_value=1.0)
         dw_minus = jnp.where(c > f32(rule.theta_d), f32(rule.gamma_d_per_s) * h_s, 0.0)
-        new = add_bounded(rule, weights, target, dw_plus, dw_minus, eligibility)
+        new = add_bounded(rule, w, target, dw_plus, dw_minus, eligibility)
         return jnp.where(valid, new, target)
 
-    # nothing changes while no presynaptic calcium is above the lower threshold's reach
-    active = jnp.any(pre_tr[0] + pre_tr[2] + jnp.max(post_tr[0]) > f32(rule.theta_d))
-    return jax.lax.cond(due & active, change, lambda t: t, target)
+    index = jnp.arange(n_pre, dtype=jnp.int32)
+
+    def visit(carry):
+        """Update the next max_rows rows that can change, from row `start` on."""
+        target, start, left = carry
+        rows, _ = compact(reach & (index >= start), max_rows)
+        row = jnp.minimum(rows, n_pre - 1)      # padding (n_pre) reads the last row, written nowhere
+        picked = target[row]
+        new = change(picked, weights[row] if eligibility else picked, post_of[row], pre_calcium[row],
+                     theta_p[row])
+        return target.at[rows].set(new, mode="drop"), row[-1] + 1, left - max_rows
+
+    # no lax.cond: XLA would copy the target for a branch that does nothing
+    reach = pre_calcium + jnp.max(post_tr[0]) > f32(min(rule.theta_d, rule.theta_p))
+    left = jnp.where(due, jnp.sum(reach, dtype=jnp.int32), 0)
+    return jax.lax.while_loop(lambda carry: carry[2] > 0, visit, (target, jnp.int32(0), left))[0]
+
+
+_MIN_ROWS = 16

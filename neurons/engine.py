@@ -5,10 +5,10 @@ to the synaptic variables (which hold the synaptic events due at t_k, delay ring
 added at the end of step k - 1); sample the recorded traces (state at t_k); count down
 refractoriness; integrate v, synapses and adaptation to t_k + dt (refractory neurons held at
 v_reset); detect spikes (threshold at t_k + dt, or forced) and reset; a spike carries the
-label t_k, as in Brian2. The indices of the
-neurons that spiked are gathered, per population, into a fixed buffer of K_p (`_compact`, the
-equivalent of `jnp.nonzero(size=K_p)` through 32-bit words and popcounts) and their outgoing
-ELL rows, for all projections of that population, scatter-added into ring slot
+label t_k, as in Brian2. The indices of the neurons that spiked are gathered, per
+population, into a fixed buffer of K_p (`neurons.compaction.compact`, the equivalent of
+`jnp.nonzero(size=K_p)` through 32-bit words and popcounts) and their outgoing ELL rows,
+for all projections of that population, scatter-added into ring slot
 (k + delay) mod D, so a spike at t_k reaches its targets at exactly t_k + delay; last, slot
 k + 1 mod D is added to the synaptic variables and cleared. Transmission
 (EngineConfig.propagation) is "loop" on the CPU: a `fori_loop` over the actual spikes, one
@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .compaction import compact
 from .connectivity import RECEPTORS
 from .counter_rng import step_uniforms
 from .dynamics import NeuronConstants, integrate
@@ -176,7 +177,7 @@ def _step(cfg: EngineConfig, c: NeuronConstants, projections, inputs: StaticInpu
     w = jnp.where(spiked, w + c.b, w)
     refractory = jnp.where(spiked, c.refractory_steps, refractory)
 
-    spike_ids, counts = zip(*(_compact(spiked[o:o + m], k)
+    spike_ids, counts = zip(*(compact(spiked[o:o + m], k)
                               for (o, m), k in zip(cfg.population_slices, cfg.max_spikes)))
     counts = jnp.stack(counts)
     overflow = state.overflow | jnp.any(counts > jnp.asarray(cfg.max_spikes, dtype=jnp.int32))
@@ -262,55 +263,6 @@ def _transmit_loop(ring_flat, offsets: tuple, weights: tuple, local, count, base
     size = ring_flat.shape[0]
 
     return jax.lax.fori_loop(0, count, one, ring_flat)
-
-
-_WORD = 32
-
-
-def _inclusive_cumsum(x):
-    """Inclusive prefix sum of a 1-D int32 array in exact integer arithmetic: masked sums within
-    blocks of 32, recursion over the block totals (XLA's cumsum is slow on CPU)."""
-    n = x.shape[0]
-    tri = jnp.arange(_WORD)[None, :] <= jnp.arange(_WORD)[:, None]
-    if n <= _WORD:
-        return jnp.sum(jnp.where(tri[:n, :n], x[None, :], 0), axis=1, dtype=x.dtype)
-    blocks = -(-n // _WORD)
-    xb = jnp.pad(x, (0, blocks * _WORD - n)).reshape(blocks, _WORD)
-    within = jnp.sum(jnp.where(tri[None], xb[:, None, :], 0), axis=2, dtype=x.dtype)
-    before = jnp.concatenate([jnp.zeros(1, x.dtype), _inclusive_cumsum(within[:, -1])[:-1]])
-    return (within + before[:, None]).reshape(-1)[:n]
-
-
-def _compact(mask, k: int):
-    """The first k indices of the True entries of mask (n,), ascending, padded with n, and
-    the number of True entries (which may exceed k): `jnp.nonzero(mask, size=k)` done with
-    32-bit words. The mask is packed into words; word popcounts and their prefix sums locate
-    the word of the j-th entry (binary search) and its bit (select by halving)."""
-    n = mask.shape[0]
-    n_words = -(-n // _WORD)
-    bits = jnp.pad(mask, (0, n_words * _WORD - n)).reshape(n_words, _WORD).astype(jnp.uint32)
-    words = jnp.sum(bits << jnp.arange(_WORD, dtype=jnp.uint32), axis=1, dtype=jnp.uint32)
-    per_word = jax.lax.population_count(words).astype(jnp.int32)
-    upto = _inclusive_cumsum(per_word)
-    count = upto[-1]
-    j = jnp.arange(k, dtype=jnp.int32)
-    word = jnp.zeros(k, jnp.int32)            # number of words with upto <= j: the word of entry j
-    half = 1 << (n_words.bit_length() - 1)
-    while half:
-        candidate = word + half
-        below = upto[jnp.minimum(candidate, n_words) - 1] <= j
-        word = jnp.where((candidate <= n_words) & below, candidate, word)
-        half >>= 1
-    word = jnp.minimum(word, n_words - 1)
-    rank = j - (upto[word] - per_word[word])  # entry j is the rank-th set bit of its word
-    bits, bit = words[word], jnp.zeros(k, jnp.uint32)
-    for width in (16, 8, 4, 2, 1):
-        low = jax.lax.population_count((bits >> bit) & jnp.uint32((1 << width) - 1)).astype(jnp.int32)
-        skip = rank >= low
-        bit = jnp.where(skip, bit + width, bit)
-        rank = jnp.where(skip, rank - low, rank)
-    ids = word * _WORD + bit.astype(jnp.int32)
-    return jnp.where(j < count, ids, n), count
 
 
 def _periodic(cfg: EngineConfig, projections, state: NetworkState, interval: int, top: bool) -> NetworkState:

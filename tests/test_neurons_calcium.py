@@ -32,6 +32,63 @@ def test_weight_change_is_rate_times_time_above_each_threshold():
     assert dw[1] == 0.0 and dw[0] < 0 and dw[2] < dw[0]
 
 
+@pytest.mark.parametrize("eligibility", [False, True])
+def test_change_visits_the_rows_that_can_pass_a_threshold_and_gives_the_rule_exactly(eligibility):
+    """One update_ms interval on random traces: every synapse equals the rule evaluated densely
+    (numpy), rows whose calcium stays below both thresholds are untouched, and the result is
+    the same bit for bit whatever number of rows is visited at a time."""
+    import jax
+
+    from neurons.calcium import calcium_change
+
+    rule = CalciumRule(gamma_p_per_s=4.0, gamma_d_per_s=1.0, theta_p=3.0, theta_d=2.75, C_pre_slow=0.3,
+                       sliding_tau_ms=15000.0, sliding_rate_Hz=10.0, w_max=3.0, update_ms=0.5,
+                       bounds="soft" if eligibility else "hard")
+    rng = np.random.default_rng(7)
+    n_pre, n_post, max_out = 300, 40, 12
+    post_of = rng.integers(0, n_post, (n_pre, max_out)).astype(np.int32)
+    post_of[rng.random((n_pre, max_out)) < 0.2] = n_post                # padding
+    weights = rng.uniform(0.0, 3.0, (n_pre, max_out)).astype(np.float32)
+    target = rng.normal(0.0, 0.1, (n_pre, max_out)).astype(np.float32) if eligibility else weights
+    # most rows far below theta_d, a random 10 % with calcium that can reach it
+    pre = np.stack([rng.uniform(0.0, 0.5, n_pre), rng.uniform(0.0, 4.0, n_pre),
+                    rng.uniform(0.0, 0.3, n_pre)]).astype(np.float32)
+    pre[0, rng.random(n_pre) < 0.1] += 2.6
+    post = np.stack([rng.uniform(0.0, 0.5, n_post), np.zeros(n_post)]).astype(np.float32)
+    boost = rng.uniform(1.0, 1.5, n_post).astype(np.float32) if eligibility else None
+
+    def run(max_rows, due=True):
+        post_of_, weights_, pre_, post_ = (jax.numpy.asarray(a) for a in (post_of, weights, pre, post))
+        boosts = None if boost is None else jax.numpy.asarray(boost)
+        change = jax.jit(lambda t, d: calcium_change(rule, post_of_, weights_, t, pre_, post_, n_post, boosts,
+                                                     eligibility, d, max_rows=max_rows))
+        return np.asarray(change(target, due))
+
+    # the rule, densely (float64)
+    c = (pre[0] + pre[2])[:, None] + np.append(post[0], 0.0)[post_of]
+    theta_p = rule.theta_p * (1.0 + pre[1] / rule.sliding_rate_Hz)
+    h = rule.update_ms * 1e-3
+    plus = np.where(c > theta_p[:, None], rule.gamma_p_per_s * h, 0.0)
+    if eligibility:
+        plus = plus * np.append(boost, 1.0)[post_of]
+    minus = np.where(c > rule.theta_d, rule.gamma_d_per_s * h, 0.0)
+    if eligibility:
+        expected = target + plus * (3.0 - weights) / 3.0 - minus * weights / 3.0
+    else:
+        expected = np.clip(weights + plus - minus, 0.0, 3.0)
+    expected = np.where(post_of < n_post, expected, target)
+    moved = np.any(expected != target, axis=1)
+    reach = pre[0] + pre[2] + post[0].max() > 2.75
+    assert 10 < moved.sum() and not np.any(moved & ~reach)
+
+    out = run(16)
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(out[~reach], target[~reach])
+    for max_rows in (1, 7, n_pre):                      # many batches, a remainder, all at once
+        np.testing.assert_array_equal(run(max_rows), out)
+    np.testing.assert_array_equal(run(16, due=False), target)
+
+
 def test_slow_component_makes_spikes_50_ms_apart_summate_above_theta_p():
     """With C_pre_slow, c = exp(-t/20) + C_slow exp(-t/tau_slow) summed over the pre spikes:
     the second of two spikes 50 ms apart lifts c above theta_p, which the fast part alone

@@ -184,10 +184,10 @@ def test_compact_equals_nonzero(n):
     import jax
     import jax.numpy as jnp
 
-    from neurons.engine import _compact
+    from neurons.compaction import compact as compact_mask
 
     rng = np.random.default_rng(n)
-    compact = jax.jit(_compact, static_argnums=1)
+    compact = jax.jit(compact_mask, static_argnums=1)
     for p in (0.0, 0.002, 0.05, 0.5, 1.0):
         mask = rng.random(n) < p
         ref = np.flatnonzero(mask)

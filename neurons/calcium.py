@@ -127,14 +127,15 @@ def calcium_change(rule: CalciumRule, post_of, weights, target, pre_tr, post_tr,
     c_pre + s_pre plus the largest postsynaptic calcium of the projection above the lower of
     theta_d and theta_p. Every other synapse of the row has its calcium below both thresholds
     (float addition is monotonic and the sliding theta_p,i is at least theta_p), so its change
-    is zero. Those rows are gathered and updated max_rows at a time (default: 1/32 of the rows,
-    at least 16); with none nothing is done. The result does not depend on max_rows, only the
-    work: in spontaneous activity at the default patch's theta_d almost no row can reach it."""
+    is zero. A projection of up to 2**14 synapse slots is computed in one pass when any row
+    can change; a larger one (or any, with max_rows given) gathers and updates those rows
+    max_rows at a time (default: 1/32 of the rows, at least 16), and with none does nothing.
+    The result does not depend on max_rows, and equals the one pass up to float32 rounding
+    (XLA may fuse a gathered row's arithmetic differently). In spontaneous activity at the
+    default patch's theta_d almost no row can reach it."""
     f32 = jnp.float32
     h_s = f32(rule.update_ms * 1e-3)
     n_pre = post_of.shape[0]
-    if max_rows is None:
-        max_rows = max(_MIN_ROWS, n_pre // 32)
     pre_calcium = pre_tr[0] + pre_tr[2]
     theta_p = f32(rule.theta_p) * (1.0 + pre_tr[1] / f32(rule.sliding_rate_Hz))
 
@@ -150,6 +151,13 @@ def calcium_change(rule: CalciumRule, post_of, weights, target, pre_tr, post_tr,
         new = add_bounded(rule, w, target, dw_plus, dw_minus, eligibility)
         return jnp.where(valid, new, target)
 
+    reach = pre_calcium + jnp.max(post_tr[0]) > f32(min(rule.theta_d, rule.theta_p))
+    if max_rows is None and post_of.size <= _DENSE_SYNAPSES:
+        # a small projection in one pass, when any row can change (the branch that does nothing
+        # costs XLA a copy of the target, which is small here)
+        return jax.lax.cond(due & jnp.any(reach), lambda t: change(t, weights if eligibility else t, post_of,
+                                                                   pre_calcium, theta_p), lambda t: t, target)
+    max_rows = max_rows or max(_MIN_ROWS, n_pre // 32)
     index = jnp.arange(n_pre, dtype=jnp.int32)
 
     def visit(carry):
@@ -162,10 +170,10 @@ def calcium_change(rule: CalciumRule, post_of, weights, target, pre_tr, post_tr,
                      theta_p[row])
         return target.at[rows].set(new, mode="drop"), row[-1] + 1, left - max_rows
 
-    # no lax.cond: XLA would copy the target for a branch that does nothing
-    reach = pre_calcium + jnp.max(post_tr[0]) > f32(min(rule.theta_d, rule.theta_p))
+    # a loop rather than lax.cond: XLA would copy the (large) target for a branch that does nothing
     left = jnp.where(due, jnp.sum(reach, dtype=jnp.int32), 0)
     return jax.lax.while_loop(lambda carry: carry[2] > 0, visit, (target, jnp.int32(0), left))[0]
 
 
 _MIN_ROWS = 16
+_DENSE_SYNAPSES = 1 << 14  # ELL entries up to which a projection is updated in one pass

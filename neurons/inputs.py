@@ -83,6 +83,14 @@ class ForcedSpikes:
     def max_per_step(self) -> int:
         return int(np.bincount(self.steps).max(initial=0)) if self.steps.size else 0
 
+    def most_per_step(self, first_step: int, n_steps: int, population_slices) -> tuple:
+        """Most forced spikes in one step of [first_step, first_step + n_steps), per population
+        (offset, n) of population_slices."""
+        lo, hi = np.searchsorted(self.steps, [first_step, first_step + n_steps])
+        steps, ids = self.steps[lo:hi], self.ids[lo:hi]
+        return tuple(int(np.unique(steps[(ids >= o) & (ids < o + m)], return_counts=True)[1].max(initial=0))
+                     for o, m in population_slices)
+
     def rows(self, first_step: int, n_steps: int, width: int, no_neuron: int) -> np.ndarray:
         """(n_steps, width) int32 ids firing at each step, padded with no_neuron."""
         out = np.full((n_steps, width), no_neuron, np.int32)

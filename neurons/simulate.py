@@ -234,7 +234,7 @@ def _run_chunks(run: _ChunkedRun, state, spikes, snapshot, progress: bool):
                 injected = np.concatenate([inj.rows(first, steps, dt_ms) for inj in run.current_injections]
                                           or [np.zeros((steps, 0), np.float32)], axis=1)
                 forced_rows = forced.rows(first, steps, forced_width, n)
-                cfg = _with_capacity(cfg, _forced_per_population(forced_rows, cfg.population_slices))
+                cfg = _with_capacity(cfg, forced.most_per_step(first, steps, cfg.population_slices))
                 cfg, width = _PROGRAMS.choose(cfg, forced_width, injected.shape + run.inputs.record_ids.shape)
                 forced_rows = np.pad(forced_rows, ((0, 0), (0, width - forced_width)), constant_values=n)
                 new_state, out = run_chunk(cfg, run.constants, projections, run.inputs, state,
@@ -249,7 +249,10 @@ def _run_chunks(run: _ChunkedRun, state, spikes, snapshot, progress: bool):
                                                 for k, m in zip(cfg.max_spikes, most)))
                 steps = min(steps, burst_steps)
             state = new_state
-            counts, spike_ids, v, syn, w = jax.tree_util.tree_map(np.asarray, out)
+            # the monitors, plastic weights and BDNF to the host in one transfer
+            out, weights, bdnf = jax.device_get((out, [state.weights[i] for i in plastic],
+                                                 [None if t.third is None else t.third.bdnf for t in state.plastic]))
+            counts, spike_ids, v, syn, w = out
             # size the next chunk's buffers to this chunk's activity (1.5x margin); after a burst
             # stretch, go back to the default size
             next_cfg = base_cfg if steps < min(chunk_steps, n_steps - first) else replace(
@@ -258,10 +261,9 @@ def _run_chunks(run: _ChunkedRun, state, spikes, snapshot, progress: bool):
             for i, ((offset, size), ids) in enumerate(zip(base_cfg.population_slices, spike_ids)):
                 step_in_chunk, slot = np.nonzero(ids < size)
                 spikes.append(i, (first + step_in_chunk) * dt_ms, ids[step_in_chunk, slot].astype(np.int64))
-            means = np.array([np.asarray(state.weights[i], np.float64)[valid[i]].mean() if valid[i].any()
-                              else np.nan for i in plastic])
-            bdnf = np.array([np.nan if t.third is None else float(np.mean(t.third.bdnf))
-                             for t in state.plastic])
+            means = np.array([np.asarray(weight, np.float64)[valid[i]].mean() if valid[i].any() else np.nan
+                              for i, weight in zip(plastic, weights)])
+            bdnf = np.array([np.nan if b is None else np.mean(b, dtype=np.float64) for b in bdnf])
             records.append(_ChunkRecord(counts, v, syn, w, (first + steps) * dt_ms, means, bdnf))
             first += steps
             bar.update(steps)
@@ -410,12 +412,6 @@ class _CompiledSizes:
 
 
 _PROGRAMS = _CompiledSizes()
-
-
-def _forced_per_population(forced_rows: np.ndarray, population_slices) -> tuple:
-    """Most forced spikes in one step of the chunk, per population."""
-    return tuple(int(((forced_rows >= o) & (forced_rows < o + m)).sum(axis=1).max(initial=0))
-                 for o, m in population_slices)
 
 
 class _SpikesInMemory:

@@ -53,6 +53,23 @@ def _forced_network():
     return net, [(3.0, "src", 0), (7.5, "src", 3), (7.5, "src", 4), (12.0, "src", 0)]
 
 
+def test_forced_spikes_most_per_step_counts_each_population_like_the_chunk_rows():
+    from neurons.inputs import ForcedSpikes
+
+    rng = np.random.default_rng(3)
+    offsets, sizes = {"a": 0, "b": 40, "c": 45}, {"a": 40, "b": 5, "c": 30}
+    events = [(float(rng.integers(0, 300)) * 0.1, pop, int(rng.integers(0, sizes[pop])))
+              for pop in rng.choice(list(sizes), 400)]
+    forced = ForcedSpikes.from_events(events, offsets, sizes, 0.1, 300)
+    slices = tuple((offsets[p], sizes[p]) for p in sizes)
+    for first, steps in ((0, 300), (17, 50), (120, 1), (299, 1)):
+        rows = forced.rows(first, steps, 64, 75)
+        dense = tuple(int(((rows >= o) & (rows < o + m)).sum(axis=1).max()) for o, m in slices)
+        assert forced.most_per_step(first, steps, slices) == dense
+    assert forced.most_per_step(0, 300, slices)[0] >= 2  # a step with several spikes of one population
+    assert ForcedSpikes.from_events([], offsets, sizes, 0.1, 300).most_per_step(0, 300, slices) == (0, 0, 0)
+
+
 def test_forced_spikes_fire_at_their_times_and_drive_targets_over_threshold():
     net, forced = _forced_network()
     res = neurons.simulate(net, 20.0, 0.1, forced_spikes=forced, progress=False)

@@ -210,8 +210,8 @@ class ThreeFactorSTDP:
         """The rule the engine compiles: this one with the BDNF release coefficients at neutral
         values; their values reach the program as arrays (`release_rates`), so rules that
         differ only in them (the scenarios, Val66Met, the BDNF settings) share compiled code."""
-        return replace(self, bdnf=replace(self.bdnf, release_rate_per_s=0.0, release_factor=1.0,
-                                          basal_per_s=0.0))
+        return replace(self, stdp=self.stdp.kernel(),
+                       bdnf=replace(self.bdnf, release_rate_per_s=0.0, release_factor=1.0, basal_per_s=0.0))
 
 
 def steps_per(interval_ms: float, dt_ms: float, what: str) -> int:

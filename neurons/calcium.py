@@ -37,7 +37,7 @@ each threshold crossing is resolved to update_ms).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import jax
 import jax.numpy as jnp
@@ -89,18 +89,43 @@ class CalciumRule:
         check_bounds(self, "CalciumRule")
 
     def kernel(self) -> "CalciumRule":
-        """The rule the engine runs: this one."""
-        return self
+        """The rule the engine compiles: this one with gamma_p_per_s and gamma_d_per_s at 0;
+        their values reach the program as arrays (`calcium_rates`), so rules that differ only
+        in them (the points of a calibration) share compiled code."""
+        return replace(self, gamma_p_per_s=0.0, gamma_d_per_s=0.0)
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class CalciumRates:
+    """A CalciumRule's rates as float32 arrays of a run (see `CalciumRule.kernel`): the weight
+    change per update_ms interval above theta_p (potentiation, gamma_p_per_s update_ms) and
+    above theta_d (depression, gamma_d_per_s update_ms), weight units."""
+
+    potentiation: jax.Array
+    depression: jax.Array
+
+
+def calcium_rates(rule) -> CalciumRates:
+    """The CalciumRates of `rule` (a CalciumRule, or a rule with one as its stdp; zeros for
+    any other), each the float32 product of the float32 rate and interval."""
+    rule = getattr(rule, "stdp", rule)
+    if not isinstance(rule, CalciumRule):
+        return CalciumRates(potentiation=jnp.float32(0.0), depression=jnp.float32(0.0))
+    f32, h_s = jnp.float32, jnp.float32(rule.update_ms * 1e-3)
+    return CalciumRates(potentiation=f32(rule.gamma_p_per_s) * h_s, depression=f32(rule.gamma_d_per_s) * h_s)
 
 
 def calcium_step(rule: CalciumRule, dt_ms: float, post_of, weights, target, pre_tr, post_tr, pre_hit,
-                 post_hit, n_post: int, step, boost, eligibility: bool, periodic: bool = True):
+                 post_hit, n_post: int, step, boost, eligibility: bool, rates: CalciumRates,
+                 periodic: bool = True):
     """One step of the rule. post_of (n_pre, max_out) local post index per ELL entry (n_post at
     padding); target: the weights, or the eligibility of a three-factor rule; pre_tr (3, n_pre),
     post_tr (2, n_post): traces of the previous step; pre_hit, post_hit: this step's spikes
-    (bool); boost: (n_post,) factor on potentiation (three-factor LTP boost) or None;
-    periodic: compare with the thresholds here when step ends an update_ms interval (False:
-    the engine calls `calcium_change` at the end of each interval itself).
+    (bool); boost: (n_post,) factor on potentiation (three-factor LTP boost) or None; rates:
+    the rule's `calcium_rates` (rule itself may be its kernel, without rates); periodic:
+    compare with the thresholds here when step ends an update_ms interval (False: the engine
+    calls `calcium_change` at the end of each interval itself).
     Returns (target, pre_tr, post_tr)."""
     f32 = jnp.float32
     decay = f32(np.exp(-dt_ms / rule.tau_calcium_ms))
@@ -114,12 +139,12 @@ def calcium_step(rule: CalciumRule, dt_ms: float, post_of, weights, target, pre_
     if periodic:
         due = (step + 1) % steps_per(rule.update_ms, dt_ms, "CalciumRule.update_ms") == 0
         target = calcium_change(rule, post_of, weights, target, pre_tr, post_tr, n_post, boost, eligibility,
-                                due)
+                                rates, due)
     return target, pre_tr, post_tr
 
 
 def calcium_change(rule: CalciumRule, post_of, weights, target, pre_tr, post_tr, n_post: int, boost,
-                   eligibility: bool, due=True, max_rows: int | None = None):
+                   eligibility: bool, rates: CalciumRates, due=True, max_rows: int | None = None):
     """The change of one update_ms interval, from the traces just after its last step (see
     calcium_step for the arguments); due: a traced bool, False leaves target as it is.
 
@@ -134,7 +159,6 @@ def calcium_change(rule: CalciumRule, post_of, weights, target, pre_tr, post_tr,
     (XLA may fuse a gathered row's arithmetic differently). In spontaneous activity at the
     default patch's theta_d almost no row can reach it."""
     f32 = jnp.float32
-    h_s = f32(rule.update_ms * 1e-3)
     n_pre = post_of.shape[0]
     pre_calcium = pre_tr[0] + pre_tr[2]
     theta_p = f32(rule.theta_p) * (1.0 + pre_tr[1] / f32(rule.sliding_rate_Hz))
@@ -144,10 +168,10 @@ def calcium_change(rule: CalciumRule, post_of, weights, target, pre_tr, post_tr,
         theta_p their presynaptic calcium and LTP threshold."""
         valid = post < n_post
         c = pre_calcium[:, None] + jnp.take(post_tr[0], post, mode="fill", fill_value=0.0)
-        dw_plus = jnp.where(c > theta_p[:, None], f32(rule.gamma_p_per_s) * h_s, 0.0)
+        dw_plus = jnp.where(c > theta_p[:, None], rates.potentiation, 0.0)
         if boost is not None:
             dw_plus = dw_plus * jnp.take(boost, post, mode="fill", fill_value=1.0)
-        dw_minus = jnp.where(c > f32(rule.theta_d), f32(rule.gamma_d_per_s) * h_s, 0.0)
+        dw_minus = jnp.where(c > f32(rule.theta_d), rates.depression, 0.0)
         new = add_bounded(rule, w, target, dw_plus, dw_minus, eligibility)
         return jnp.where(valid, new, target)
 

@@ -49,6 +49,7 @@ from ._checks import number
 from .bdnf import (BDNFState, ReleaseRates, ThreeFactorSTDP, advance, chain_step, convert, fresh_bdnf_state,
                    gate, release_rates, steps_per, tag_step)
 from .bounds import add_bounded, check_bounds
+from .calcium import CalciumRates, CalciumRule, calcium_change, calcium_rates, calcium_step
 
 INTERACTIONS = ("all", "nearest")
 
@@ -186,17 +187,16 @@ class PlasticArrays:
     """Device arrays of one plastic projection: post (n_pre, max_out) int32 local post index
     per ELL entry (n_post at padding); reverse (n_post, max_in) int32 flat ELL positions of the
     incoming synapses of each post neuron (n_pre * max_out at padding); rates: the rule's BDNF
-    ReleaseRates (zeros without BDNF)."""
+    ReleaseRates (zeros without BDNF); calcium: its CalciumRates (zeros without a CalciumRule)."""
 
     post: jax.Array
     reverse: jax.Array
     rates: ReleaseRates
+    calcium: CalciumRates
 
 
 def fresh_plastic_state(rule, n_pre: int, n_post: int, max_out: int) -> PlasticState:
     """Traces at zero (and the third factor's rest state) for `rule` on an (n_pre, max_out) ELL."""
-    from .calcium import CalciumRule
-
     three = isinstance(rule, ThreeFactorSTDP)
     third = fresh_bdnf_state(rule, n_pre, n_post, max_out) if three else None
     rows = 3 if isinstance(rule.stdp if three else rule, CalciumRule) else 2
@@ -208,7 +208,7 @@ def device_arrays(proj, dt_ms: float) -> PlasticArrays:
     ell = proj.ell
     return PlasticArrays(post=jnp.asarray(ell.post, dtype=jnp.int32),
                          reverse=jnp.asarray(proj.reverse_index, dtype=jnp.int32),
-                         rates=release_rates(proj.plasticity, dt_ms))
+                         rates=release_rates(proj.plasticity, dt_ms), calcium=calcium_rates(proj.plasticity))
 
 
 def _jump(trace, hit, nearest: bool):
@@ -223,8 +223,6 @@ def update(rule, dt_ms: float, arrays: PlasticArrays, weights, traces: PlasticSt
     step (int32); periodic: do the updates that come every few steps (`periods`) here, each
     under the condition that this step ends its interval (False: the caller runs
     `periodic_update` at the end of each interval instead). Returns the new weights and traces."""
-    from .calcium import CalciumRule, calcium_step
-
     f32 = jnp.float32
     three = rule if isinstance(rule, ThreeFactorSTDP) else None
     stdp = rule.stdp.kernel() if three else rule
@@ -237,7 +235,7 @@ def update(rule, dt_ms: float, arrays: PlasticArrays, weights, traces: PlasticSt
     if isinstance(stdp, CalciumRule):
         target, pre_tr, post_tr = calcium_step(stdp, dt_ms, arrays.post, weights, target, traces.pre,
                                                traces.post, pre_hit, post_hit, n_post, step, boost,
-                                               eligibility, periodic)
+                                               eligibility, arrays.calcium, periodic)
         return _finish(three, dt_ms, arrays, weights, target, pre_tr, post_tr, post_hit, step, traces.third,
                        periodic)
     nearest = stdp.interaction == "nearest"
@@ -298,8 +296,6 @@ def periods(rule, dt_ms: float) -> dict:
     `update` does them within a step: the CalciumRule's threshold comparison ("change", every
     update_ms), the BDNF conversion ("convert", tick_ms), chain ("chain", slow_step_s) and tag
     ("tag", tag_step_s, under tagging and capture) of a ThreeFactorSTDP."""
-    from .calcium import CalciumRule
-
     three = rule if isinstance(rule, ThreeFactorSTDP) else None
     stdp = rule.stdp.kernel() if three else rule
     out = {}
@@ -320,8 +316,6 @@ def periodic_update(rule, dt_ms: float, arrays: PlasticArrays, weights, traces: 
     largest block), those with a longer period under the condition that step ends it (a
     longer period must be a multiple of `interval`, a shorter one a block of its own: the
     engine checks). Returns the new weights and traces."""
-    from .calcium import calcium_change
-
     three = rule if isinstance(rule, ThreeFactorSTDP) else None
     stdp = rule.stdp.kernel() if three else rule
     for name, period in periods(rule, dt_ms).items():
@@ -332,7 +326,8 @@ def periodic_update(rule, dt_ms: float, arrays: PlasticArrays, weights, traces: 
             target = traces.third.eligibility if three else weights
             boost = 1.0 + jnp.float32(three.ltp_boost) * gate(three, traces.third.chain) if three else None
             target = calcium_change(stdp, arrays.post, weights, target, traces.pre, traces.post, n_post,
-                                    boost, three is not None, True if period == interval else due)
+                                    boost, three is not None, arrays.calcium,
+                                    True if period == interval else due)
             if three:
                 traces = replace(traces, third=replace(traces.third, eligibility=target))
             else:

@@ -250,8 +250,8 @@ def _run_chunks(run: _ChunkedRun, state, spikes, snapshot, progress: bool):
                 steps = min(steps, burst_steps)
             state = new_state
             # the monitors, plastic weights and BDNF to the host in one transfer
-            out, weights, bdnf = jax.device_get((out, [state.weights[i] for i in plastic],
-                                                 [None if t.third is None else t.third.bdnf for t in state.plastic]))
+            bdnf = [None if t.third is None else t.third.bdnf for t in state.plastic]
+            out, weights, bdnf = jax.device_get((out, [state.weights[i] for i in plastic], bdnf))
             counts, spike_ids, v, syn, w = out
             # size the next chunk's buffers to this chunk's activity (1.5x margin); after a burst
             # stretch, go back to the default size

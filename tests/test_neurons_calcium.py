@@ -32,6 +32,24 @@ def test_weight_change_is_rate_times_time_above_each_threshold():
     assert dw[1] == 0.0 and dw[0] < 0 and dw[2] < dw[0]
 
 
+def test_rules_differing_only_in_their_rates_share_one_program_and_keep_their_own_rates():
+    """gamma_p_per_s and gamma_d_per_s reach the compiled program as arrays (CalciumRule.kernel):
+    a rule with other rates compiles nothing new, and its changes scale with its rates."""
+    import jax
+
+    cases = [([10.0], []), ([10.0, 12.0], [])]     # depression only; potentiation and depression
+    first = _final_weights(CalciumRule(**FIXED), cases, duration=200.0) - W0
+    compiles = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, seconds, **kw: event.endswith("backend_compile_duration") and compiles.append(event))
+    tripled = dict(FIXED, gamma_p_per_s=3 * FIXED["gamma_p_per_s"], gamma_d_per_s=3 * FIXED["gamma_d_per_s"])
+    second = _final_weights(CalciumRule(**tripled), cases, duration=200.0) - W0
+    assert compiles == []
+    assert first[0] < 0 and first[1] != first[0]
+    # float32 rounding of the weight at each of up to 300 changes (ulp(W0) / 2 = 3e-8 each)
+    np.testing.assert_allclose(second, 3.0 * first, rtol=0.0, atol=2e-5)
+
+
 @pytest.mark.parametrize("eligibility", [False, True])
 def test_change_visits_the_rows_that_can_pass_a_threshold_and_gives_the_rule_exactly(eligibility):
     """One update_ms interval on random traces: every synapse equals the rule evaluated densely
@@ -40,7 +58,7 @@ def test_change_visits_the_rows_that_can_pass_a_threshold_and_gives_the_rule_exa
     float32 rounding (XLA may fuse the arithmetic of a gathered row differently)."""
     import jax
 
-    from neurons.calcium import calcium_change
+    from neurons.calcium import calcium_change, calcium_rates
 
     rule = CalciumRule(gamma_p_per_s=4.0, gamma_d_per_s=1.0, theta_p=3.0, theta_d=2.75, C_pre_slow=0.3,
                        sliding_tau_ms=15000.0, sliding_rate_Hz=10.0, w_max=3.0, update_ms=0.5,
@@ -61,8 +79,9 @@ def test_change_visits_the_rows_that_can_pass_a_threshold_and_gives_the_rule_exa
     def run(max_rows, due=True):
         post_of_, weights_, pre_, post_ = (jax.numpy.asarray(a) for a in (post_of, weights, pre, post))
         boosts = None if boost is None else jax.numpy.asarray(boost)
-        change = jax.jit(lambda t, d: calcium_change(rule, post_of_, weights_, t, pre_, post_, n_post, boosts,
-                                                     eligibility, d, max_rows=max_rows))
+        change = jax.jit(lambda t, d: calcium_change(rule.kernel(), post_of_, weights_, t, pre_, post_,
+                                                     n_post, boosts, eligibility, calcium_rates(rule), d,
+                                                     max_rows=max_rows))
         return np.asarray(change(target, due))
 
     # the rule, densely (float64)

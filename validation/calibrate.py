@@ -253,7 +253,9 @@ def main():
     if reason:
         sys.exit(f"{path}: {reason}: its evaluations belong to another search; move it (and the runs in "
                  f"{out}) away to start afresh")
-    keywords = dict(workers=args.workers, scheduler=args.scheduler)
+    # one compilation cache for every point: the rule's rates reach the compiled programs as
+    # arrays, so the points share them
+    keywords = dict(workers=args.workers, scheduler=args.scheduler, compile_cache=out / ".jax_cache")
 
     def save(extra: dict):
         losses = {tuple(e["exponents"]): _loss(e) for e in evaluations}

@@ -250,8 +250,8 @@ def _run_chunks(run: _ChunkedRun, state, spikes, snapshot, progress: bool):
                 steps = min(steps, burst_steps)
             state = new_state
             # the monitors, plastic weights and BDNF to the host in one transfer
-            bdnf = [None if t.third is None else t.third.bdnf for t in state.plastic]
-            out, weights, bdnf = jax.device_get((out, [state.weights[i] for i in plastic], bdnf))
+            chains = [None if t.third is None else t.third.chain for t in state.plastic]
+            out, weights, chains = jax.device_get((out, [state.weights[i] for i in plastic], chains))
             counts, spike_ids, v, syn, w = out
             # size the next chunk's buffers to this chunk's activity (1.5x margin); after a burst
             # stretch, go back to the default size
@@ -263,7 +263,8 @@ def _run_chunks(run: _ChunkedRun, state, spikes, snapshot, progress: bool):
                 spikes.append(i, (first + step_in_chunk) * dt_ms, ids[step_in_chunk, slot].astype(np.int64))
             means = np.array([np.asarray(weight, np.float64)[valid[i]].mean() if valid[i].any() else np.nan
                               for i, weight in zip(plastic, weights)])
-            bdnf = np.array([np.nan if b is None else np.mean(b, dtype=np.float64) for b in bdnf])
+            # BDNFState.bdnf is the chain's last stage
+            bdnf = np.array([np.nan if c is None else np.mean(c[-1], dtype=np.float64) for c in chains])
             records.append(_ChunkRecord(counts, v, syn, w, (first + steps) * dt_ms, means, bdnf))
             first += steps
             bar.update(steps)

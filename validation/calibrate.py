@@ -38,6 +38,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import NullLocator
 
 import coupling
 from coupling.targets import load_targets
@@ -362,6 +363,10 @@ def plot(report: dict, path: Path):
         ylabel=names[1],
         title=f"screening evaluations ({len(evaluations)} of {report['budget']})",
     )
+    if evaluations:  # ticks at the evaluated mesh values (the log axes' own labels overlap)
+        for axis, values in ((left.xaxis, x), (left.yaxis, y)):
+            axis.set_ticks(np.unique(values), [f"{v:g}" for v in np.unique(values)])
+            axis.set_minor_locator(NullLocator())
     right.axhline(0, color="0.5", linewidth=0.6)
     right.set(
         xlabel="evaluation",

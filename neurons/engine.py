@@ -10,7 +10,10 @@ population, into a fixed buffer of K_p (`neurons.compaction.compact`, the equiva
 `jnp.nonzero(size=K_p)` through 32-bit words and popcounts) and their outgoing ELL rows,
 for all projections of that population, scatter-added into ring slot
 (k + delay) mod D, so a spike at t_k reaches its targets at exactly t_k + delay; last, slot
-k + 1 mod D is added to the synaptic variables and cleared. Transmission
+k + 1 mod D is added to the synaptic variables. That slot is cleared at the start of step
+k + 1, before any transmission (delays are at least one step and shorter than D, so a step
+never writes its own slot), and after a chunk's last step, so that the ring of a state
+between chunks holds only the events due at later steps. Transmission
 (EngineConfig.propagation) is "loop" on the CPU: a `fori_loop` over the actual spikes, one
 ELL row each, so that the work follows the activity rather than K_p; "gather" elsewhere: one
 gather and scatter of all K_p rows. Both add in the same order (spike, projection, synapse).
@@ -149,13 +152,14 @@ def fresh_state(v_init, weights, ring_slots: int, plastic=()) -> NetworkState:
         plastic=tuple(fresh_plastic_state(*spec) for spec in plastic))
 
 
-def _step(cfg: EngineConfig, c: NeuronConstants, projections, inputs: StaticInputs, state, x):
+def _step(cfg: EngineConfig, c: NeuronConstants, projections, inputs: StaticInputs, fixed: tuple, state, x):
     injected, forced, u = x
     n, slots = cfg.n_neurons, cfg.ring_slots
     uniforms = _split_uniforms(cfg, u)
 
     slot = state.step % slots
-    syn, ring = state.syn, state.ring        # syn holds the events due now (added a step ago)
+    syn = state.syn                          # holds the events due now (added a step ago) ...
+    ring = _clear_slot(state.ring, slot)     # ... which their slot held until now
     for (offset, size, cdf, weight, receptor), u in zip(cfg.poisson, uniforms):
         # the count is the number of CDF entries <= u (searchsorted, side="right", in one fusion)
         n_events = jnp.sum(jnp.asarray(cdf, dtype=jnp.float32)[None, :] <= u[:, None], axis=1)
@@ -187,18 +191,17 @@ def _step(cfg: EngineConfig, c: NeuronConstants, projections, inputs: StaticInpu
         if not mine:
             continue
         offsets = tuple(projections[i].ring_offset for i in mine)
-        ell_weights = tuple(state.weights[i] for i in mine)  # before this step's plasticity update
+        # the static weights, and the plastic ones from before this step's plasticity update
+        ell_weights = tuple(state.weights[i] if fixed[i] is None else fixed[i] for i in mine)
         if cfg.propagation == "loop":
-            ring_flat = _transmit_loop(ring_flat, offsets, ell_weights, spike_ids[pre],
-                                       jnp.minimum(counts[pre], cfg.max_spikes[pre]), base)
+            ring_flat = _transmit_loop(ring_flat, offsets, ell_weights, tuple(fixed[i] is not None for i in mine),
+                                       spike_ids[pre], jnp.minimum(counts[pre], cfg.max_spikes[pre]), base)
         else:
             ring_flat = _transmit_gather(ring_flat, offsets, ell_weights, spike_ids[pre], size, base)
     ring = ring_flat.reshape(slots, len(RECEPTORS), n)
-    # the events due at the next step join the synaptic variables now, which leaves the ring to
-    # the transmission in place (read first and written later, XLA copied it three times a step)
-    upcoming = (state.step + 1) % slots
-    syn = syn + ring[upcoming]
-    ring = ring.at[upcoming].set(0.0)
+    # the events due at the next step join the synaptic variables now; their slot is cleared at
+    # the start of the next step: a clear right after this read made XLA copy the ring every step
+    syn = syn + ring[(state.step + 1) % slots]
 
     weights, plastic = list(state.weights), []
     for (index, post, rule), traces in zip(cfg.plasticity, state.plastic):
@@ -244,19 +247,20 @@ def _transmit_gather(ring_flat, offsets: tuple, weights: tuple, local, n_pre: in
     return ring_flat.at[_ring_index(index, base, ring_flat.shape[0])].add(values, mode="drop")
 
 
-def _transmit_loop(ring_flat, offsets: tuple, weights: tuple, local, count, base):
+def _transmit_loop(ring_flat, offsets: tuple, weights: tuple, static: tuple, local, count, base):
     """The same as _transmit_gather, one spike at a time (`fori_loop` over the `count` actual
     spikes, ELL rows read with dynamic slices): work in proportion to the spikes, not to K,
-    and the same order of additions. The K buffered spikes' weight rows are gathered before
-    the loop: a loop that read the weights themselves would make XLA copy them every step
-    (a loop operand cannot be written in place afterwards), and plasticity writes them."""
-    rows = tuple(w[jnp.minimum(local, w.shape[0] - 1)] for w in weights)   # (K, max_out) each
+    and the same order of additions. static: per projection, whether its weights are fixed
+    during the chunk (read in place); a plastic projection's K buffered weight rows are
+    gathered before the loop: a loop that read its weights would make XLA copy them every
+    step (a loop operand cannot be written in place afterwards), and plasticity writes them."""
+    rows = tuple(w if s else w[jnp.minimum(local, w.shape[0] - 1)] for w, s in zip(weights, static))
 
     def one(i, ring_flat):
         row = local[i]
-        for o, w in zip(offsets, rows):
+        for o, w, s in zip(offsets, rows, static):
             index = _ring_index(jax.lax.dynamic_index_in_dim(o, row, keepdims=False), base, size)
-            ring_flat = ring_flat.at[index].add(jax.lax.dynamic_index_in_dim(w, i, keepdims=False),
+            ring_flat = ring_flat.at[index].add(jax.lax.dynamic_index_in_dim(w, row if s else i, keepdims=False),
                                                 mode="drop")
         return ring_flat
 
@@ -302,7 +306,12 @@ def run_chunk(cfg: EngineConfig, constants: NeuronConstants, projections, inputs
     periods after the largest block, under their condition): the same operations in the same
     order as a condition in every step, without the copy of the weights that XLA makes for the
     branch that does nothing. The chunk must then start at a multiple of the largest block."""
-    step = partial(_step, cfg, constants, projections, inputs)
+    # static weights are constants of the chunk, not carried from step to step (the transmission
+    # reads them in place); fixed: per projection its static weights, or None if plastic
+    plastic = {index for index, _, _ in cfg.plasticity}
+    fixed = tuple(None if i in plastic else w for i, w in enumerate(state.weights))
+    state = replace(state, weights=tuple(w if i in plastic else None for i, w in enumerate(state.weights)))
+    step = partial(_step, cfg, constants, projections, inputs, fixed)
     # the chunk's random numbers in one vectorised kernel: counter-based, so step k's variates
     # depend only on (key, k) and a run continued from a state draws what an uninterrupted one would
     steps = state.step + jnp.arange(injected.shape[0], dtype=jnp.int32)
@@ -334,8 +343,17 @@ def run_chunk(cfg: EngineConfig, constants: NeuronConstants, projections, inputs
         return run
 
     if not cfg.blocks:
-        return jax.lax.scan(guarded, state, xs)
-    return _scan_blocks(block(len(cfg.blocks) - 1), state, xs, cfg.blocks[-1])
+        state, records = jax.lax.scan(guarded, state, xs)
+    else:
+        state, records = _scan_blocks(block(len(cfg.blocks) - 1), state, xs, cfg.blocks[-1])
+    weights = tuple(f if w is None else w for w, f in zip(state.weights, fixed))
+    return replace(state, weights=weights, ring=_clear_slot(state.ring, state.step % cfg.ring_slots)), records
+
+
+def _clear_slot(ring, slot):
+    """The ring with slot `slot` at zero (in place; an `.at[slot].set` would read the old slot
+    for its bounds check, and XLA then copies the ring)."""
+    return jax.lax.dynamic_update_index_in_dim(ring, jnp.zeros(ring.shape[1:], ring.dtype), slot, 0)
 
 
 def _scan_blocks(body, state, xs, length: int):

@@ -127,15 +127,16 @@ def calcium_step(rule: CalciumRule, dt_ms: float, post_of, weights, target, pre_
     compare with the thresholds here when step ends an update_ms interval (False: the engine
     calls `calcium_change` at the end of each interval itself).
     Returns (target, pre_tr, post_tr)."""
-    f32 = jnp.float32
-    decay = f32(np.exp(-dt_ms / rule.tau_calcium_ms))
-    slide = f32(np.exp(-dt_ms / rule.sliding_tau_ms)) if rule.sliding_tau_ms else f32(0.0)
-    jump = f32(1e3 / rule.sliding_tau_ms) if rule.sliding_tau_ms else f32(0.0)
-    slow = f32(np.exp(-dt_ms / rule.tau_slow_ms))
-    hit = pre_hit.astype(f32)
-    pre_tr = jnp.stack([pre_tr[0] * decay + f32(rule.C_pre) * hit, pre_tr[1] * slide + jump * hit,
-                        pre_tr[2] * slow + f32(rule.C_pre_slow) * hit])
-    post_tr = jnp.stack([post_tr[0] * decay + f32(rule.C_post) * post_hit.astype(f32), post_tr[1]])
+    f32 = np.float32
+    decay = np.exp(-dt_ms / rule.tau_calcium_ms)
+    slide = np.exp(-dt_ms / rule.sliding_tau_ms) if rule.sliding_tau_ms else 0.0
+    jump = 1e3 / rule.sliding_tau_ms if rule.sliding_tau_ms else 0.0
+    slow = np.exp(-dt_ms / rule.tau_slow_ms)
+    # each trace row as x decay + jump hit, in one elementwise operation per side (a stack of
+    # the rows would make XLA copy the traces into the loop state every step)
+    pre_tr = (pre_tr * f32([[decay], [slide], [slow]])
+              + f32([[rule.C_pre], [jump], [rule.C_pre_slow]]) * pre_hit.astype(f32)[None, :])
+    post_tr = post_tr * f32([[decay], [1.0]]) + f32([[rule.C_post], [0.0]]) * post_hit.astype(f32)[None, :]
     if periodic:
         due = (step + 1) % steps_per(rule.update_ms, dt_ms, "CalciumRule.update_ms") == 0
         target = calcium_change(rule, post_of, weights, target, pre_tr, post_tr, n_post, boost, eligibility,

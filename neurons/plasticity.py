@@ -272,9 +272,9 @@ def update(rule, dt_ms: float, arrays: PlasticArrays, weights, traces: PlasticSt
     # both run every step, on the K buffered spikes (padding is dropped): under a lax.cond
     # XLA would copy the weights each step to keep them for the branch that does nothing
     target = depress(target)
-    pre_tr = jnp.stack([_jump(pre_tr[0], pre_hit, nearest), _jump(pre_tr[1], pre_hit, nearest)])
+    pre_tr = _jump(pre_tr, pre_hit[None, :], nearest)          # both rows in one elementwise operation
     target = potentiate(target, pre_tr)
-    post_tr = jnp.stack([_jump(post_tr[0], post_hit, nearest), _jump(post_tr[1], post_hit, nearest)])
+    post_tr = _jump(post_tr, post_hit[None, :], nearest)
     return _finish(three, dt_ms, arrays, weights, target, pre_tr, post_tr, post_hit, step, traces.third,
                    periodic)
 

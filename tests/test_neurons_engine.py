@@ -42,6 +42,26 @@ def test_a_forced_spike_arrives_after_each_synapse_delay_with_its_weight():
             assert np.all(trace == 0)
 
 
+def test_a_state_between_chunks_holds_in_its_ring_only_the_events_still_due():
+    """Three delayed events of one spike at step 20 (arrivals at steps 25, 30, 43): a run of 30
+    steps ends having added the event of step 30 to the synaptic variables, so its ring slot
+    must be empty; the event of step 43 is the only one left in the ring."""
+    src = Population("src", 3, QUIET)
+    dst = Population("dst", 10, QUIET)
+    proj = Projection("s2d", "src", "dst", 3, 10, "inh", np.array([2, 2, 2]), np.array([1, 4, 7]),
+                      np.array([10.0, 20.0, -30.0]), np.array([0.5, 1.0, 2.3]))
+    net = Network((src, dst), (proj,), synapse="current")
+    state = neurons.simulate(net, 3.0, 0.1, forced_spikes=[(2.0, "src", 2)], progress=False,
+                             chunk_steps=10).final_state
+    ring, syn = np.asarray(state.ring), np.asarray(state.syn)
+    assert int(state.step) == 30 and ring.shape[0] == 24
+    assert syn[1, 3 + 4] == np.float32(20.0)
+    assert np.all(ring[30 % 24] == 0)
+    pending = np.argwhere(ring != 0)
+    np.testing.assert_array_equal(pending, [[43 % 24, 1, 3 + 7]])
+    assert ring[43 % 24, 1, 3 + 7] == np.float32(-30.0)
+
+
 def _forced_network():
     """Two source neurons forced to fire, each driving one target far over threshold: the
     network and its forced spikes (time ms, population, id)."""

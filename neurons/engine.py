@@ -194,8 +194,9 @@ def _step(cfg: EngineConfig, c: NeuronConstants, projections, inputs: StaticInpu
         # the static weights, and the plastic ones from before this step's plasticity update
         ell_weights = tuple(state.weights[i] if fixed[i] is None else fixed[i] for i in mine)
         if cfg.propagation == "loop":
-            ring_flat = _transmit_loop(ring_flat, offsets, ell_weights, tuple(fixed[i] is not None for i in mine),
-                                       spike_ids[pre], jnp.minimum(counts[pre], cfg.max_spikes[pre]), base)
+            static = tuple(fixed[i] is not None for i in mine)
+            ring_flat = _transmit_loop(ring_flat, offsets, ell_weights, static, spike_ids[pre],
+                                       jnp.minimum(counts[pre], cfg.max_spikes[pre]), base)
         else:
             ring_flat = _transmit_gather(ring_flat, offsets, ell_weights, spike_ids[pre], size, base)
     ring = ring_flat.reshape(slots, len(RECEPTORS), n)
@@ -260,8 +261,8 @@ def _transmit_loop(ring_flat, offsets: tuple, weights: tuple, static: tuple, loc
         row = local[i]
         for o, w, s in zip(offsets, rows, static):
             index = _ring_index(jax.lax.dynamic_index_in_dim(o, row, keepdims=False), base, size)
-            ring_flat = ring_flat.at[index].add(jax.lax.dynamic_index_in_dim(w, row if s else i, keepdims=False),
-                                                mode="drop")
+            values = jax.lax.dynamic_index_in_dim(w, row if s else i, keepdims=False)
+            ring_flat = ring_flat.at[index].add(values, mode="drop")
         return ring_flat
 
     size = ring_flat.shape[0]

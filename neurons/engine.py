@@ -204,12 +204,14 @@ def _step(cfg: EngineConfig, c: NeuronConstants, projections, inputs: StaticInpu
     # the start of the next step: a clear right after this read made XLA copy the ring every step
     syn = syn + ring[(state.step + 1) % slots]
 
+    # each population's spikes as a mask: in a chunk that did not overflow, the buffered ids exactly
+    hit = [spiked[o:o + m] for o, m in cfg.population_slices]
     weights, plastic = list(state.weights), []
     for (index, post, rule), traces in zip(cfg.plasticity, state.plastic):
         pre = cfg.projection_pre[index]
         weights[index], traces = update(rule, cfg.dt_ms, projections[index].plastic, weights[index], traces,
-                                        spike_ids[pre], cfg.population_slices[pre][1], spike_ids[post],
-                                        cfg.population_slices[post][1], state.step, periodic=not cfg.blocks)
+                                        spike_ids[pre], hit[pre], spike_ids[post], hit[post], state.step,
+                                        periodic=not cfg.blocks)
         plastic.append(traces)
 
     record = (counts, spike_ids) + trace

@@ -216,10 +216,11 @@ def _jump(trace, hit, nearest: bool):
 
 
 def update(rule, dt_ms: float, arrays: PlasticArrays, weights, traces: PlasticState,
-           pre_ids, n_pre: int, post_ids, n_post: int, step, periodic: bool = True):
+           pre_ids, pre_hit, post_ids, post_hit, step, periodic: bool = True):
     """One step of the rule (see the module docstring for the order). rule: TripletSTDP kernel
     or ThreeFactorSTDP; weights (n_pre, max_out); pre_ids (K_pre,), post_ids (K_post,): local
-    ids of this step's spikes, ascending, padded with n_pre resp. n_post; step: index of this
+    ids of this step's spikes, ascending, padded with n_pre resp. n_post; pre_hit (n_pre,),
+    post_hit (n_post,): the same spikes as masks (bool); step: index of this
     step (int32); periodic: do the updates that come every few steps (`periods`) here, each
     under the condition that this step ends its interval (False: the caller runs
     `periodic_update` at the end of each interval instead). Returns the new weights and traces."""
@@ -230,8 +231,7 @@ def update(rule, dt_ms: float, arrays: PlasticArrays, weights, traces: PlasticSt
     eligibility = three is not None
     target = traces.third.eligibility if eligibility else weights
     boost = 1.0 + f32(three.ltp_boost) * gate(three, traces.third.chain) if three else None
-    pre_hit = jnp.zeros(n_pre, bool).at[pre_ids].set(True, mode="drop")
-    post_hit = jnp.zeros(n_post, bool).at[post_ids].set(True, mode="drop")
+    n_pre, n_post = pre_hit.shape[0], post_hit.shape[0]
     if isinstance(stdp, CalciumRule):
         target, pre_tr, post_tr = calcium_step(stdp, dt_ms, arrays.post, weights, target, traces.pre,
                                                traces.post, pre_hit, post_hit, n_post, step, boost,

@@ -214,7 +214,8 @@ def _step(cfg: EngineConfig, c: NeuronConstants, projections, inputs: StaticInpu
                                         periodic=not cfg.blocks)
         plastic.append(traces)
 
-    record = (counts, spike_ids) + trace
+    # the step's spike counts and ids in one array: one write into the chunk's records, not 1 + P
+    record = (jnp.concatenate((jax.lax.optimization_barrier(counts),) + spike_ids),) + trace
     new_state = NetworkState(step=state.step + 1, v=v, syn=syn, w=w, refractory=refractory, ring=ring,
                              weights=tuple(weights), overflow=overflow, plastic=tuple(plastic))
     return new_state, record
@@ -350,6 +351,10 @@ def run_chunk(cfg: EngineConfig, constants: NeuronConstants, projections, inputs
     else:
         state, records = _scan_blocks(block(len(cfg.blocks) - 1), state, xs, cfg.blocks[-1])
     weights = tuple(f if w is None else w for w, f in zip(state.weights, fixed))
+    packed, *trace = records
+    bounds = np.cumsum((len(cfg.max_spikes),) + cfg.max_spikes).tolist()
+    spike_ids = tuple(packed[:, a:b] for a, b in zip(bounds[:-1], bounds[1:]))
+    records = (packed[:, :bounds[0]], spike_ids, *trace)
     return replace(state, weights=weights, ring=_clear_slot(state.ring, state.step % cfg.ring_slots)), records
 
 

@@ -215,6 +215,7 @@ def _step(cfg: EngineConfig, c: NeuronConstants, projections, inputs: StaticInpu
         plastic.append(traces)
 
     # the step's spike counts and ids in one array: one write into the chunk's records, not 1 + P
+    # (the barrier keeps XLA from splitting the counts' stack into P slices of their own)
     record = (jnp.concatenate((jax.lax.optimization_barrier(counts),) + spike_ids),) + trace
     new_state = NetworkState(step=state.step + 1, v=v, syn=syn, w=w, refractory=refractory, ring=ring,
                              weights=tuple(weights), overflow=overflow, plastic=tuple(plastic))
